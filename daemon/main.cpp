@@ -1,0 +1,78 @@
+// fdlinkd: moves frames between TAP/TUN devices, interfaces (AF_PACKET) and unix sockets.
+//
+// Exit status: 0 clean stop (or config valid with --check-config), 1 a link could not be
+// opened, 2 bad command line or config (nothing was opened).
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "config/config.hpp"
+#include "core/log.hpp"
+#include "core/version.hpp"
+#include "runtime/runtime.hpp"
+#include "sink/sink.hpp"
+
+namespace {
+
+std::string sink_type_help() {
+  std::string s = "\nSink types:\n";
+  for (const fdlinkd::SinkType* t : fdlinkd::sink_types())
+    s += "  " + std::string(t->name) + "  " + std::string(t->help) + "\n";
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace fdlinkd;
+
+  CLI::App app{"fdlinkd: a packet-forwarding daemon for TAP/TUN devices, interfaces and sockets"};
+  std::string config_path = "/etc/fdlinkd.toml";
+  bool check_only = false;
+  bool show_version = false;
+  std::string level_arg, format_arg;
+  app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  app.add_option("--log-level", level_arg, "trace|debug|info|warn|error (overrides the file)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--log-format", format_arg, "text|json (overrides the file)")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--version", show_version, "print the version and exit");
+  app.footer(sink_type_help());
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (show_version) {
+    std::printf("fdlinkd %s\n", kVersion);
+    return 0;
+  }
+
+  ConfigResult loaded = load_config(config_path);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors)
+      std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    std::fprintf(stderr, "fdlinkd: %zu error%s in %s; nothing was started\n", loaded.errors.size(),
+                 loaded.errors.size() == 1 ? "" : "s", config_path.c_str());
+    return 2;
+  }
+  Config& config = *loaded.config;
+  if (!level_arg.empty()) config.daemon.log_level = *log::parse_level(level_arg);
+  if (!format_arg.empty()) config.daemon.log_format = *log::parse_format(format_arg);
+
+  if (check_only) {
+    std::printf("%s: configuration OK (%zu links, %zu sinks)\n", config_path.c_str(),
+                config.links.size(), config.sinks.size());
+    return 0;
+  }
+
+  std::signal(SIGPIPE, SIG_IGN);
+  log::init(config.daemon.log_level, config.daemon.log_format);
+  log::info("starting", "fdlinkd starting", {{"version", kVersion}, {"config", config_path}});
+  Runtime runtime(std::move(config));
+  return runtime.run();
+}

@@ -1,0 +1,338 @@
+#include "config/config.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace fdlinkd {
+
+std::string_view link_type_name(LinkType t) {
+  switch (t) {
+    case LinkType::af_packet:
+      return "af_packet";
+    case LinkType::tap:
+      return "tap";
+    case LinkType::tun:
+      return "tun";
+    case LinkType::unix_socket:
+      return "unix";
+  }
+  return "?";
+}
+
+std::string_view dispatch_mode_name(DispatchMode m) {
+  switch (m) {
+    case DispatchMode::readv:
+      return "readv";
+    case DispatchMode::recvmmsg:
+      return "recvmmsg";
+  }
+  return "?";
+}
+
+Layer link_layer(LinkType t) {
+  // A unix link carries whole Ethernet frames, as a TAP does (qemu's and passt's convention).
+  return t == LinkType::tun ? Layer::ip : Layer::ethernet;
+}
+
+bool is_socket(LinkType t) {
+  return t == LinkType::af_packet || t == LinkType::unix_socket;
+}
+
+const LinkConfig* Config::find_link(std::string_view name) const {
+  for (const auto& l : links)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+const SinkConfig* Config::find_sink(std::string_view name) const {
+  for (const auto& s : sinks)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+namespace {
+
+constexpr std::size_t kMaxNameLength = 64;
+constexpr std::size_t kIfNameMax = 15;    // IFNAMSIZ - 1
+constexpr std::size_t kSunPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1
+
+bool valid_name(std::string_view s) {
+  if (s.empty() || s.size() > kMaxNameLength) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      return false;
+  return true;
+}
+
+bool valid_ifname(std::string_view s) {
+  if (s.empty() || s.size() > kIfNameMax || s == "." || s == "..") return false;
+  for (char c : s)
+    if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// Reads `name` and checks its form; returns the label to use in later messages.
+std::string read_name(TableReader& r, std::string_view kind, std::size_t index, std::string& out) {
+  std::string label = "[[" + std::string(kind) + "]] #" + std::to_string(index + 1);
+  if (auto n = r.string("name", true)) {
+    if (!valid_name(*n)) {
+      r.errors().add(r.where("name"),
+                     std::string(kind) + " name \"" + *n +
+                         "\" must be 1-64 characters of letters, digits, '-', '_' or '.'");
+    } else {
+      out = *n;
+      label = std::string(kind) + " \"" + *n + "\"";
+    }
+  }
+  return label;
+}
+
+void read_daemon(const toml::table& t, DaemonConfig& d, ConfigErrors& errors) {
+  TableReader r(t, "[daemon]", errors);
+  if (auto v = r.integer("workers", 1, 64)) d.workers = static_cast<unsigned>(*v);
+  if (auto v = r.duration("stats_interval")) d.stats_interval = *v;
+  if (auto v = r.choice("log_level", {"trace", "debug", "info", "warn", "error"}))
+    d.log_level = *log::parse_level(*v);
+  if (auto v = r.choice("log_format", {"text", "json"})) d.log_format = *log::parse_format(*v);
+  r.finish();
+}
+
+// Keys that only some link types take; a type that does not take one rejects it by name.
+constexpr std::string_view kTypeKeys[] = {"interface", "path",    "socket",
+                                          "peer",      "promisc", "persist"};
+
+LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& errors) {
+  LinkConfig l;
+  l.where = t.source();
+  TableReader r(t, "", errors);
+  std::string label = read_name(r, "link", index, l.name);
+  TableReader lr(t, label, errors);  // same table, messages now name the link
+  lr.string("name");                 // already checked
+
+  std::optional<LinkType> type;
+  if (!lr.has("type")) {
+    errors.add(lr.where(), label + " is missing required key type (af_packet, tap, tun or unix)");
+  } else if (auto v = lr.choice("type", {"af_packet", "tap", "tun", "unix"})) {
+    if (*v == "af_packet") type = LinkType::af_packet;
+    if (*v == "tap") type = LinkType::tap;
+    if (*v == "tun") type = LinkType::tun;
+    if (*v == "unix") type = LinkType::unix_socket;
+  }
+
+  if (!type) {
+    for (auto k : kTypeKeys)
+      lr.skip(k);  // marks them known: the type error is enough
+  }
+  if (type) {
+    l.type = *type;
+    const std::string tname(link_type_name(*type));
+    const std::string no = "a " + tname + " link does not take it";
+    if (*type == LinkType::unix_socket) {
+      if (auto p = lr.string("path", true)) {
+        if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax)
+          errors.add(lr.where("path"), "path \"" + *p + "\" in " + label +
+                                           " must be an absolute path of at most 107 bytes");
+        else
+          l.path = *p;
+      }
+      if (auto s = lr.choice("socket", {"seqpacket", "dgram"}))
+        l.socket = *s == "dgram" ? UnixSocket::dgram : UnixSocket::seqpacket;
+      if (auto p = lr.string("peer")) {
+        if (l.socket != UnixSocket::dgram)
+          errors.add(lr.where("peer"), "peer in " + label +
+                                           " needs socket = \"dgram\" (a seqpacket link sends "
+                                           "to whoever connected)");
+        else if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax)
+          errors.add(lr.where("peer"), "peer \"" + *p + "\" in " + label +
+                                           " must be an absolute path of at most 107 bytes");
+        else
+          l.peer = *p;
+      }
+      lr.reject("interface", no + " (unix links use path)");
+      lr.reject("promisc", no);
+      lr.reject("persist", no);
+    } else {
+      if (auto i = lr.string("interface", true)) {
+        if (!valid_ifname(*i))
+          errors.add(lr.where("interface"),
+                     "interface \"" + *i + "\" in " + label +
+                         " is not a valid interface name (1-15 bytes, no '/', ':' or spaces)");
+        else
+          l.interface = *i;
+      }
+      lr.reject("path", no);
+      lr.reject("socket", no);
+      lr.reject("peer", no);
+      if (*type == LinkType::af_packet) {
+        if (auto v = lr.boolean("promisc")) l.promisc = *v;
+        lr.reject("persist", no + " (fdlinkd does not create AF_PACKET interfaces)");
+      } else {
+        if (auto v = lr.boolean("persist")) l.persist = *v;
+        lr.reject("promisc", no);
+      }
+    }
+  }
+
+  if (auto v = lr.integer("fds", 1, 64)) {
+    if (*v != 1)
+      errors.add(lr.where("fds"), "fds = " + std::to_string(*v) + " in " + label +
+                                      ": several fds per link are not supported yet; use 1");
+    else
+      l.fds = static_cast<unsigned>(*v);
+  }
+  if (auto v = lr.choice("dispatch", {"readv", "recvmmsg"})) {
+    l.dispatch = *v == "recvmmsg" ? DispatchMode::recvmmsg : DispatchMode::readv;
+    if (type && l.dispatch == DispatchMode::recvmmsg && !is_socket(*type))
+      errors.add(lr.where("dispatch"), "dispatch = \"recvmmsg\" in " + label +
+                                           " needs a socket; a " +
+                                           std::string(link_type_name(*type)) +
+                                           " fd is a character device and supports only \"readv\"");
+  }
+  if (auto v = lr.integer("rx_batch", 1, 1024)) l.rx_batch = static_cast<unsigned>(*v);
+  if (auto v = lr.integer("mtu", 68, 65535)) l.mtu = static_cast<unsigned>(*v);
+  if (auto v = lr.string("netns")) {
+    if (v->empty())
+      errors.add(lr.where("netns"),
+                 "netns in " + label + " must name a namespace under /run/netns or be a path");
+    else
+      l.netns = *v;
+  }
+  if (auto v = lr.string("sink", true)) {
+    l.sink = *v;
+    l.sink_where = lr.where("sink");
+  }
+  lr.finish();
+  return l;
+}
+
+SinkConfig read_sink(const toml::table& t, std::size_t index, ConfigErrors& errors) {
+  SinkConfig s;
+  s.where = t.source();
+  TableReader r(t, "", errors);
+  std::string label = read_name(r, "sink", index, s.name);
+  TableReader sr(t, label, errors);
+  sr.string("name");
+  auto type = sr.string("type");
+  std::string known;
+  for (const SinkType* st : sink_types())
+    known += (known.empty() ? "" : ", ") + std::string(st->name);
+  if (!sr.has("type")) {
+    errors.add(sr.where(), label + " is missing required key type (one of: " + known + ")");
+    return s;  // its other keys depend on the type: nothing more to check
+  }
+  if (!type) return s;
+  s.type = find_sink_type(*type);
+  if (!s.type) {
+    errors.add(sr.where("type"),
+               "unknown sink type \"" + *type + "\" in " + label + " (known: " + known + ")");
+    return s;
+  }
+  s.options = s.type->configure(sr);
+  sr.finish();
+  return s;
+}
+
+// [[link]] written as [link], or link = 5: say how to write it.
+const toml::array* array_of_tables(const toml::table& root, std::string_view key,
+                                   ConfigErrors& errors) {
+  const toml::node* n = root.get(key);
+  if (!n) return nullptr;
+  const toml::array* a = n->as_array();
+  if (!a || !a->is_array_of_tables()) {
+    errors.add(n->source(), std::string(key) + " must be an array of tables: write [[" +
+                                std::string(key) + "]] above each one");
+    return nullptr;
+  }
+  return a;
+}
+
+template <class T>
+void check_unique(const std::vector<T>& items, std::string_view kind, ConfigErrors& errors) {
+  std::map<std::string, const T*, std::less<>> seen;
+  for (const auto& it : items) {
+    if (it.name.empty()) continue;
+    auto [pos, fresh] = seen.emplace(it.name, &it);
+    if (!fresh)
+      errors.add(it.where, "duplicate " + std::string(kind) + " name \"" + it.name +
+                               "\" (first defined at line " +
+                               std::to_string(pos->second->where.begin.line) + ")");
+  }
+}
+
+Config build(const toml::table& root, const std::string& path, ConfigErrors& errors) {
+  Config c;
+  c.path = path;
+  if (const toml::node* d = root.get("daemon")) {
+    if (const toml::table* t = d->as_table())
+      read_daemon(*t, c.daemon, errors);
+    else
+      errors.add(d->source(), "daemon must be a table: write [daemon]");
+  }
+  if (const toml::array* links = array_of_tables(root, "link", errors))
+    for (std::size_t i = 0; i < links->size(); ++i)
+      c.links.push_back(read_link(*links->get(i)->as_table(), i, errors));
+  if (const toml::array* sinks = array_of_tables(root, "sink", errors))
+    for (std::size_t i = 0; i < sinks->size(); ++i)
+      c.sinks.push_back(read_sink(*sinks->get(i)->as_table(), i, errors));
+  for (const auto& [k, v] : root)
+    if (k != "daemon" && k != "link" && k != "sink")
+      errors.add(k.source(), "unknown key " + std::string(k.str()) +
+                                 " at the top level (expected [daemon], [[link]] or [[sink]])");
+
+  if (c.links.empty() && !root.contains("link"))
+    errors.add(path, 1, 1, "no [[link]] defined: fdlinkd needs at least one link");
+
+  check_unique(c.links, "link", errors);
+  check_unique(c.sinks, "sink", errors);
+
+  for (const auto& l : c.links) {
+    if (l.sink.empty() || l.name.empty()) continue;
+    if (!c.find_sink(l.sink))
+      errors.add(l.sink_where,
+                 "link \"" + l.name + "\" sends to sink \"" + l.sink + "\", which is not defined");
+  }
+  for (const auto& s : c.sinks)
+    if (s.type && s.options) s.type->validate(s, c, errors);
+  return c;
+}
+
+ConfigResult finish(Config c, ConfigErrors& errors) {
+  ConfigResult r;
+  if (errors.empty())
+    r.config = std::move(c);
+  else
+    r.errors = errors.sorted();
+  return r;
+}
+
+}  // namespace
+
+ConfigResult parse_config(std::string_view text, const std::string& path) {
+  ConfigErrors errors;
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    errors.add(e.source(), std::string(e.description()));
+    return finish({}, errors);
+  }
+  Config c = build(root, path, errors);
+  return finish(std::move(c), errors);
+}
+
+ConfigResult load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigErrors errors;
+    errors.add(path, 0, 0, std::string("cannot read config: ") + std::strerror(errno));
+    return finish({}, errors);
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,91 @@
+// Config: the typed, validated form of /etc/fdlinkd.toml.
+//
+// load_config() parses and checks everything (syntax, types, ranges, unknown keys, names that
+// must exist, modes an fd kind cannot do) and returns either a Config or every error found,
+// each as `path:line:col: message`. Nothing is opened here: `--check-config` runs only this.
+#pragma once
+
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/reader.hpp"
+#include "core/log.hpp"
+#include "sink/sink.hpp"
+
+namespace fdlinkd {
+
+struct DaemonConfig {
+  unsigned workers = 1;
+  std::chrono::microseconds stats_interval = std::chrono::seconds(10);
+  log::Level log_level = log::Level::info;
+  log::Format log_format = log::Format::text;
+};
+
+enum class LinkType { af_packet, tap, tun, unix_socket };
+enum class Layer { ethernet, ip };  ///< what a frame starts with
+enum class DispatchMode { readv, recvmmsg };
+enum class UnixSocket { seqpacket, dgram };
+
+std::string_view link_type_name(LinkType t);
+std::string_view dispatch_mode_name(DispatchMode m);
+Layer link_layer(LinkType t);
+bool is_socket(LinkType t);
+
+struct LinkConfig {
+  std::string name;
+  LinkType type = LinkType::af_packet;
+  std::string interface;  ///< af_packet, tap, tun
+  std::string path;       ///< unix
+  UnixSocket socket = UnixSocket::seqpacket;
+  std::string peer;   ///< unix dgram: where frames are sent (else: the last sender)
+  std::string netns;  ///< open the fds inside this network namespace
+  unsigned fds = 1;
+  DispatchMode dispatch = DispatchMode::readv;
+  unsigned rx_batch = 64;  ///< frames read per batch
+  unsigned mtu = 1500;     ///< L3 MTU; an Ethernet frame may be mtu + 18 (header and VLAN tag)
+  bool promisc = true;     ///< af_packet: put the interface in promiscuous mode
+  bool persist = false;    ///< tap/tun: keep the device after fdlinkd exits
+  std::string sink;
+  toml::source_region where;       ///< the [[link]] table
+  toml::source_region sink_where;  ///< its `sink` key
+
+  Layer layer() const { return link_layer(type); }
+  /// Largest frame this link sends or receives, link header included.
+  std::size_t frame_capacity() const { return layer() == Layer::ethernet ? mtu + 18 : mtu; }
+};
+
+struct SinkConfig {
+  std::string name;
+  const SinkType* type = nullptr;
+  std::shared_ptr<const SinkOptions> options;
+  toml::source_region where;
+};
+
+struct Config {
+  std::string path;
+  DaemonConfig daemon;
+  std::vector<LinkConfig> links;
+  std::vector<SinkConfig> sinks;
+
+  const LinkConfig* find_link(std::string_view name) const;
+  const SinkConfig* find_sink(std::string_view name) const;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;
+  std::vector<ConfigError> errors;  ///< empty when config is set
+};
+
+/// Reads and validates a config file.
+ConfigResult load_config(const std::string& path);
+/// The same for text in memory; `path` is used in messages.
+ConfigResult parse_config(std::string_view text, const std::string& path);
+
+}  // namespace fdlinkd

@@ -1,0 +1,180 @@
+#include "config/reader.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace fdlinkd {
+
+std::string ConfigError::to_string() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+void ConfigErrors::add(const toml::source_region& where, std::string message) {
+  add(where.path ? *where.path : std::string("<config>"), where.begin.line, where.begin.column,
+      std::move(message));
+}
+
+void ConfigErrors::add(std::string file, std::uint32_t line, std::uint32_t column,
+                       std::string message) {
+  errors_.push_back({std::move(file), line, column, std::move(message)});
+}
+
+std::vector<ConfigError> ConfigErrors::sorted() const {
+  auto v = errors_;
+  std::stable_sort(v.begin(), v.end(), [](const ConfigError& a, const ConfigError& b) {
+    return a.line != b.line ? a.line < b.line : a.column < b.column;
+  });
+  return v;
+}
+
+std::string_view toml_type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    default:
+      return "nothing";
+  }
+}
+
+std::optional<std::chrono::microseconds> parse_duration(std::string_view s) {
+  std::uint64_t n = 0;
+  const char* first = s.data();
+  const char* last = s.data() + s.size();
+  auto [p, ec] = std::from_chars(first, last, n);
+  if (ec != std::errc() || p == first) return std::nullopt;
+  const std::string_view unit(p, static_cast<std::size_t>(last - p));
+  std::uint64_t us_per = 0;
+  if (unit == "us")
+    us_per = 1;
+  else if (unit == "ms")
+    us_per = 1000;
+  else if (unit == "s")
+    us_per = 1000 * 1000;
+  else if (unit == "m")
+    us_per = 60ull * 1000 * 1000;
+  else if (unit == "h")
+    us_per = 3600ull * 1000 * 1000;
+  else
+    return std::nullopt;
+  if (n > (1ull << 62) / us_per) return std::nullopt;
+  return std::chrono::microseconds(n * us_per);
+}
+
+TableReader::TableReader(const toml::table& table, std::string what, ConfigErrors& errors)
+    : table_(table), what_(std::move(what)), errors_(errors) {}
+
+const toml::source_region& TableReader::where(std::string_view key) const {
+  if (const toml::node* n = table_.get(key)) return n->source();
+  return table_.source();
+}
+
+const toml::node* TableReader::get(std::string_view key) {
+  known_.emplace(key);
+  return table_.get(key);
+}
+
+void TableReader::wrong_type(std::string_view key, const toml::node& n, std::string_view expected) {
+  errors_.add(n.source(), std::string(key) + " in " + what_ + " must be " + std::string(expected) +
+                              ", not " + std::string(toml_type_name(n)));
+}
+
+std::optional<std::string> TableReader::string(std::string_view key, bool required) {
+  const toml::node* n = get(key);
+  if (!n) {
+    if (required) errors_.add(where(), what_ + " is missing required key " + std::string(key));
+    return std::nullopt;
+  }
+  if (auto v = n->value<std::string>(); v && n->is_string()) return *v;
+  wrong_type(key, *n, "a string");
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> TableReader::integer(std::string_view key, std::int64_t min,
+                                                 std::int64_t max) {
+  const toml::node* n = get(key);
+  if (!n) return std::nullopt;
+  if (!n->is_integer()) {
+    wrong_type(key, *n, "an integer");
+    return std::nullopt;
+  }
+  const std::int64_t v = n->as_integer()->get();
+  if (v < min || v > max) {
+    errors_.add(n->source(), std::string(key) + " = " + std::to_string(v) + " in " + what_ +
+                                 " is out of range (" + std::to_string(min) + ".." +
+                                 std::to_string(max) + ")");
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<bool> TableReader::boolean(std::string_view key) {
+  const toml::node* n = get(key);
+  if (!n) return std::nullopt;
+  if (!n->is_boolean()) {
+    wrong_type(key, *n, "true or false");
+    return std::nullopt;
+  }
+  return n->as_boolean()->get();
+}
+
+std::optional<std::chrono::microseconds> TableReader::duration(std::string_view key) {
+  const toml::node* n = get(key);
+  if (!n) return std::nullopt;
+  if (!n->is_string()) {
+    wrong_type(key, *n, "a duration string such as \"10s\" or \"250ms\"");
+    return std::nullopt;
+  }
+  const std::string& s = n->as_string()->get();
+  auto d = parse_duration(s);
+  if (!d)
+    errors_.add(n->source(), std::string(key) + " = \"" + s + "\" in " + what_ +
+                                 " is not a duration (use a number and us, ms, s, m or h, "
+                                 "such as \"10s\")");
+  return d;
+}
+
+std::optional<std::string> TableReader::choice(std::string_view key,
+                                               std::initializer_list<std::string_view> choices) {
+  auto v = string(key);
+  if (!v) return std::nullopt;
+  for (auto c : choices)
+    if (*v == c) return v;
+  std::string list;
+  for (auto c : choices)
+    list += (list.empty() ? "" : ", ") + std::string(c);
+  errors_.add(where(key),
+              std::string(key) + " = \"" + *v + "\" in " + what_ + " is not one of: " + list);
+  return std::nullopt;
+}
+
+void TableReader::reject(std::string_view key, std::string_view why) {
+  known_.emplace(key);
+  if (const toml::node* n = table_.get(key))
+    errors_.add(n->source(),
+                std::string(key) + " is not allowed in " + what_ + ": " + std::string(why));
+}
+
+void TableReader::finish() {
+  for (const auto& [k, v] : table_) {
+    if (known_.count(k.str())) continue;
+    errors_.add(k.source(), "unknown key " + std::string(k.str()) + " in " + what_);
+  }
+}
+
+}  // namespace fdlinkd

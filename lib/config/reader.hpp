@@ -1,0 +1,91 @@
+// TableReader: reads the keys of one TOML table into typed values, collecting every mistake
+// as `path:line:col: message` instead of stopping at the first one.
+//
+// Each read marks its key as known; finish() then reports every key nobody asked for, so a
+// typo ("intreface") is an error, not a silently ignored line.
+#pragma once
+
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fdlinkd {
+
+struct ConfigError {
+  std::string file;
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+  std::string message;
+
+  /// "path:line:col: message"
+  std::string to_string() const;
+};
+
+/// Every error found while reading one config file, in file order.
+class ConfigErrors {
+ public:
+  void add(const toml::source_region& where, std::string message);
+  void add(std::string file, std::uint32_t line, std::uint32_t column, std::string message);
+  bool empty() const { return errors_.empty(); }
+  std::size_t size() const { return errors_.size(); }
+  /// Sorted by line and column.
+  std::vector<ConfigError> sorted() const;
+
+ private:
+  std::vector<ConfigError> errors_;
+};
+
+class TableReader {
+ public:
+  /// `what` names the table in messages ("[daemon]", "link \"a\"").
+  TableReader(const toml::table& table, std::string what, ConfigErrors& errors);
+
+  const toml::table& table() const { return table_; }
+  const std::string& what() const { return what_; }
+  ConfigErrors& errors() { return errors_; }
+  /// Where the table starts: the place to report a missing key.
+  const toml::source_region& where() const { return table_.source(); }
+
+  bool has(std::string_view key) const { return table_.contains(key); }
+  /// Where `key`'s value is (the table itself if the key is absent).
+  const toml::source_region& where(std::string_view key) const;
+
+  std::optional<std::string> string(std::string_view key, bool required = false);
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max);
+  std::optional<bool> boolean(std::string_view key);
+  /// "10s", "250ms", "1m", "500us", "0s".
+  std::optional<std::chrono::microseconds> duration(std::string_view key);
+  /// A string that must be one of `choices`.
+  std::optional<std::string> choice(std::string_view key,
+                                    std::initializer_list<std::string_view> choices);
+
+  /// Reports `key` as present but not allowed here (with `why`), and marks it known.
+  void reject(std::string_view key, std::string_view why);
+  /// Marks `key` known without reading it (its checks are moot after an earlier error).
+  void skip(std::string_view key) { known_.emplace(key); }
+  /// Reports every key not read; call once at the end.
+  void finish();
+
+ private:
+  const toml::node* get(std::string_view key);
+  void wrong_type(std::string_view key, const toml::node& n, std::string_view expected);
+
+  const toml::table& table_;
+  std::string what_;
+  ConfigErrors& errors_;
+  std::set<std::string, std::less<>> known_;
+};
+
+/// Parses "10s", "250ms", "1m", "1h", "500us" (and "0s"); nullopt on anything else.
+std::optional<std::chrono::microseconds> parse_duration(std::string_view s);
+
+/// The TOML type of a node as a user would say it ("string", "integer", "table", ...).
+std::string_view toml_type_name(const toml::node& n);
+
+}  // namespace fdlinkd

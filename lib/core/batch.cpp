@@ -1,0 +1,17 @@
+#include "core/batch.hpp"
+
+#include <cstring>
+
+namespace fdlinkd {
+
+Batch::Batch(std::size_t capacity, std::size_t frame_capacity)
+    : capacity_(capacity),
+      frame_capacity_(frame_capacity),
+      storage_(new std::uint8_t[capacity * (kHeadroom + frame_capacity)]),
+      frames_(new Frame[capacity]),
+      iov_(new iovec[capacity]),
+      msgs_(new mmsghdr[capacity]) {
+  std::memset(msgs_.get(), 0, capacity * sizeof(mmsghdr));
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,72 @@
+// Counters: every frame fdlinkd receives is either sent or dropped under a named reason.
+//
+// The reasons come from one list (FDLINKD_DROP_REASONS) so the same names appear in logs, in
+// `stats` events and, later, in metrics and `fdlinkctl stats`. Counters are relaxed atomics
+// kept per fd ("port"); the data path adds to them once per batch, not once per frame.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace fdlinkd {
+
+// X(name, description)
+#define FDLINKD_DROP_REASONS(X)                                                     \
+  X(runt, "received frame shorter than the link header")                            \
+  X(oversize, "received frame larger than the receive buffer (would be truncated)") \
+  X(too_big, "frame larger than the egress link's MTU")                             \
+  X(tx_queue_full, "egress fd would block (EAGAIN): its queue is full")             \
+  X(tx_nobufs, "egress fd out of buffers (ENOBUFS)")                                \
+  X(link_down, "egress interface is down or gone (ENETDOWN, ENXIO, EIO)")           \
+  X(no_peer, "egress unix link has no connected peer")                              \
+  X(tx_error, "any other transmit error")
+
+enum class DropReason : std::uint8_t {
+#define FDLINKD_X(name, desc) name,
+  FDLINKD_DROP_REASONS(FDLINKD_X)
+#undef FDLINKD_X
+};
+
+inline constexpr std::size_t kDropReasonCount = 0
+#define FDLINKD_X(name, desc) +1
+    FDLINKD_DROP_REASONS(FDLINKD_X)
+#undef FDLINKD_X
+    ;
+
+std::string_view drop_reason_name(DropReason r);
+std::string_view drop_reason_help(DropReason r);
+
+/// A plain (non-atomic) snapshot or per-batch tally of a port's counters.
+struct CounterValues {
+  std::uint64_t rx_packets = 0;
+  std::uint64_t rx_bytes = 0;
+  std::uint64_t tx_packets = 0;
+  std::uint64_t tx_bytes = 0;
+  std::uint64_t rx_errors = 0;  ///< read calls that failed with something other than EAGAIN
+  std::array<std::uint64_t, kDropReasonCount> drops{};
+
+  std::uint64_t& drop(DropReason r) { return drops[static_cast<std::size_t>(r)]; }
+  std::uint64_t drop(DropReason r) const { return drops[static_cast<std::size_t>(r)]; }
+  std::uint64_t total_drops() const;
+  CounterValues& operator+=(const CounterValues& o);
+};
+
+/// Counters of one fd of a link. Written by whichever worker handles a batch, read by stats.
+class PortCounters {
+ public:
+  void add(const CounterValues& v);
+  CounterValues snapshot() const;
+
+ private:
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t v) {
+    if (v != 0) c.fetch_add(v, std::memory_order_relaxed);
+  }
+  std::atomic<std::uint64_t> rx_packets_{0}, rx_bytes_{0}, tx_packets_{0}, tx_bytes_{0};
+  std::atomic<std::uint64_t> rx_errors_{0};
+  std::array<std::atomic<std::uint64_t>, kDropReasonCount> drops_{};
+};
+
+}  // namespace fdlinkd

@@ -1,0 +1,75 @@
+// Structured logging: every line has a level, an event name, a message and key=value fields.
+//
+//   text: 2026-11-24T21:51:00.123456Z info link_open: opened af_packet link link=a fds=1
+//   json: {"ts":"2026-11-24T21:51:00.123456Z","level":"info","event":"link_open",
+//          "msg":"opened af_packet link","link":"a","fds":1}
+//
+// spdlog carries the finished line to its sink (stderr; journald captures it under systemd).
+// Logging is for the control path only; nothing on the per-frame path logs.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace fdlinkd::log {
+
+enum class Level { trace, debug, info, warn, error };
+enum class Format { text, json };
+
+std::optional<Level> parse_level(std::string_view s);
+std::optional<Format> parse_format(std::string_view s);
+std::string_view level_name(Level l);
+
+/// One key=value of a log line. Numbers stay numbers in JSON.
+struct Field {
+  Field(std::string_view k, std::string_view v) : key(k), value(v) {}
+  Field(std::string_view k, const char* v) : key(k), value(v) {}
+  Field(std::string_view k, const std::string& v) : key(k), value(v) {}
+  Field(std::string_view k, bool v) : key(k), value(v ? "true" : "false"), number(true) {}
+  template <std::integral T>
+  requires(!std::same_as<T, bool>) Field(std::string_view k, T v)
+      : key(k), value(std::to_string(v)), number(true) {}
+
+  std::string_view key;
+  std::string value;
+  bool number = false;
+};
+
+/// Sets up the process-wide logger. Safe to call again (e.g. after the config is read).
+void init(Level level, Format format);
+void set_level(Level level);
+Format format();
+
+void write(Level level, std::string_view event, std::string_view msg,
+           std::span<const Field> fields);
+inline void write(Level level, std::string_view event, std::string_view msg,
+                  std::initializer_list<Field> fields = {}) {
+  write(level, event, msg, std::span<const Field>(fields.begin(), fields.size()));
+}
+
+/// Renders one line without the trailing newline (exposed for tests).
+std::string render(Format format, Level level, std::string_view event, std::string_view msg,
+                   std::span<const Field> fields, std::string_view timestamp);
+
+/// JSON string escaping (quotes, backslash, control characters; UTF-8 passes through).
+void append_json_string(std::string& out, std::string_view s);
+
+inline void debug(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {
+  write(Level::debug, ev, msg, f);
+}
+inline void info(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {
+  write(Level::info, ev, msg, f);
+}
+inline void warn(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {
+  write(Level::warn, ev, msg, f);
+}
+inline void error(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {
+  write(Level::error, ev, msg, f);
+}
+
+}  // namespace fdlinkd::log

@@ -1,0 +1,154 @@
+#include "dispatch/dispatcher.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.hpp"
+#include "link/link.hpp"
+#include "sink/sink.hpp"
+
+namespace fdlinkd {
+
+namespace asio = boost::asio;
+
+Dispatcher::Dispatcher(asio::io_context& io, Link& link, std::size_t port, Sink& sink)
+    : io_(io),
+      link_(link),
+      port_(port),
+      sink_(sink),
+      desc_(io),
+      use_recvmmsg_(link.config().dispatch == DispatchMode::recvmmsg),
+      min_frame_(link.config().layer() == Layer::ethernet ? 14 : 1),
+      batch_(link.config().rx_batch, link.config().frame_capacity()),
+      overflow_(new std::uint8_t[kOverflowBytes]) {}
+
+Dispatcher::~Dispatcher() {
+  detach();
+}
+
+void Dispatcher::attach(int fd) {
+  detach();
+  fd_ = fd;
+  desc_.assign(fd);
+  // Asio registers the fd edge-triggered and async_wait is not speculative: frames already
+  // queued would wait for the next arrival. Drain once first.
+  asio::post(io_, [this, gen = generation_] {
+    if (gen == generation_) on_ready();
+  });
+}
+
+void Dispatcher::detach() {
+  ++generation_;
+  if (desc_.is_open()) {
+    boost::system::error_code ec;
+    desc_.cancel(ec);
+    desc_.release();  // the link owns the fd
+  }
+  fd_ = -1;
+}
+
+void Dispatcher::wait() {
+  desc_.async_wait(asio::posix::stream_descriptor::wait_read,
+                   [this, gen = generation_](const boost::system::error_code& ec) {
+                     if (ec || gen != generation_) return;  // cancelled or detached
+                     on_ready();
+                   });
+}
+
+void Dispatcher::on_ready() {
+  const std::uint64_t gen = generation_;
+  for (int round = 0; round < kMaxBatchesPerWake; ++round) {
+    CounterValues tally;
+    batch_.clear();
+    const ReadEnd end = use_recvmmsg_ ? read_recvmmsg(tally) : read_readv(tally);
+    if (!batch_.empty()) sink_.consume(link_, batch_);
+    link_.port(port_).counters.add(tally);
+    if (end == ReadEnd::closed) {
+      detach();
+      link_.port_closed(port_, *this);
+      return;
+    }
+    if (end == ReadEnd::drained) {
+      wait();
+      return;
+    }
+  }
+  // Still more to read: let the worker's other fds run first.
+  asio::post(io_, [this, gen] {
+    if (gen == generation_) on_ready();
+  });
+}
+
+void Dispatcher::accept_frame(std::uint8_t* data, std::size_t len, bool truncated,
+                              CounterValues& tally) {
+  ++tally.rx_packets;
+  tally.rx_bytes += len;
+  if (truncated || len > batch_.frame_capacity())
+    ++tally.drop(DropReason::oversize);
+  else if (len < min_frame_)
+    ++tally.drop(DropReason::runt);
+  else
+    batch_.push(data, static_cast<std::uint32_t>(len));
+}
+
+Dispatcher::ReadEnd Dispatcher::read_error(int err, CounterValues& tally) {
+  if (err == EAGAIN) return ReadEnd::drained;
+  ++tally.rx_errors;
+  if (err != last_error_)
+    log::warn("link_rx_error", "read failed",
+              {{"link", link_.name()}, {"queue", port_}, {"error", errno_text(err)}});
+  last_error_ = err;
+  // The device or the connection is gone for good; anything else (ENETDOWN while an interface
+  // is down, a reset peer of a datagram socket) is reported and the fd is read again.
+  if (err == EBADFD || err == EBADF || err == ENODEV || err == ENXIO || err == ECONNRESET ||
+      err == ENOTCONN)
+    return ReadEnd::closed;
+  return ReadEnd::drained;
+}
+
+Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
+  while (batch_.size() < batch_.capacity()) {
+    std::uint8_t* slot = batch_.slot(batch_.size());
+    iovec iov[2] = {{slot, batch_.frame_capacity()}, {overflow_.get(), kOverflowBytes}};
+    const ssize_t n = ::readv(fd_, iov, 2);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return read_error(errno, tally);
+    }
+    if (n == 0 && link_.zero_read_is_eof()) return ReadEnd::closed;
+    last_error_ = 0;
+    accept_frame(slot, static_cast<std::size_t>(n), false, tally);
+  }
+  return ReadEnd::full;
+}
+
+Dispatcher::ReadEnd Dispatcher::read_recvmmsg(CounterValues& tally) {
+  iovec* iov = batch_.iov();
+  mmsghdr* msgs = batch_.msgs();
+  const std::size_t cap = batch_.capacity();
+  for (std::size_t i = 0; i < cap; ++i) {
+    iov[i] = {batch_.slot(i), batch_.frame_capacity()};
+    msgs[i].msg_hdr = {};
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int n;
+  do {
+    n = ::recvmmsg(fd_, msgs, static_cast<unsigned>(cap), MSG_DONTWAIT | MSG_TRUNC, nullptr);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return read_error(errno, tally);
+  if (n == 0) return link_.zero_read_is_eof() ? ReadEnd::closed : ReadEnd::drained;
+  last_error_ = 0;
+  for (int i = 0; i < n; ++i) {
+    if (msgs[i].msg_len == 0 && link_.zero_read_is_eof()) return ReadEnd::closed;
+    accept_frame(batch_.slot(static_cast<std::size_t>(i)), msgs[i].msg_len,
+                 (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, tally);
+  }
+  return static_cast<std::size_t>(n) == cap ? ReadEnd::full : ReadEnd::drained;
+}
+
+}  // namespace fdlinkd

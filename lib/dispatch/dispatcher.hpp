@@ -1,0 +1,73 @@
+// Dispatcher: reads frames from one fd in batches and hands each batch to the link's sink.
+//
+// The fd is wrapped in an Asio descriptor; async_wait(wait_read) wakes the dispatcher, which
+// then drains the fd with plain non-blocking system calls (readv: one frame per call, any fd;
+// recvmmsg: a batch per call, sockets only) into its one reusable Batch, passes each batch to
+// the sink, and waits again. After kMaxBatchesPerWake batches it yields (posts itself) so the
+// other fds of the same worker get their turn.
+//
+// A frame that cannot be forwarded (runt, oversize) is counted under its reason and skipped:
+// it never ends the loop. EOF or a dead device ends the fd: the link is told (port_closed).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <cstdint>
+#include <memory>
+
+#include "core/batch.hpp"
+#include "core/counters.hpp"
+
+namespace fdlinkd {
+
+class Link;
+class Sink;
+
+class Dispatcher {
+ public:
+  static constexpr int kMaxBatchesPerWake = 16;
+  /// Catches the bytes of a frame larger than a slot, so it is seen whole and dropped.
+  static constexpr std::size_t kOverflowBytes = 64 * 1024;
+
+  Dispatcher(boost::asio::io_context& io, Link& link, std::size_t port, Sink& sink);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  /// Starts reading `fd` (owned by the link, not by the dispatcher). Call on the io thread or
+  /// before it runs.
+  void attach(int fd);
+  /// Stops reading; the fd stays open.
+  void detach();
+
+  boost::asio::io_context& io() { return io_; }
+  std::size_t port() const { return port_; }
+
+ private:
+  enum class ReadEnd { drained, full, closed };
+
+  void wait();
+  void on_ready();
+  ReadEnd read_readv(CounterValues& tally);
+  ReadEnd read_recvmmsg(CounterValues& tally);
+  /// Checks one received frame: pushes it into the batch or counts why it was dropped.
+  void accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally);
+  /// Handles a failed read; returns how the loop ends.
+  ReadEnd read_error(int err, CounterValues& tally);
+
+  boost::asio::io_context& io_;
+  Link& link_;
+  std::size_t port_;
+  Sink& sink_;
+  boost::asio::posix::stream_descriptor desc_;
+  int fd_ = -1;
+  std::uint64_t generation_ = 0;  ///< bumped by detach(): stale wake-ups are ignored
+  bool use_recvmmsg_;
+  std::size_t min_frame_;
+  Batch batch_;
+  std::unique_ptr<std::uint8_t[]> overflow_;
+  int last_error_ = 0;  ///< the errno last logged, to log a repeating error once
+};
+
+}  // namespace fdlinkd

@@ -1,0 +1,111 @@
+#include "link/link.hpp"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/log.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "link/af_packet.hpp"
+#include "link/netns.hpp"
+#include "link/tap.hpp"
+#include "link/unix.hpp"
+#include "writer/writer.hpp"
+
+namespace fdlinkd {
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+Link::Link(const LinkConfig& config) : config_(config) {
+  for (unsigned i = 0; i < config_.fds; ++i)
+    ports_.push_back(std::make_unique<Port>());
+}
+
+Link::~Link() {
+  for (std::size_t i = 0; i < ports_.size(); ++i)
+    close_port(i);
+}
+
+void Link::close_port(std::size_t i) {
+  const int fd = ports_[i]->fd.exchange(-1);
+  if (fd >= 0) ::close(fd);
+}
+
+void Link::open() {
+  try {
+    NetnsGuard ns(config_.netns);
+    open_fds();
+  } catch (const std::runtime_error& e) {
+    for (std::size_t i = 0; i < ports_.size(); ++i)
+      close_port(i);
+    throw LinkError(e.what());
+  }
+}
+
+void Link::start(const std::vector<Dispatcher*>& dispatchers) {
+  for (std::size_t i = 0; i < ports_.size(); ++i)
+    dispatchers[i]->attach(ports_[i]->fd.load());
+}
+
+void Link::port_closed(std::size_t i, Dispatcher&) {
+  log::error("link_fd_closed", "fd stopped: the device or peer is gone; the link stays down",
+             {{"link", name()}, {"queue", i}});
+}
+
+void Link::transmit(Batch& batch) {
+  // One port for now; several fds per link will pick one by flow hash.
+  Port& port = *ports_[0];
+  CounterValues tally;
+  const int fd = port.fd.load(std::memory_order_relaxed);
+  if (fd < 0) {
+    const DropReason why =
+        config_.type == LinkType::unix_socket ? DropReason::no_peer : DropReason::link_down;
+    tally.drop(why) += batch.size();
+  } else {
+    TxTarget t;
+    t.fd = fd;
+    t.address = tx_address(t.address_len);
+    t.frame_capacity = config_.frame_capacity();
+    t.is_socket = is_socket(config_.type);
+    write_batch(t, batch, tally);
+  }
+  port.counters.add(tally);
+}
+
+CounterValues Link::totals() const {
+  CounterValues v;
+  for (const auto& p : ports_)
+    v += p->counters.snapshot();
+  return v;
+}
+
+std::string Link::describe() const {
+  std::string d(link_type_name(config_.type));
+  d += ' ';
+  d += config_.type == LinkType::unix_socket ? config_.path : config_.interface;
+  if (!config_.netns.empty()) d += " (netns " + config_.netns + ")";
+  return d;
+}
+
+Link* LinkSet::find(std::string_view name) const {
+  for (const auto& l : links_)
+    if (l->name() == name) return l.get();
+  return nullptr;
+}
+
+std::unique_ptr<Link> make_link(const LinkConfig& config) {
+  switch (config.type) {
+    case LinkType::af_packet:
+      return std::make_unique<AfPacketLink>(config);
+    case LinkType::tap:
+    case LinkType::tun:
+      return std::make_unique<TapLink>(config);
+    case LinkType::unix_socket:
+      return std::make_unique<UnixLink>(config);
+  }
+  return nullptr;
+}
+
+}  // namespace fdlinkd

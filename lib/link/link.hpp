@@ -1,0 +1,107 @@
+// Link: the fds of one [[link]] and how frames leave through them.
+//
+// A link has one Port per fd. Opening happens once, on the main thread, before any worker runs
+// (inside the link's network namespace if it names one); a failure throws LinkError with a
+// message for the operator. Each kind of link is one file pair named after its TOML type.
+//
+// Frames leave through transmit(): the link picks the port and the writer system call
+// (sendmmsg for sockets, one write per frame for TAP/TUN, which have no mmsg calls).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/batch.hpp"
+#include "core/counters.hpp"
+
+namespace fdlinkd {
+
+class Dispatcher;
+
+class LinkError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// One fd of a link with its counters. `fd` is -1 while there is none (a unix seqpacket link
+/// without a connected peer); workers that transmit read it without a lock.
+struct Port {
+  std::atomic<int> fd{-1};
+  PortCounters counters;
+};
+
+class Link {
+ public:
+  explicit Link(const LinkConfig& config);
+  virtual ~Link();
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+
+  const LinkConfig& config() const { return config_; }
+  const std::string& name() const { return config_.name; }
+  std::size_t port_count() const { return ports_.size(); }
+  Port& port(std::size_t i) { return *ports_[i]; }
+  const Port& port(std::size_t i) const { return *ports_[i]; }
+
+  /// Opens every fd, inside config().netns when set. Throws LinkError.
+  void open();
+
+  /// Hands each port to its dispatcher (dispatchers[i] reads port i). A unix seqpacket link
+  /// overrides this to accept a peer first.
+  virtual void start(const std::vector<Dispatcher*>& dispatchers);
+  /// Dispatcher `i` saw its fd end (EOF, or the device is gone). The default logs it and leaves
+  /// the port silent; links that can recover (a unix listener) override it.
+  virtual void port_closed(std::size_t i, Dispatcher& d);
+
+  /// Sends every frame of `batch` out of this link and counts the outcome per port.
+  void transmit(Batch& batch);
+
+  /// A 0-byte read means the peer hung up (seqpacket) rather than an empty frame.
+  virtual bool zero_read_is_eof() const { return false; }
+
+  /// Sum of all ports' counters.
+  CounterValues totals() const;
+
+  /// One line for logs: "af_packet veth0", "unix /run/x.sock", ...
+  std::string describe() const;
+
+ protected:
+  /// Opens the fds (the namespace is already entered) and stores them in the ports.
+  virtual void open_fds() = 0;
+  /// Where sendmmsg sends (unix dgram with a peer); nullptr for bound or connected fds.
+  virtual const sockaddr* tx_address(socklen_t& len) const {
+    len = 0;
+    return nullptr;
+  }
+  /// Closes and forgets port i's fd.
+  void close_port(std::size_t i);
+
+  LinkConfig config_;
+  std::vector<std::unique_ptr<Port>> ports_;
+};
+
+/// The links of the running config, by name.
+class LinkSet {
+ public:
+  void add(std::unique_ptr<Link> link) { links_.push_back(std::move(link)); }
+  Link* find(std::string_view name) const;
+  const std::vector<std::unique_ptr<Link>>& all() const { return links_; }
+
+ private:
+  std::vector<std::unique_ptr<Link>> links_;
+};
+
+/// Builds the Link subclass for config.type (not yet opened).
+std::unique_ptr<Link> make_link(const LinkConfig& config);
+
+/// "strerror" of an errno value, for LinkError messages.
+std::string errno_text(int err);
+
+}  // namespace fdlinkd

@@ -1,0 +1,54 @@
+#include "link/tap.hpp"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.hpp"
+#include "link/netdev.hpp"
+
+namespace fdlinkd {
+
+void TapLink::open_fds() {
+  const std::string& ifname = config_.interface;
+  const bool existed = netdev::index_of(ifname) != 0;
+  const bool tap = config_.type == LinkType::tap;
+
+  for (std::size_t q = 0; q < ports_.size(); ++q) {
+    const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) throw LinkError("cannot open /dev/net/tun: " + errno_text(errno));
+    ports_[q]->fd = fd;
+
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_flags = static_cast<short>((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI);
+    if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+      const int err = errno;
+      std::string hint;
+      if (err == EBUSY) hint = " (another process has it open)";
+      if (err == EINVAL && existed)
+        hint = " (it exists with other settings, or is not a " + std::string(tap ? "TAP" : "TUN") +
+               " device)";
+      throw LinkError("cannot attach to " + std::string(tap ? "TAP" : "TUN") + " device " + ifname +
+                      ": " + errno_text(err) + hint);
+    }
+    if (config_.persist && ::ioctl(fd, TUNSETPERSIST, 1) != 0)
+      throw LinkError("cannot make " + ifname + " persistent: " + errno_text(errno));
+  }
+
+  try {
+    netdev::set_mtu(ifname, config_.mtu);
+    netdev::set_up(ifname);
+  } catch (const std::runtime_error& e) {
+    throw LinkError(e.what());
+  }
+  log::debug("tap_attached", existed ? "attached to an existing device" : "created the device",
+             {{"link", name()}, {"interface", ifname}});
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,25 @@
+// tap / tun: a TAP (Ethernet frames) or TUN (IP packets) device through /dev/net/tun.
+//
+// fdlinkd attaches to the device if it exists, or creates it; it sets IFF_NO_PI (frames carry
+// no extra header), the link's MTU, and brings the device up (a TAP that is down fails writes
+// with EIO). A device fdlinkd created disappears when fdlinkd closes it, unless
+// `persist = true`; a device that existed before is left as it was found.
+//
+// TAP fds are character devices: no recvmmsg/sendmmsg, one frame per read or write.
+//
+// Keys: interface (required), persist, plus the common link keys.
+#pragma once
+
+#include "link/link.hpp"
+
+namespace fdlinkd {
+
+class TapLink : public Link {
+ public:
+  using Link::Link;
+
+ protected:
+  void open_fds() override;
+};
+
+}  // namespace fdlinkd

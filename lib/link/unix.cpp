@@ -1,0 +1,132 @@
+#include "link/unix.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.hpp"
+#include "dispatch/dispatcher.hpp"
+
+namespace fdlinkd {
+
+namespace asio = boost::asio;
+
+namespace {
+
+sockaddr_un address_of(const std::string& path, socklen_t& len) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, path.data(), path.size());  // length checked by the config
+  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return a;
+}
+
+// A socket file left by an earlier run is removed; anything else at the path is an error.
+void remove_stale(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISSOCK(st.st_mode))
+    throw LinkError(path + " exists and is not a socket; fdlinkd will not remove it");
+  ::unlink(path.c_str());
+}
+
+}  // namespace
+
+UnixLink::~UnixLink() {
+  if (acceptor_) acceptor_->release();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (retired_fd_ >= 0) ::close(retired_fd_);
+  if (bound_) ::unlink(config_.path.c_str());
+}
+
+void UnixLink::open_fds() {
+  const bool seqpacket = config_.socket == UnixSocket::seqpacket;
+  const int fd = ::socket(
+      AF_UNIX, (seqpacket ? SOCK_SEQPACKET : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw LinkError("unix socket: " + errno_text(errno));
+  if (seqpacket)
+    listen_fd_ = fd;
+  else
+    ports_[0]->fd = fd;
+
+  remove_stale(config_.path);
+  socklen_t len = 0;
+  const sockaddr_un addr = address_of(config_.path, len);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0)
+    throw LinkError("cannot bind " + config_.path + ": " + errno_text(errno));
+  bound_ = true;
+  if (seqpacket && ::listen(fd, 4) != 0)
+    throw LinkError("cannot listen on " + config_.path + ": " + errno_text(errno));
+  if (!config_.peer.empty()) peer_ = address_of(config_.peer, peer_len_);
+}
+
+const sockaddr* UnixLink::tx_address(socklen_t& len) const {
+  len = peer_len_;
+  return peer_len_ ? reinterpret_cast<const sockaddr*>(&peer_) : nullptr;
+}
+
+void UnixLink::start(const std::vector<Dispatcher*>& dispatchers) {
+  if (config_.socket == UnixSocket::dgram) {
+    Link::start(dispatchers);
+    return;
+  }
+  dispatcher_ = dispatchers[0];
+  acceptor_ = std::make_unique<asio::posix::stream_descriptor>(dispatcher_->io(), listen_fd_);
+  accept_peer();  // one may have connected already: the edge-triggered wait would miss it
+  wait_for_peer();
+}
+
+void UnixLink::wait_for_peer() {
+  acceptor_->async_wait(asio::posix::stream_descriptor::wait_read,
+                        [this](const boost::system::error_code& ec) {
+                          if (ec) return;
+                          accept_peer();
+                          wait_for_peer();
+                        });
+}
+
+void UnixLink::accept_peer() {
+  for (;;) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN)
+        log::warn("unix_accept_failed", "accept failed",
+                  {{"link", name()}, {"error", errno_text(errno)}});
+      return;
+    }
+    if (ports_[0]->fd.load() >= 0) {
+      log::warn("unix_peer_refused", "a peer is already connected; refusing another",
+                {{"link", name()}, {"path", config_.path}});
+      ::close(fd);
+      continue;
+    }
+    ports_[0]->fd = fd;
+    if (retired_fd_ >= 0) ::close(retired_fd_);
+    retired_fd_ = -1;
+    log::info("unix_peer_connected", "peer connected", {{"link", name()}, {"path", config_.path}});
+    dispatcher_->attach(fd);
+  }
+}
+
+void UnixLink::port_closed(std::size_t i, Dispatcher& d) {
+  if (config_.socket == UnixSocket::dgram) {
+    Link::port_closed(i, d);
+    return;
+  }
+  // Other workers may still be sending on the old fd number: shut it down now (their sends
+  // fail with EPIPE and count as no_peer) and close it only when the next peer arrives.
+  const int fd = ports_[i]->fd.exchange(-1);
+  if (fd >= 0) {
+    ::shutdown(fd, SHUT_RDWR);
+    if (retired_fd_ >= 0) ::close(retired_fd_);
+    retired_fd_ = fd;
+  }
+  log::info("unix_peer_disconnected", "peer disconnected; waiting for the next one",
+            {{"link", name()}, {"path", config_.path}});
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,173 @@
+#include "runtime/runtime.hpp"
+
+#include <systemd/sd-daemon.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <csignal>
+
+#include "core/log.hpp"
+
+namespace fdlinkd {
+
+namespace asio = boost::asio;
+
+Runtime::Runtime(Config config)
+    : config_(std::move(config)),
+      signals_(control_, SIGINT, SIGTERM, SIGHUP),
+      stats_timer_(control_),
+      watchdog_timer_(control_) {}
+
+Runtime::~Runtime() {
+  stop_workers();
+}
+
+bool Runtime::open_links() {
+  for (const auto& lc : config_.links) {
+    auto link = make_link(lc);
+    try {
+      link->open();
+    } catch (const LinkError& e) {
+      log::error("link_open_failed", e.what(), {{"link", lc.name}, {"what", link->describe()}});
+      return false;  // links opened so far close (and their TAPs vanish) with the Runtime
+    }
+    log::info("link_open", "link open",
+              {{"link", lc.name},
+               {"what", link->describe()},
+               {"fds", lc.fds},
+               {"dispatch", dispatch_mode_name(lc.dispatch)},
+               {"sink", lc.sink}});
+    links_.add(std::move(link));
+  }
+  return true;
+}
+
+void Runtime::build_data_path() {
+  for (const auto& sc : config_.sinks)
+    sinks_.emplace(sc.name, sc.type->create(sc, links_));
+
+  for (unsigned i = 0; i < config_.daemon.workers; ++i)
+    workers_.push_back(std::make_unique<asio::io_context>(1));
+
+  std::size_t next_worker = 0;
+  for (const auto& link : links_.all()) {
+    Sink& sink = *sinks_.find(link->config().sink)->second;
+    std::vector<Dispatcher*> mine;
+    for (std::size_t q = 0; q < link->port_count(); ++q) {
+      auto& io = *workers_[next_worker++ % workers_.size()];
+      dispatchers_.push_back(std::make_unique<Dispatcher>(io, *link, q, sink));
+      mine.push_back(dispatchers_.back().get());
+    }
+    link->start(mine);
+  }
+}
+
+void Runtime::start_workers() {
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    threads_.emplace_back([this, i] {
+      auto guard = asio::make_work_guard(*workers_[i]);
+      workers_[i]->run();
+    });
+  }
+}
+
+void Runtime::stop_workers() {
+  for (auto& io : workers_)
+    io->stop();  // a handler in progress (one batch) completes first
+  for (auto& t : threads_)
+    t.join();
+  threads_.clear();
+}
+
+int Runtime::run() {
+  if (!open_links()) return 1;
+  build_data_path();
+  start_workers();
+
+  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (!ec) on_signal(signo);
+  });
+  schedule_stats();
+  std::uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
+    schedule_watchdog(std::chrono::microseconds(watchdog_usec / 2));
+
+  log::info(
+      "ready", "forwarding",
+      {{"links", links_.all().size()}, {"sinks", sinks_.size()}, {"workers", workers_.size()}});
+  sd_notifyf(0, "READY=1\nSTATUS=%s", status_line().c_str());
+
+  control_.run();
+
+  sd_notify(0, "STOPPING=1");
+  stop_workers();
+  log_stats(true);
+  log::info("stopped", "all links closed", {});
+  return 0;
+}
+
+void Runtime::on_signal(int signo) {
+  if (signo == SIGHUP) {
+    log::warn("reload_unsupported", "SIGHUP: live reload is not implemented yet; config unchanged",
+              {});
+    signals_.async_wait([this](const boost::system::error_code& ec, int s) {
+      if (!ec) on_signal(s);
+    });
+    return;
+  }
+  log::info("stopping", signo == SIGTERM ? "SIGTERM received" : "SIGINT received", {});
+  stats_timer_.cancel();
+  watchdog_timer_.cancel();
+  control_.stop();
+}
+
+void Runtime::schedule_stats() {
+  if (config_.daemon.stats_interval.count() == 0) return;
+  stats_timer_.expires_after(config_.daemon.stats_interval);
+  stats_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    log_stats(false);
+    sd_notifyf(0, "STATUS=%s", status_line().c_str());
+    schedule_stats();
+  });
+}
+
+void Runtime::schedule_watchdog(std::chrono::microseconds period) {
+  watchdog_timer_.expires_after(period);
+  watchdog_timer_.async_wait([this, period](const boost::system::error_code& ec) {
+    if (ec) return;
+    sd_notify(0, "WATCHDOG=1");
+    schedule_watchdog(period);
+  });
+}
+
+void Runtime::log_stats(bool final) {
+  for (const auto& link : links_.all()) {
+    const CounterValues v = link->totals();
+    std::vector<log::Field> f = {{"link", link->name()},     {"rx_packets", v.rx_packets},
+                                 {"rx_bytes", v.rx_bytes},   {"tx_packets", v.tx_packets},
+                                 {"tx_bytes", v.tx_bytes},   {"rx_errors", v.rx_errors},
+                                 {"drops", v.total_drops()}, {"final", final}};
+    std::vector<std::string> names;  // the drop_<reason> keys must outlive f
+    names.reserve(kDropReasonCount);
+    for (std::size_t r = 0; r < kDropReasonCount; ++r) {
+      if (v.drops[r] == 0) continue;
+      names.push_back("drop_" + std::string(drop_reason_name(static_cast<DropReason>(r))));
+      f.emplace_back(names.back(), v.drops[r]);
+    }
+    log::write(log::Level::info, "stats", final ? "final counters" : "counters", f);
+  }
+}
+
+std::string Runtime::status_line() const {
+  std::uint64_t rx = 0, tx = 0, drops = 0;
+  for (const auto& link : links_.all()) {
+    const CounterValues v = link->totals();
+    rx += v.rx_packets;
+    tx += v.tx_packets;
+    drops += v.total_drops();
+  }
+  return std::to_string(links_.all().size()) + " links; " + std::to_string(rx) + " frames in, " +
+         std::to_string(tx) + " out, " + std::to_string(drops) + " dropped";
+}
+
+}  // namespace fdlinkd

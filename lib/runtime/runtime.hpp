@@ -1,0 +1,61 @@
+// Runtime: a running fdlinkd, built from a validated Config.
+//
+// run() opens every link (main thread, before any worker), builds the sinks, gives each fd a
+// Dispatcher on one of `workers` threads (one io_context per thread, fds spread round-robin),
+// tells systemd READY=1, and serves until SIGINT/SIGTERM. Then it stops the workers (a batch
+// in flight is finished, not cut), logs the final counters and closes everything: TAP devices
+// fdlinkd created disappear, unix socket files are removed.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "link/link.hpp"
+#include "sink/sink.hpp"
+
+namespace fdlinkd {
+
+class Runtime {
+ public:
+  explicit Runtime(Config config);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Returns the process exit status: 0 after a clean stop, 1 when a link cannot be opened.
+  int run();
+
+ private:
+  bool open_links();
+  void build_data_path();
+  void start_workers();
+  void stop_workers();
+  void on_signal(int signo);
+  void schedule_stats();
+  void schedule_watchdog(std::chrono::microseconds period);
+  void log_stats(bool final);
+  std::string status_line() const;
+
+  Config config_;
+  // Destruction runs bottom-up: dispatchers release their fds before the links close them,
+  // and both go before the io_contexts they are registered with.
+  boost::asio::io_context control_;  ///< signals and timers, on the main thread
+  std::vector<std::unique_ptr<boost::asio::io_context>> workers_;
+  std::vector<std::thread> threads_;
+  LinkSet links_;
+  std::map<std::string, std::unique_ptr<Sink>, std::less<>> sinks_;
+  std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer stats_timer_;
+  boost::asio::steady_timer watchdog_timer_;
+};
+
+}  // namespace fdlinkd

@@ -1,0 +1,24 @@
+// The table of sink types: the only place that lists them. A new sink type is one file pair
+// named after its TOML type plus one line here.
+#include "sink/forward.hpp"
+#include "sink/sink.hpp"
+
+namespace fdlinkd {
+
+namespace {
+const SinkType* const kSinkTypes[] = {
+    &ForwardSink::kType,
+};
+}  // namespace
+
+std::span<const SinkType* const> sink_types() {
+  return kSinkTypes;
+}
+
+const SinkType* find_sink_type(std::string_view name) {
+  for (const SinkType* t : kSinkTypes)
+    if (t->name == name) return t;
+  return nullptr;
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,113 @@
+#include "writer/writer.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace fdlinkd {
+
+DropReason tx_drop_reason(int err) {
+  switch (err) {
+    case EAGAIN:
+      return DropReason::tx_queue_full;
+    case ENOBUFS:
+      return DropReason::tx_nobufs;
+    case ENETDOWN:
+    case ENXIO:
+    case ENODEV:
+    case EIO:  // a TAP whose interface is not up
+    case EBADFD:
+      return DropReason::link_down;
+    case EPIPE:
+    case ECONNRESET:
+    case ENOTCONN:
+    case ECONNREFUSED:
+    case ENOENT:
+      return DropReason::no_peer;
+    case EMSGSIZE:
+      return DropReason::too_big;
+    default:
+      return DropReason::tx_error;
+  }
+}
+
+bool tx_error_ends_batch(int err) {
+  // ENOBUFS and EMSGSIZE concern one frame; the next may still fit.
+  return err != ENOBUFS && err != EMSGSIZE && err != EINVAL;
+}
+
+namespace {
+
+void send_mmsg(const TxTarget& t, Batch& b, CounterValues& tally) {
+  iovec* iov = b.iov();
+  mmsghdr* msgs = b.msgs();
+  std::size_t n = 0;
+  for (const Frame& f : b.frames()) {
+    if (f.len > t.frame_capacity) {
+      ++tally.drop(DropReason::too_big);
+      continue;
+    }
+    iov[n] = {f.data, f.len};
+    msghdr& h = msgs[n].msg_hdr;
+    h.msg_name = const_cast<sockaddr*>(t.address);
+    h.msg_namelen = t.address_len;
+    h.msg_iov = &iov[n];
+    h.msg_iovlen = 1;
+    h.msg_control = nullptr;
+    h.msg_controllen = 0;
+    h.msg_flags = 0;
+    ++n;
+  }
+  std::size_t i = 0;
+  while (i < n) {
+    const int r =
+        ::sendmmsg(t.fd, msgs + i, static_cast<unsigned>(n - i), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r > 0) {
+      for (std::size_t k = i; k < i + static_cast<std::size_t>(r); ++k) {
+        ++tally.tx_packets;
+        tally.tx_bytes += iov[k].iov_len;
+      }
+      i += static_cast<std::size_t>(r);
+      continue;
+    }
+    const int err = r < 0 ? errno : EAGAIN;
+    if (err == EINTR) continue;
+    if (tx_error_ends_batch(err)) {
+      tally.drop(tx_drop_reason(err)) += n - i;
+      return;
+    }
+    ++tally.drop(tx_drop_reason(err));
+    ++i;
+  }
+}
+
+void write_each(const TxTarget& t, Batch& b, CounterValues& tally) {
+  for (const Frame& f : b.frames()) {
+    if (f.len > t.frame_capacity) {
+      ++tally.drop(DropReason::too_big);
+      continue;
+    }
+    ssize_t r;
+    do {
+      r = ::write(t.fd, f.data, f.len);
+    } while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+      ++tally.tx_packets;
+      tally.tx_bytes += f.len;
+    } else {
+      ++tally.drop(tx_drop_reason(errno));
+    }
+  }
+}
+
+}  // namespace
+
+void write_batch(const TxTarget& target, Batch& batch, CounterValues& tally) {
+  if (batch.empty()) return;
+  if (target.is_socket)
+    send_mmsg(target, batch, tally);
+  else
+    write_each(target, batch, tally);
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,34 @@
+// Writer: the last stage of the data path, from a batch to an fd.
+//
+// Sockets get sendmmsg: one system call for a whole run of frames. TAP/TUN fds are character
+// devices without mmsg calls, so they get one write per frame. Nothing waits: a frame the fd
+// cannot take now is dropped and counted under the errno's reason (see counters.hpp).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+
+#include "core/batch.hpp"
+#include "core/counters.hpp"
+
+namespace fdlinkd {
+
+struct TxTarget {
+  int fd = -1;
+  const sockaddr* address = nullptr;  ///< sendmmsg destination; nullptr for bound/connected fds
+  socklen_t address_len = 0;
+  std::size_t frame_capacity = 0;  ///< larger frames are dropped as too_big
+  bool is_socket = true;           ///< sendmmsg, else one write per frame
+};
+
+/// Sends every frame of `batch` to `target` (whose fd is open), adding sent and dropped frames to
+/// `tally`.
+void write_batch(const TxTarget& target, Batch& batch, CounterValues& tally);
+
+/// The reason a frame is dropped when a send or write fails with `err`.
+DropReason tx_drop_reason(int err);
+/// True when after `err` the rest of the batch would fail the same way (queue full, link gone).
+bool tx_error_ends_batch(int err);
+
+}  // namespace fdlinkd

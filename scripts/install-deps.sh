@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what fdlinkd needs to build, test and run its demo on Debian 12.
+# Idempotent and quiet: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config clang-format
+  libboost1.81-dev libspdlog-dev libcli11-dev libtomlplusplus-dev catch2
+  libsystemd-dev libpcap-dev
+  # end-to-end tests and the demo
+  iproute2 iputils-ping ethtool socat iperf3 tcpdump python3 python3-scapy procps kmod
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
