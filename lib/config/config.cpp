@@ -75,19 +75,20 @@ bool valid_ifname(std::string_view s) {
 }
 
 // Reads `name` and checks its form; returns the label to use in later messages.
-std::string read_name(TableReader& r, std::string_view kind, std::size_t index, std::string& out) {
-  std::string label = "[[" + std::string(kind) + "]] #" + std::to_string(index + 1);
-  if (auto n = r.string("name", true)) {
-    if (!valid_name(*n)) {
-      r.errors().add(r.where("name"),
-                     std::string(kind) + " name \"" + *n +
-                         "\" must be 1-64 characters of letters, digits, '-', '_' or '.'");
-    } else {
-      out = *n;
-      label = std::string(kind) + " \"" + *n + "\"";
-    }
+std::string read_name(const toml::table& t, std::string_view kind, std::size_t index,
+                      ConfigErrors& errors, std::string& out) {
+  const std::string label = "[[" + std::string(kind) + "]] #" + std::to_string(index + 1);
+  TableReader r(t, label, errors);
+  auto n = r.string("name", true);
+  if (!n) return label;
+  if (!valid_name(*n)) {
+    errors.add(r.where("name"), std::string(kind) + " name \"" + *n +
+                                    "\" must be 1-64 characters of letters, digits, '-', '_' "
+                                    "or '.'");
+    return label;
   }
-  return label;
+  out = *n;
+  return std::string(kind) + " \"" + *n + "\"";
 }
 
 void read_daemon(const toml::table& t, DaemonConfig& d, ConfigErrors& errors) {
@@ -107,10 +108,9 @@ constexpr std::string_view kTypeKeys[] = {"interface", "path",    "socket",
 LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& errors) {
   LinkConfig l;
   l.where = t.source();
-  TableReader r(t, "", errors);
-  std::string label = read_name(r, "link", index, l.name);
-  TableReader lr(t, label, errors);  // same table, messages now name the link
-  lr.string("name");                 // already checked
+  const std::string label = read_name(t, "link", index, errors, l.name);
+  TableReader lr(t, label, errors);  // messages name the link from here on
+  lr.skip("name");
 
   std::optional<LinkType> type;
   if (!lr.has("type")) {
@@ -211,10 +211,9 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
 SinkConfig read_sink(const toml::table& t, std::size_t index, ConfigErrors& errors) {
   SinkConfig s;
   s.where = t.source();
-  TableReader r(t, "", errors);
-  std::string label = read_name(r, "sink", index, s.name);
+  const std::string label = read_name(t, "sink", index, errors, s.name);
   TableReader sr(t, label, errors);
-  sr.string("name");
+  sr.skip("name");
   auto type = sr.string("type");
   std::string known;
   for (const SinkType* st : sink_types())

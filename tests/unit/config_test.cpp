@@ -1,0 +1,416 @@
+// Config: every bad input is reported with its line, column and a message that says what to fix.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "config/config.hpp"
+
+using fdlinkd::ConfigError;
+using fdlinkd::parse_config;
+
+namespace {
+
+// Two af_packet links forwarding to each other: the smallest valid config.
+const std::string kLinks = R"(
+[[link]]
+name = "a"
+type = "af_packet"
+interface = "veth-a"
+sink = "to-b"
+
+[[link]]
+name = "b"
+type = "af_packet"
+interface = "veth-b"
+sink = "to-a"
+
+[[sink]]
+name = "to-b"
+type = "forward"
+to = "b"
+
+[[sink]]
+name = "to-a"
+type = "forward"
+to = "a"
+)";
+
+std::vector<ConfigError> errors_of(const std::string& text) {
+  auto r = parse_config(text, "t.toml");
+  REQUIRE_FALSE(r.config.has_value());
+  REQUIRE_FALSE(r.errors.empty());
+  return r.errors;
+}
+
+// Exactly one error, at line:col, whose message contains `needle`.
+void expect_one(const std::string& text, std::uint32_t line, std::uint32_t col,
+                const std::string& needle) {
+  const auto errs = errors_of(text);
+  INFO("errors: " << [&] {
+    std::string s;
+    for (auto& e : errs)
+      s += e.to_string() + "\n";
+    return s;
+  }());
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].file == "t.toml");
+  CHECK(errs[0].line == line);
+  CHECK(errs[0].column == col);
+  CHECK_THAT(errs[0].message, Catch::Contains(needle));
+}
+
+}  // namespace
+
+TEST_CASE("valid config parses into typed values") {
+  auto r = parse_config(
+      "[daemon]\nworkers = 2\nstats_interval = \"250ms\"\nlog_level = "
+      "\"debug\"\nlog_format = \"json\"\n" +
+          kLinks,
+      "t.toml");
+  REQUIRE(r.config.has_value());
+  const auto& c = *r.config;
+  CHECK(c.daemon.workers == 2);
+  CHECK(c.daemon.stats_interval == std::chrono::milliseconds(250));
+  CHECK(c.daemon.log_level == fdlinkd::log::Level::debug);
+  CHECK(c.daemon.log_format == fdlinkd::log::Format::json);
+  REQUIRE(c.links.size() == 2);
+  CHECK(c.links[0].interface == "veth-a");
+  CHECK(c.links[0].mtu == 1500);
+  CHECK(c.links[0].frame_capacity() == 1518);
+  CHECK(c.links[0].dispatch == fdlinkd::DispatchMode::readv);
+  CHECK(c.find_sink("to-b")->type->name == "forward");
+}
+
+TEST_CASE("unix and tun links parse with their own keys") {
+  auto r = parse_config(R"(
+[[link]]
+name = "u"
+type = "unix"
+path = "/run/fdlinkd/u.sock"
+socket = "dgram"
+peer = "/run/vm.sock"
+dispatch = "recvmmsg"
+sink = "to-u2"
+[[link]]
+name = "u2"
+type = "unix"
+path = "/run/fdlinkd/u2.sock"
+sink = "to-u"
+[[link]]
+name = "t"
+type = "tun"
+interface = "tun0"
+mtu = 9000
+persist = true
+netns = "blue"
+sink = "to-t"
+[[sink]]
+name = "to-u"
+type = "forward"
+to = "u"
+[[sink]]
+name = "to-u2"
+type = "forward"
+to = "u2"
+[[sink]]
+name = "to-t"
+type = "forward"
+to = "t"
+)",
+                        "t.toml");
+  REQUIRE(r.config.has_value());
+  const auto& u = r.config->links[0];
+  CHECK(u.socket == fdlinkd::UnixSocket::dgram);
+  CHECK(u.peer == "/run/vm.sock");
+  CHECK(r.config->links[1].socket == fdlinkd::UnixSocket::seqpacket);
+  const auto& t = r.config->links[2];
+  CHECK(t.layer() == fdlinkd::Layer::ip);
+  CHECK(t.frame_capacity() == 9000);
+  CHECK(t.persist);
+  CHECK(t.netns == "blue");
+}
+
+TEST_CASE("the shipped example config is valid") {
+  auto r = fdlinkd::load_config(FDLINKD_SOURCE_DIR "/config/fdlinkd.toml");
+  for (auto& e : r.errors)
+    UNSCOPED_INFO(e.to_string());
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links.size() >= 2);
+}
+
+TEST_CASE("bad config: TOML syntax error") {
+  expect_one("[daemon]\nworkers = = 1\n", 2, 11, "");
+}
+
+TEST_CASE("bad config: unknown key in daemon") {
+  expect_one("[daemon]\nworkers = 1\ncolour = \"blue\"\n" + kLinks, 3, 1,
+             "unknown key colour in [daemon]");
+}
+
+TEST_CASE("bad config: misspelled key in a link") {
+  expect_one(R"([[link]]
+name = "a"
+type = "af_packet"
+interface = "x"
+intreface = "y"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "a"
+)",
+             5, 1, "unknown key intreface in link \"a\"");
+}
+
+TEST_CASE("bad config: unknown top-level table") {
+  expect_one("[deamon]\nworkers = 1\n" + kLinks, 1, 2, "unknown key deamon at the top level");
+}
+
+TEST_CASE("bad config: wrong type for workers") {
+  expect_one("[daemon]\nworkers = \"two\"\n" + kLinks, 2, 11,
+             "workers in [daemon] must be an integer, not string");
+}
+
+TEST_CASE("bad config: workers out of range") {
+  expect_one("[daemon]\nworkers = 0\n" + kLinks, 2, 11, "out of range (1..64)");
+}
+
+TEST_CASE("bad config: mtu out of range") {
+  auto text = kLinks;
+  text.replace(text.find("sink = \"to-b\""), 0, "mtu = 20\n");
+  expect_one(text, 6, 7, "mtu = 20 in link \"a\" is out of range (68..65535)");
+}
+
+TEST_CASE("bad config: duration without a unit") {
+  expect_one("[daemon]\nstats_interval = \"10\"\n" + kLinks, 2, 18, "is not a duration");
+}
+
+TEST_CASE("bad config: unknown log level") {
+  expect_one("[daemon]\nlog_level = \"loud\"\n" + kLinks, 2, 13,
+             "log_level = \"loud\" in [daemon] is not one of: trace, debug, info, warn, error");
+}
+
+TEST_CASE("bad config: unknown link type") {
+  expect_one(R"([[link]]
+name = "a"
+type = "token_ring"
+interface = "x"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "a"
+)",
+             3, 8, "type = \"token_ring\" in link \"a\" is not one of: af_packet, tap, tun, unix");
+}
+
+TEST_CASE("bad config: unknown sink type") {
+  auto text = kLinks + "\n[[sink]]\nname = \"x\"\ntype = \"teleport\"\n";
+  expect_one(text, 26, 8, "unknown sink type \"teleport\" in sink \"x\" (known: forward");
+}
+
+TEST_CASE("bad config: link without a name") {
+  expect_one(R"([[link]]
+name = "a"
+type = "af_packet"
+interface = "x"
+sink = "s"
+[[link]]
+type = "af_packet"
+interface = "y"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "a"
+)",
+             6, 1, "[[link]] #2 is missing required key name");
+}
+
+TEST_CASE("bad config: af_packet link without an interface") {
+  expect_one(R"([[link]]
+name = "a"
+type = "af_packet"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "a"
+)",
+             1, 1, "link \"a\" is missing required key interface");
+}
+
+TEST_CASE("bad config: duplicate link names") {
+  auto text = kLinks;
+  text.replace(text.find("name = \"b\""), 10, "name = \"a\"");
+  // The second "a" is reported; the sink that names "b" now points nowhere as well.
+  const auto errs = errors_of(text);
+  REQUIRE(errs.size() == 2);
+  CHECK(errs[0].line == 8);
+  CHECK(errs[0].column == 1);
+  CHECK_THAT(errs[0].message,
+             Catch::Contains("duplicate link name \"a\" (first defined at line 2)"));
+  CHECK_THAT(errs[1].message, Catch::Contains("forwards to link \"b\", which is not defined"));
+}
+
+TEST_CASE("bad config: duplicate sink names") {
+  auto text = kLinks;
+  text.replace(text.find("name = \"to-a\""), 13, "name = \"to-b\"");
+  const auto errs = errors_of(text);
+  REQUIRE(errs.size() == 2);
+  CHECK(errs[0].line == 12);  // link b's sink = "to-a" now names nothing
+  CHECK_THAT(errs[0].message, Catch::Contains("sends to sink \"to-a\", which is not defined"));
+  CHECK(errs[1].line == 19);
+  CHECK_THAT(errs[1].message,
+             Catch::Contains("duplicate sink name \"to-b\" (first defined at line 14)"));
+}
+
+TEST_CASE("bad config: link names a sink that does not exist") {
+  auto text = kLinks;
+  text.replace(text.find("sink = \"to-b\""), 13, "sink = \"nope\"");
+  expect_one(text, 6, 8, "link \"a\" sends to sink \"nope\", which is not defined");
+}
+
+TEST_CASE("bad config: forward to a link that does not exist") {
+  auto text = kLinks;
+  text.replace(text.find("to = \"b\""), 8, "to = \"zz\"");
+  expect_one(text, 17, 6, "sink \"to-b\" forwards to link \"zz\", which is not defined");
+}
+
+TEST_CASE("bad config: recvmmsg on a tap link") {
+  expect_one(R"([[link]]
+name = "t"
+type = "tap"
+interface = "tap0"
+dispatch = "recvmmsg"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "t"
+)",
+             5, 12, "dispatch = \"recvmmsg\" in link \"t\" needs a socket");
+}
+
+TEST_CASE("bad config: forward between a tun and an ethernet link") {
+  const auto errs = errors_of(R"([[link]]
+name = "t"
+type = "tun"
+interface = "tun0"
+sink = "to-e"
+[[link]]
+name = "e"
+type = "af_packet"
+interface = "eth0"
+sink = "to-t"
+[[sink]]
+name = "to-e"
+type = "forward"
+to = "e"
+[[sink]]
+name = "to-t"
+type = "forward"
+to = "t"
+)");
+  REQUIRE(errs.size() == 2);  // both directions are wrong
+  CHECK(errs[0].to_string() ==
+        "t.toml:5:8: link \"t\" (tun, IP packets) cannot use sink \"to-e\": it forwards to link "
+        "\"e\" (af_packet, Ethernet frames)");
+  CHECK(errs[1].line == 10);
+  CHECK(errs[1].column == 8);
+}
+
+TEST_CASE("bad config: key of another link type") {
+  expect_one(R"([[link]]
+name = "u"
+type = "unix"
+path = "/run/u.sock"
+interface = "eth0"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "u"
+)",
+             5, 13, "interface is not allowed in link \"u\": a unix link does not take it");
+}
+
+TEST_CASE("bad config: peer on a seqpacket unix link") {
+  expect_one(R"([[link]]
+name = "u"
+type = "unix"
+path = "/run/u.sock"
+peer = "/run/p.sock"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "u"
+)",
+             5, 8, "peer in link \"u\" needs socket = \"dgram\"");
+}
+
+TEST_CASE("bad config: relative unix path") {
+  expect_one(R"([[link]]
+name = "u"
+type = "unix"
+path = "u.sock"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "u"
+)",
+             4, 8, "must be an absolute path");
+}
+
+TEST_CASE("bad config: interface name too long") {
+  auto text = kLinks;
+  text.replace(text.find("\"veth-a\""), 8, "\"a-very-long-interface\"");
+  expect_one(text, 5, 13, "is not a valid interface name (1-15 bytes");
+}
+
+TEST_CASE("bad config: link written as a table instead of an array of tables") {
+  expect_one("[link]\nname = \"a\"\n", 1, 1, "link must be an array of tables: write [[link]]");
+}
+
+TEST_CASE("bad config: several fds per link") {
+  auto text = kLinks;
+  text.replace(text.find("sink = \"to-b\""), 0, "fds = 4\n");
+  expect_one(text, 6, 7, "several fds per link are not supported yet");
+}
+
+TEST_CASE("bad config: no links at all") {
+  expect_one("[daemon]\nworkers = 1\n", 1, 1, "no [[link]] defined");
+}
+
+TEST_CASE("bad config: every error is reported at once in file order") {
+  const auto errs = errors_of("[daemon]\nworkers = 0\nlog_level = \"x\"\nfoo = 1\n" + kLinks);
+  REQUIRE(errs.size() == 3);
+  CHECK(errs[0].line == 2);
+  CHECK(errs[1].line == 3);
+  CHECK(errs[2].line == 4);
+  CHECK(errs[2].to_string() == "t.toml:4:1: unknown key foo in [daemon]");
+}
+
+TEST_CASE("bad config: unreadable file") {
+  auto r = fdlinkd::load_config("/nonexistent/fdlinkd.toml");
+  REQUIRE_FALSE(r.config.has_value());
+  REQUIRE(r.errors.size() == 1);
+  CHECK_THAT(r.errors[0].to_string(),
+             Catch::StartsWith("/nonexistent/fdlinkd.toml:0:0: cannot read config"));
+}
+
+TEST_CASE("durations parse with units") {
+  using fdlinkd::parse_duration;
+  CHECK(parse_duration("10s") == std::chrono::seconds(10));
+  CHECK(parse_duration("250ms") == std::chrono::milliseconds(250));
+  CHECK(parse_duration("500us") == std::chrono::microseconds(500));
+  CHECK(parse_duration("2m") == std::chrono::minutes(2));
+  CHECK(parse_duration("1h") == std::chrono::hours(1));
+  CHECK(parse_duration("0s") == std::chrono::seconds(0));
+  CHECK_FALSE(parse_duration("10"));
+  CHECK_FALSE(parse_duration("s"));
+  CHECK_FALSE(parse_duration("-1s"));
+  CHECK_FALSE(parse_duration("1.5s"));
+  CHECK_FALSE(parse_duration("10 s"));
+}

@@ -1,0 +1,217 @@
+// The data path on real fds: socketpairs stand in for two links; the real dispatcher, forward
+// sink and writer move the frames, and the counters must say what happened to each one.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "dispatch/dispatcher.hpp"
+#include "link/link.hpp"
+#include "sink/forward.hpp"
+#include "writer/writer.hpp"
+
+using namespace fdlinkd;
+
+namespace {
+
+// A link over one end of a socketpair (the other end plays the outside world).
+class PairLink : public Link {
+ public:
+  PairLink(const LinkConfig& c, int fd) : Link(c) { ports_[0]->fd = fd; }
+  bool eof = false;
+  bool zero_read_is_eof() const override { return true; }
+  void port_closed(std::size_t, Dispatcher&) override { eof = true; }
+
+ protected:
+  void open_fds() override {}
+};
+
+LinkConfig link_config(const std::string& name, LinkType type = LinkType::unix_socket) {
+  LinkConfig c;
+  c.name = name;
+  c.type = type;
+  c.rx_batch = 8;
+  return c;
+}
+
+struct Pair {
+  int outside = -1, inside = -1;
+  explicit Pair(int type = SOCK_SEQPACKET) {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, type | SOCK_NONBLOCK, 0, fds) == 0);
+    outside = fds[0];
+    inside = fds[1];
+  }
+  ~Pair() { ::close(outside); }  // `inside` belongs to the link
+};
+
+std::vector<std::uint8_t> frame(std::size_t len, std::uint8_t tag) {
+  std::vector<std::uint8_t> f(len);
+  for (std::size_t i = 0; i < len; ++i)
+    f[i] = static_cast<std::uint8_t>(tag + i);
+  return f;
+}
+
+void run_until(boost::asio::io_context& io, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(5));
+    io.restart();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("forwarded frames arrive whole and in order and bad ones are counted") {
+  Pair a, b;
+  PairLink la(link_config("a"), a.inside), lb(link_config("b"), b.inside);
+  ForwardSink to_b(lb);
+  boost::asio::io_context io;
+  Dispatcher d(io, la, 0, to_b);
+
+  std::vector<std::vector<std::uint8_t>> good;
+  for (int i = 0; i < 20; ++i)
+    good.push_back(frame(60 + static_cast<std::size_t>(i), static_cast<std::uint8_t>(i)));
+  // Interleave a runt (shorter than an Ethernet header) and an oversize frame.
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(::send(a.outside, good[i].data(), good[i].size(), 0) ==
+            static_cast<ssize_t>(good[i].size()));
+    if (i == 5) REQUIRE(::send(a.outside, "tiny", 4, 0) == 4);
+    if (i == 9) {
+      auto big = frame(3000, 7);
+      REQUIRE(::send(a.outside, big.data(), big.size(), 0) == 3000);
+    }
+  }
+  d.attach(a.inside);
+  run_until(io, [&] { return la.totals().rx_packets == 22; });
+
+  std::vector<std::uint8_t> buf(4096);
+  for (int i = 0; i < 20; ++i) {
+    const ssize_t n = ::recv(b.outside, buf.data(), buf.size(), 0);
+    REQUIRE(n == static_cast<ssize_t>(good[i].size()));
+    CHECK(std::memcmp(buf.data(), good[i].data(), good[i].size()) == 0);
+  }
+  CHECK(::recv(b.outside, buf.data(), buf.size(), 0) < 0);  // nothing else came out
+
+  const CounterValues ra = la.totals(), rb = lb.totals();
+  CHECK(ra.rx_packets == 22);
+  CHECK(ra.drop(DropReason::runt) == 1);
+  CHECK(ra.drop(DropReason::oversize) == 1);
+  CHECK(rb.tx_packets == 20);
+  CHECK(ra.rx_packets == rb.tx_packets + ra.total_drops() + rb.total_drops());
+}
+
+TEST_CASE("recvmmsg dispatch reads the same frames as readv") {
+  Pair a, b;
+  auto ca = link_config("a");
+  ca.dispatch = DispatchMode::recvmmsg;
+  PairLink la(ca, a.inside), lb(link_config("b"), b.inside);
+  ForwardSink to_b(lb);
+  boost::asio::io_context io;
+  Dispatcher d(io, la, 0, to_b);
+  for (int i = 0; i < 30; ++i) {  // more than one batch of 8
+    auto f = frame(100, static_cast<std::uint8_t>(i));
+    REQUIRE(::send(a.outside, f.data(), f.size(), 0) == 100);
+  }
+  auto big = frame(1519, 1);  // one byte over 1500 + 18
+  REQUIRE(::send(a.outside, big.data(), big.size(), 0) == 1519);
+  d.attach(a.inside);
+  run_until(io, [&] { return la.totals().rx_packets == 31; });
+  CHECK(lb.totals().tx_packets == 30);
+  CHECK(la.totals().drop(DropReason::oversize) == 1);
+  std::vector<std::uint8_t> buf(2048);
+  for (int i = 0; i < 30; ++i) {
+    REQUIRE(::recv(b.outside, buf.data(), buf.size(), 0) == 100);
+    CHECK(buf[0] == static_cast<std::uint8_t>(i));
+  }
+}
+
+TEST_CASE("a peer hanging up ends the dispatcher and tells the link") {
+  Pair a, b;
+  PairLink la(link_config("a"), a.inside), lb(link_config("b"), b.inside);
+  ForwardSink to_b(lb);
+  boost::asio::io_context io;
+  Dispatcher d(io, la, 0, to_b);
+  d.attach(a.inside);
+  ::shutdown(a.outside, SHUT_WR);
+  run_until(io, [&] { return la.eof; });
+  CHECK(la.eof);
+}
+
+TEST_CASE("a full egress queue drops frames as tx_queue_full and counts every one") {
+  Pair b;
+  const int small = 4096;
+  REQUIRE(::setsockopt(b.inside, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  PairLink lb(link_config("b"), b.inside);
+  Batch batch(64, 1518);
+  std::uint64_t offered = 0;
+  for (int round = 0; round < 20; ++round) {
+    batch.clear();
+    for (std::size_t i = 0; i < 64; ++i)
+      batch.push(batch.slot(i), 1000);
+    offered += 64;
+    lb.transmit(batch);
+  }
+  const CounterValues v = lb.totals();
+  CHECK(v.drop(DropReason::tx_queue_full) > 0);
+  CHECK(v.tx_packets > 0);
+  CHECK(v.tx_packets + v.total_drops() == offered);
+}
+
+TEST_CASE("frames over the egress MTU are dropped as too_big, the rest are sent") {
+  Pair b;
+  auto cb = link_config("b");
+  cb.mtu = 500;  // frames up to 518 bytes
+  PairLink lb(cb, b.inside);
+  Batch batch(4, 2000);
+  batch.push(batch.slot(0), 518);
+  batch.push(batch.slot(1), 519);
+  batch.push(batch.slot(2), 100);
+  lb.transmit(batch);
+  const CounterValues v = lb.totals();
+  CHECK(v.tx_packets == 2);
+  CHECK(v.drop(DropReason::too_big) == 1);
+  std::vector<std::uint8_t> buf(2048);
+  CHECK(::recv(b.outside, buf.data(), buf.size(), 0) == 518);
+  CHECK(::recv(b.outside, buf.data(), buf.size(), 0) == 100);
+}
+
+TEST_CASE("an egress link without an fd drops under no_peer or link_down") {
+  Batch batch(4, 1518);
+  batch.push(batch.slot(0), 60);
+  batch.push(batch.slot(1), 60);
+  PairLink unix_link(link_config("u"), -1);
+  unix_link.transmit(batch);
+  CHECK(unix_link.totals().drop(DropReason::no_peer) == 2);
+  PairLink afp(link_config("p", LinkType::af_packet), -1);
+  afp.transmit(batch);
+  CHECK(afp.totals().drop(DropReason::link_down) == 2);
+}
+
+TEST_CASE("a peer that went away counts as no_peer on transmit") {
+  Pair b;
+  PairLink lb(link_config("b"), b.inside);
+  ::close(b.outside);
+  b.outside = ::open("/dev/null", O_RDONLY);  // keep ~Pair's close harmless
+  Batch batch(4, 1518);
+  batch.push(batch.slot(0), 60);
+  batch.push(batch.slot(1), 60);
+  lb.transmit(batch);
+  CHECK(lb.totals().drop(DropReason::no_peer) == 2);
+}
+
+TEST_CASE("every drop reason has a distinct name") {
+  std::set<std::string_view> names;
+  for (std::size_t r = 0; r < kDropReasonCount; ++r) {
+    auto n = drop_reason_name(static_cast<DropReason>(r));
+    CHECK_FALSE(n.empty());
+    CHECK_FALSE(drop_reason_help(static_cast<DropReason>(r)).empty());
+    names.insert(n);
+  }
+  CHECK(names.size() == kDropReasonCount);
+}
