@@ -1,0 +1,22 @@
+# Build:  docker build -t fdlinkd .
+# Run:    docker run --rm --network host --cap-add NET_ADMIN --cap-add NET_RAW \
+#           --device /dev/net/tun -v /etc/fdlinkd.toml:/etc/fdlinkd.toml:ro fdlinkd
+# (links with `netns` also need --cap-add SYS_ADMIN -v /run/netns:/run/netns)
+FROM debian:12 AS build
+WORKDIR /src
+COPY scripts/install-deps.sh scripts/
+RUN ./scripts/install-deps.sh
+COPY . .
+RUN cmake -S . -B build -DFDLINKD_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
+ && cmake --build build -j"$(nproc)" \
+ && DESTDIR=/out cmake --install build
+
+FROM debian:12-slim
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libspdlog1.10 libfmt9 libtomlplusplus3 libsystemd0 \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/usr/local/sbin/fdlinkd /usr/local/sbin/fdlinkd
+COPY --from=build /out/etc/fdlinkd.toml /etc/fdlinkd.toml
+ENTRYPOINT ["/usr/local/sbin/fdlinkd"]
+CMD ["-c", "/etc/fdlinkd.toml"]
