@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Two forwarding pairs in one daemon. The interface of one pair's af_packet link and the TAP of
+# the other link are deleted while fdlinkd runs: both are reported, the daemon does not spin,
+# and the first pair keeps forwarding.
+source "$(dirname "$0")/lib.sh"
+
+mkns h1; mkns h2; mkns h3; mkns fw
+veth "$ID-h1" h1 "$ID-fw" pa
+veth "$ID-h2" h2 "$ID-fw" pb
+veth "$ID-h3" h3 "$ID-fw" pc
+ip -n "$ID-h1" addr add 10.77.5.1/24 dev h1
+ip -n "$ID-h2" addr add 10.77.5.2/24 dev h2
+
+cat > "$TMP/fdlinkd.toml" <<EOT
+[daemon]
+stats_interval = "0s"
+[[link]]
+name = "a"
+type = "af_packet"
+interface = "pa"
+sink = "to-b"
+[[link]]
+name = "b"
+type = "af_packet"
+interface = "pb"
+sink = "to-a"
+[[link]]
+name = "c"
+type = "af_packet"
+interface = "pc"
+sink = "to-d"
+[[link]]
+name = "d"
+type = "tap"
+interface = "tapd"
+sink = "to-c"
+[[sink]]
+name = "to-b"
+type = "forward"
+to = "b"
+[[sink]]
+name = "to-a"
+type = "forward"
+to = "a"
+[[sink]]
+name = "to-d"
+type = "forward"
+to = "d"
+[[sink]]
+name = "to-c"
+type = "forward"
+to = "c"
+EOT
+start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
+ping_ok "$ID-h1" 10.77.5.2 10
+
+ip -n "$ID-fw" link del pc
+ip -n "$ID-fw" link del tapd
+for _ in $(seq 40); do
+  [ "$(logq count link_rx_error)" -ge 2 ] && break
+  sleep 0.05
+done
+grep -q '"event":"link_rx_error".*"link":"c"' "$LOG" || fail "the deleted interface of link c was not reported"
+grep -q '"event":"link_fd_closed".*"link":"d"' "$LOG" || fail "the deleted TAP of link d was not reported"
+pass "deleted interface and TAP reported"
+
+# No busy loop on the dead fds: the daemon stays idle.
+t0=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
+sleep 1
+t1=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
+[ $(( t1 - t0 )) -lt 10 ] || fail "fdlinkd used $(( t1 - t0 )) ticks of CPU in 1 s while idle"
+pass "idle after the loss ($(( t1 - t0 )) CPU ticks in 1 s)"
+
+ping_ok "$ID-h1" 10.77.5.2 100
+stop_daemon
+[ "$(logq count link_rx_error)" -le 3 ] || fail "link_rx_error logged $(logq count link_rx_error) times; once per fd is enough"
