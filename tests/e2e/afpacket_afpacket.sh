@@ -26,14 +26,7 @@ type = "af_packet"
 interface = "pb"
 dispatch = "recvmmsg"
 sink = "to-a"
-[[sink]]
-name = "to-b"
-type = "forward"
-to = "b"
-[[sink]]
-name = "to-a"
-type = "forward"
-to = "a"
+$(forward_sinks a b)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 

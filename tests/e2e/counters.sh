@@ -21,14 +21,7 @@ name = "b"
 type = "af_packet"
 interface = "pb"
 sink = "to-a"
-[[sink]]
-name = "to-b"
-type = "forward"
-to = "b"
-[[sink]]
-name = "to-a"
-type = "forward"
-to = "a"
+$(forward_sinks a b)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 

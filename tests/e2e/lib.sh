@@ -57,6 +57,12 @@ veth() {
 # checksum offload off on the sending ends makes the kernel finish the checksum first.
 no_tx_csum() { ip netns exec "$1" ethtool -K "$2" tx off >/dev/null; }
 
+# forward_sinks A B: the [[sink]] tables "to-B" and "to-A" that forward each way between
+# links A and B, for a config's heredoc: $(forward_sinks a b)
+forward_sinks() {
+  printf '[[sink]]\nname = "to-%s"\ntype = "forward"\nto = "%s"\n' "$2" "$2" "$1" "$1"
+}
+
 # start_daemon CONFIG [NS]: runs fdlinkd (inside NS if given) with JSON logs into $LOG and
 # waits until it logs `ready`.
 start_daemon() {

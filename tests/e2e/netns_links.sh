@@ -28,14 +28,7 @@ interface = "p2"
 netns = "/run/netns/$ID-h2"
 dispatch = "recvmmsg"
 sink = "to-c1"
-[[sink]]
-name = "to-c2"
-type = "forward"
-to = "c2"
-[[sink]]
-name = "to-c1"
-type = "forward"
-to = "c1"
+$(forward_sinks c1 c2)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 # The daemon's own namespace has no such interfaces: the links really are in h1 and h2.

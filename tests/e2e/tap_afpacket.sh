@@ -22,14 +22,7 @@ type = "af_packet"
 interface = "pb"
 dispatch = "recvmmsg"
 sink = "to-tap"
-[[sink]]
-name = "to-wire"
-type = "forward"
-to = "wire"
-[[sink]]
-name = "to-tap"
-type = "forward"
-to = "tap"
+$(forward_sinks tap wire)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-h1"
 ip -n "$ID-h1" link show t0 | grep -q "UP" || fail "fdlinkd did not bring t0 up"

@@ -24,14 +24,7 @@ path = "$SOCK"
 socket = "seqpacket"
 dispatch = "recvmmsg"
 sink = "to-wire"
-[[sink]]
-name = "to-peer"
-type = "forward"
-to = "peer"
-[[sink]]
-name = "to-wire"
-type = "forward"
-to = "wire"
+$(forward_sinks wire peer)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 [ -S "$SOCK" ] || fail "fdlinkd did not create $SOCK"

@@ -34,22 +34,8 @@ name = "d"
 type = "tap"
 interface = "tapd"
 sink = "to-c"
-[[sink]]
-name = "to-b"
-type = "forward"
-to = "b"
-[[sink]]
-name = "to-a"
-type = "forward"
-to = "a"
-[[sink]]
-name = "to-d"
-type = "forward"
-to = "d"
-[[sink]]
-name = "to-c"
-type = "forward"
-to = "c"
+$(forward_sinks a b)
+$(forward_sinks c d)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 ping_ok "$ID-h1" 10.77.5.2 10
