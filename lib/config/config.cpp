@@ -10,24 +10,31 @@ namespace fdlinkd {
 
 std::string_view link_type_name(LinkType t) {
   switch (t) {
-    case LinkType::af_packet:
-      return "af_packet";
-    case LinkType::tap:
-      return "tap";
-    case LinkType::tun:
-      return "tun";
-    case LinkType::unix_socket:
-      return "unix";
+    case LinkType::af_packet: return "af_packet";
+    case LinkType::tap: return "tap";
+    case LinkType::tun: return "tun";
+    case LinkType::unix_socket: return "unix";
   }
   return "?";
 }
 
 std::string_view dispatch_mode_name(DispatchMode m) {
   switch (m) {
-    case DispatchMode::readv:
-      return "readv";
-    case DispatchMode::recvmmsg:
-      return "recvmmsg";
+    case DispatchMode::readv: return "readv";
+    case DispatchMode::recvmmsg: return "recvmmsg";
+    case DispatchMode::packet_mmap: return "packet_mmap";
+  }
+  return "?";
+}
+
+std::string_view fanout_name(Fanout f) {
+  switch (f) {
+    case Fanout::hash: return "hash";
+    case Fanout::lb: return "lb";
+    case Fanout::cpu: return "cpu";
+    case Fanout::rollover: return "rollover";
+    case Fanout::rnd: return "rnd";
+    case Fanout::qm: return "qm";
   }
   return "?";
 }
@@ -98,12 +105,62 @@ void read_daemon(const toml::table& t, DaemonConfig& d, ConfigErrors& errors) {
   if (auto v = r.choice("log_level", {"trace", "debug", "info", "warn", "error"}))
     d.log_level = *log::parse_level(*v);
   if (auto v = r.choice("log_format", {"text", "json"})) d.log_format = *log::parse_format(*v);
+  if (auto v = r.integers("cpu_affinity", 0, 4095))
+    for (auto c : *v)
+      d.cpu_affinity.push_back(static_cast<unsigned>(c));
   r.finish();
 }
 
 // Keys that only some link types take; a type that does not take one rejects it by name.
-constexpr std::string_view kTypeKeys[] = {"interface", "path",    "socket",
-                                          "peer",      "promisc", "persist"};
+constexpr std::string_view kTypeKeys[] = {"interface",    "path",    "socket", "peer",
+                                          "promisc",      "persist", "fanout", "tx_ring",
+                                          "qdisc_bypass", "ring"};
+
+// [link.ring]: the PACKET_MMAP ring sizes of an af_packet link.
+void read_ring(TableReader& lr, const std::string& label, LinkConfig& l, ConfigErrors& errors) {
+  const toml::table* t = lr.subtable("ring");
+  if (!t) return;
+  TableReader r(*t, "[" + label + ".ring]", errors);
+  RingConfig& ring = l.ring;
+  const bool rx = l.dispatch == DispatchMode::packet_mmap;
+  for (auto key : {"block_size", "block_count", "frame_size", "block_timeout"})
+    if (!rx) r.reject(key, "it sizes the receive ring of dispatch = \"packet_mmap\"");
+  if (!l.tx_ring) r.reject("tx_frame_count", "it sizes the ring of tx_ring = true");
+  if (auto v = r.size("block_size", 4096, 1u << 30)) {
+    if (*v % 4096 != 0)
+      errors.add(r.where("block_size"),
+                 "block_size in " + r.what() + " must be a multiple of the page size (4096)");
+    else
+      ring.block_size = static_cast<std::uint32_t>(*v);
+  }
+  if (auto v = r.integer("block_count", 1, 1 << 16))
+    ring.block_count = static_cast<std::uint32_t>(*v);
+  if (auto v = r.size("frame_size", 64, 1u << 30)) {
+    if (*v % 16 != 0)
+      errors.add(r.where("frame_size"), "frame_size in " + r.what() + " must be a multiple of 16");
+    else
+      ring.frame_size = static_cast<std::uint32_t>(*v);
+  }
+  if (auto v = r.duration("block_timeout")) {
+    if (v->count() % 1000 != 0 || *v < std::chrono::milliseconds(1) || *v > std::chrono::seconds(1))
+      errors.add(r.where("block_timeout"),
+                 "block_timeout in " + r.what() +
+                     " must be a whole number of milliseconds from 1ms to 1s (the kernel counts "
+                     "in ms)");
+    else
+      ring.block_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*v);
+  }
+  if (auto v = r.integer("tx_frame_count", 16, 1 << 20))
+    ring.tx_frame_count = static_cast<std::uint32_t>(*v);
+  if (rx && ring.frame_size > ring.block_size)
+    errors.add(r.where(), "frame_size (" + std::to_string(ring.frame_size) +
+                              ") is larger than block_size (" + std::to_string(ring.block_size) +
+                              ") in " + r.what());
+  if (rx && ring.block_size < l.frame_capacity() + 128)
+    errors.add(r.where(), "block_size (" + std::to_string(ring.block_size) + ") in " + r.what() +
+                              " cannot hold one frame of the link's MTU");
+  r.finish();
+}
 
 LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& errors) {
   LinkConfig l;
@@ -168,6 +225,14 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
       lr.reject("peer", no);
       if (*type == LinkType::af_packet) {
         if (auto v = lr.boolean("promisc")) l.promisc = *v;
+        if (auto v = lr.choice("fanout", {"hash", "lb", "cpu", "rollover", "rnd", "qm"})) {
+          constexpr Fanout kModes[] = {Fanout::hash,     Fanout::lb,  Fanout::cpu,
+                                       Fanout::rollover, Fanout::rnd, Fanout::qm};
+          for (Fanout f : kModes)
+            if (fanout_name(f) == *v) l.fanout = f;
+        }
+        if (auto v = lr.boolean("tx_ring")) l.tx_ring = *v;
+        if (auto v = lr.boolean("qdisc_bypass")) l.qdisc_bypass = *v;
         lr.reject("persist", no + " (fdlinkd does not create AF_PACKET interfaces)");
       } else {
         if (auto v = lr.boolean("persist")) l.persist = *v;
@@ -176,23 +241,35 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
     }
   }
 
+  if (type && *type != LinkType::af_packet)
+    for (auto k : {"fanout", "tx_ring", "qdisc_bypass", "ring"})
+      lr.reject(k, "only af_packet links take it");
   if (auto v = lr.integer("fds", 1, 64)) {
-    if (*v != 1)
+    if (*v != 1 && type == LinkType::unix_socket)
       errors.add(lr.where("fds"), "fds = " + std::to_string(*v) + " in " + label +
-                                      ": several fds per link are not supported yet; use 1");
+                                      ": a unix link has one socket (for its one peer); use 1");
     else
       l.fds = static_cast<unsigned>(*v);
   }
-  if (auto v = lr.choice("dispatch", {"readv", "recvmmsg"})) {
-    l.dispatch = *v == "recvmmsg" ? DispatchMode::recvmmsg : DispatchMode::readv;
+  if (auto v = lr.choice("dispatch", {"readv", "recvmmsg", "packet_mmap"})) {
+    l.dispatch = *v == "recvmmsg"      ? DispatchMode::recvmmsg
+                 : *v == "packet_mmap" ? DispatchMode::packet_mmap
+                                       : DispatchMode::readv;
     if (type && l.dispatch == DispatchMode::recvmmsg && !is_socket(*type))
       errors.add(lr.where("dispatch"), "dispatch = \"recvmmsg\" in " + label +
                                            " needs a socket; a " +
                                            std::string(link_type_name(*type)) +
                                            " fd is a character device and supports only \"readv\"");
+    if (type && l.dispatch == DispatchMode::packet_mmap && *type != LinkType::af_packet)
+      errors.add(lr.where("dispatch"),
+                 "dispatch = \"packet_mmap\" in " + label +
+                     " needs an af_packet link (a PACKET_MMAP ring); a " +
+                     std::string(link_type_name(*type)) + " link supports " +
+                     (is_socket(*type) ? "\"readv\" and \"recvmmsg\"" : "only \"readv\""));
   }
   if (auto v = lr.integer("rx_batch", 1, 1024)) l.rx_batch = static_cast<unsigned>(*v);
   if (auto v = lr.integer("mtu", 68, 65535)) l.mtu = static_cast<unsigned>(*v);
+  if (type == LinkType::af_packet) read_ring(lr, label, l, errors);
   if (auto v = lr.string("netns")) {
     if (v->empty())
       errors.add(lr.where("netns"),

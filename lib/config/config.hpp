@@ -26,17 +26,33 @@ struct DaemonConfig {
   std::chrono::microseconds stats_interval = std::chrono::seconds(10);
   log::Level log_level = log::Level::info;
   log::Format log_format = log::Format::text;
+  std::vector<unsigned> cpu_affinity;  ///< worker i runs on cpu_affinity[i % size]; empty: any
 };
 
 enum class LinkType { af_packet, tap, tun, unix_socket };
 enum class Layer { ethernet, ip };  ///< what a frame starts with
-enum class DispatchMode { readv, recvmmsg };
+enum class DispatchMode { readv, recvmmsg, packet_mmap };
+/// PACKET_FANOUT modes: how the kernel spreads an interface's frames over a link's fds.
+enum class Fanout { hash, lb, cpu, rollover, rnd, qm };
 enum class UnixSocket { seqpacket, dgram };
 
 std::string_view link_type_name(LinkType t);
 std::string_view dispatch_mode_name(DispatchMode m);
+std::string_view fanout_name(Fanout f);
 Layer link_layer(LinkType t);
 bool is_socket(LinkType t);
+
+/// PACKET_MMAP rings of an af_packet link ([link.ring]).
+struct RingConfig {
+  // RX: TPACKET_V3, frames packed into blocks; a block goes to fdlinkd when full or when
+  // block_timeout passes, so the timeout bounds the latency at low rates.
+  std::uint32_t block_size = 256 * 1024;
+  std::uint32_t block_count = 16;
+  std::uint32_t frame_size = 2048;
+  std::chrono::milliseconds block_timeout{1};
+  // TX: TPACKET_V2, fixed slots of the smallest power of two that holds a frame.
+  std::uint32_t tx_frame_count = 512;
+};
 
 struct LinkConfig {
   std::string name;
@@ -52,6 +68,10 @@ struct LinkConfig {
   unsigned mtu = 1500;     ///< L3 MTU; an Ethernet frame may be mtu + 18 (header and VLAN tag)
   bool promisc = true;     ///< af_packet: put the interface in promiscuous mode
   bool persist = false;    ///< tap/tun: keep the device after fdlinkd exits
+  Fanout fanout = Fanout::hash;  ///< af_packet with fds > 1
+  bool tx_ring = false;          ///< af_packet: transmit through TPACKET_V2 TX rings
+  bool qdisc_bypass = false;     ///< af_packet: PACKET_QDISC_BYPASS on transmit
+  RingConfig ring;
   std::string sink;
   toml::source_region where;       ///< the [[link]] table
   toml::source_region sink_where;  ///< its `sink` key

@@ -29,26 +29,16 @@ std::vector<ConfigError> ConfigErrors::sorted() const {
 
 std::string_view toml_type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::string:
-      return "string";
-    case toml::node_type::integer:
-      return "integer";
-    case toml::node_type::floating_point:
-      return "float";
-    case toml::node_type::boolean:
-      return "boolean";
-    case toml::node_type::table:
-      return "table";
-    case toml::node_type::array:
-      return "array";
-    case toml::node_type::date:
-      return "date";
-    case toml::node_type::time:
-      return "time";
-    case toml::node_type::date_time:
-      return "date-time";
-    default:
-      return "nothing";
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "float";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+    default: return "nothing";
   }
 }
 
@@ -74,6 +64,34 @@ std::optional<std::chrono::microseconds> parse_duration(std::string_view s) {
     return std::nullopt;
   if (n > (1ull << 62) / us_per) return std::nullopt;
   return std::chrono::microseconds(n * us_per);
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+  std::uint64_t n = 0;
+  const char* first = s.data();
+  const char* last = s.data() + s.size();
+  auto [p, ec] = std::from_chars(first, last, n);
+  if (ec != std::errc() || p == first) return std::nullopt;
+  const std::string_view unit(p, static_cast<std::size_t>(last - p));
+  std::uint64_t mult = 0;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KiB")
+    mult = 1ull << 10;
+  else if (unit == "MiB")
+    mult = 1ull << 20;
+  else if (unit == "GiB")
+    mult = 1ull << 30;
+  else if (unit == "KB" || unit == "kB")
+    mult = 1000;
+  else if (unit == "MB")
+    mult = 1000 * 1000;
+  else if (unit == "GB")
+    mult = 1000 * 1000 * 1000;
+  else
+    return std::nullopt;
+  if (n > (1ull << 62) / mult) return std::nullopt;
+  return n * mult;
 }
 
 TableReader::TableReader(const toml::table& table, std::string what, ConfigErrors& errors)
@@ -147,6 +165,75 @@ std::optional<std::chrono::microseconds> TableReader::duration(std::string_view 
                                  " is not a duration (use a number and us, ms, s, m or h, "
                                  "such as \"10s\")");
   return d;
+}
+
+std::optional<std::uint64_t> TableReader::size(std::string_view key, std::uint64_t min,
+                                               std::uint64_t max) {
+  const toml::node* n = get(key);
+  if (!n) return std::nullopt;
+  std::optional<std::uint64_t> v;
+  if (n->is_integer() && n->as_integer()->get() >= 0) {
+    v = static_cast<std::uint64_t>(n->as_integer()->get());
+  } else if (n->is_string()) {
+    v = parse_size(n->as_string()->get());
+    if (!v) {
+      errors_.add(n->source(), std::string(key) + " = \"" + n->as_string()->get() + "\" in " +
+                                   what_ +
+                                   " is not a size (use bytes or KiB, MiB, GiB, such as "
+                                   "\"1MiB\")");
+      return std::nullopt;
+    }
+  } else {
+    wrong_type(key, *n, "a size such as \"1MiB\" or a number of bytes");
+    return std::nullopt;
+  }
+  if (*v < min || *v > max) {
+    errors_.add(n->source(), std::string(key) + " = " + std::to_string(*v) + " bytes in " + what_ +
+                                 " is out of range (" + std::to_string(min) + ".." +
+                                 std::to_string(max) + ")");
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<std::vector<std::int64_t>> TableReader::integers(std::string_view key,
+                                                               std::int64_t min, std::int64_t max) {
+  const toml::node* n = get(key);
+  if (!n) return std::nullopt;
+  const toml::array* a = n->as_array();
+  if (!a) {
+    wrong_type(key, *n, "an array of integers");
+    return std::nullopt;
+  }
+  std::vector<std::int64_t> out;
+  bool ok = true;
+  for (const toml::node& e : *a) {
+    if (!e.is_integer()) {
+      errors_.add(e.source(), std::string(key) + " in " + what_ + " must hold integers, not " +
+                                  std::string(toml_type_name(e)));
+      ok = false;
+      continue;
+    }
+    const std::int64_t v = e.as_integer()->get();
+    if (v < min || v > max) {
+      errors_.add(e.source(), std::string(key) + " in " + what_ + ": " + std::to_string(v) +
+                                  " is out of range (" + std::to_string(min) + ".." +
+                                  std::to_string(max) + ")");
+      ok = false;
+      continue;
+    }
+    out.push_back(v);
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+const toml::table* TableReader::subtable(std::string_view key) {
+  const toml::node* n = get(key);
+  if (!n) return nullptr;
+  if (const toml::table* t = n->as_table()) return t;
+  wrong_type(key, *n, "a table");
+  return nullptr;
 }
 
 std::optional<std::string> TableReader::choice(std::string_view key,

@@ -61,6 +61,13 @@ class TableReader {
   std::optional<bool> boolean(std::string_view key);
   /// "10s", "250ms", "1m", "500us", "0s".
   std::optional<std::chrono::microseconds> duration(std::string_view key);
+  /// A byte size: an integer, or a string such as "64KiB", "1MiB", "4096".
+  std::optional<std::uint64_t> size(std::string_view key, std::uint64_t min, std::uint64_t max);
+  /// An array of integers, each in min..max.
+  std::optional<std::vector<std::int64_t>> integers(std::string_view key, std::int64_t min,
+                                                    std::int64_t max);
+  /// A sub-table (e.g. [link.ring]); nullptr when absent, reported when not a table.
+  const toml::table* subtable(std::string_view key);
   /// A string that must be one of `choices`.
   std::optional<std::string> choice(std::string_view key,
                                     std::initializer_list<std::string_view> choices);
@@ -84,6 +91,9 @@ class TableReader {
 
 /// Parses "10s", "250ms", "1m", "1h", "500us" (and "0s"); nullopt on anything else.
 std::optional<std::chrono::microseconds> parse_duration(std::string_view s);
+
+/// Parses "4096", "64KiB", "1MiB", "1GiB" (also "KB"/"MB" style for powers of 1000).
+std::optional<std::uint64_t> parse_size(std::string_view s);
 
 /// The TOML type of a node as a user would say it ("string", "integer", "table", ...).
 std::string_view toml_type_name(const toml::node& n);

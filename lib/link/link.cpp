@@ -97,13 +97,10 @@ Link* LinkSet::find(std::string_view name) const {
 
 std::unique_ptr<Link> make_link(const LinkConfig& config) {
   switch (config.type) {
-    case LinkType::af_packet:
-      return std::make_unique<AfPacketLink>(config);
+    case LinkType::af_packet: return std::make_unique<AfPacketLink>(config);
     case LinkType::tap:
-    case LinkType::tun:
-      return std::make_unique<TapLink>(config);
-    case LinkType::unix_socket:
-      return std::make_unique<UnixLink>(config);
+    case LinkType::tun: return std::make_unique<TapLink>(config);
+    case LinkType::unix_socket: return std::make_unique<UnixLink>(config);
   }
   return nullptr;
 }

@@ -8,26 +8,20 @@ namespace fdlinkd {
 
 DropReason tx_drop_reason(int err) {
   switch (err) {
-    case EAGAIN:
-      return DropReason::tx_queue_full;
-    case ENOBUFS:
-      return DropReason::tx_nobufs;
+    case EAGAIN: return DropReason::tx_queue_full;
+    case ENOBUFS: return DropReason::tx_nobufs;
     case ENETDOWN:
     case ENXIO:
     case ENODEV:
     case EIO:  // a TAP whose interface is not up
-    case EBADFD:
-      return DropReason::link_down;
+    case EBADFD: return DropReason::link_down;
     case EPIPE:
     case ECONNRESET:
     case ENOTCONN:
     case ECONNREFUSED:
-    case ENOENT:
-      return DropReason::no_peer;
-    case EMSGSIZE:
-      return DropReason::too_big;
-    default:
-      return DropReason::tx_error;
+    case ENOENT: return DropReason::no_peer;
+    case EMSGSIZE: return DropReason::too_big;
+    default: return DropReason::tx_error;
   }
 }
 

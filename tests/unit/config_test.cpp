@@ -373,10 +373,119 @@ TEST_CASE("bad config: link written as a table instead of an array of tables") {
   expect_one("[link]\nname = \"a\"\n", 1, 1, "link must be an array of tables: write [[link]]");
 }
 
-TEST_CASE("bad config: several fds per link") {
+TEST_CASE("bad config: several fds on a unix link") {
+  expect_one(R"([[link]]
+name = "u"
+type = "unix"
+path = "/run/u.sock"
+fds = 2
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "u"
+)",
+             5, 7, "a unix link has one socket");
+}
+
+TEST_CASE("bad config: packet_mmap on a tap link") {
+  expect_one(R"([[link]]
+name = "t"
+type = "tap"
+interface = "tap0"
+dispatch = "packet_mmap"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "t"
+)",
+             5, 12, "dispatch = \"packet_mmap\" in link \"t\" needs an af_packet link");
+}
+
+TEST_CASE("bad config: fanout on a tap link") {
+  expect_one(R"([[link]]
+name = "t"
+type = "tap"
+interface = "tap0"
+fds = 2
+fanout = "lb"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "t"
+)",
+             6, 10, "fanout is not allowed in link \"t\": only af_packet links take it");
+}
+
+TEST_CASE("bad config: unknown fanout mode") {
   auto text = kLinks;
-  text.replace(text.find("sink = \"to-b\""), 0, "fds = 4\n");
-  expect_one(text, 6, 7, "several fds per link are not supported yet");
+  text.replace(text.find("sink = \"to-b\""), 0, "fds = 2\nfanout = \"hashish\"\n");
+  expect_one(text, 7, 10, "fanout = \"hashish\" in link \"a\" is not one of: hash, lb, cpu");
+}
+
+TEST_CASE("bad config: ring sizes without packet_mmap") {
+  auto text = kLinks;
+  text.replace(text.find("\n[[link]]\nname = \"b\""), 0, "\n[link.ring]\nblock_size = \"1MiB\"");
+  expect_one(text, 9, 14,
+             "block_size is not allowed in [link \"a\".ring]: it sizes the receive ring");
+}
+
+TEST_CASE("bad config: ring block size not a multiple of the page size") {
+  auto text = kLinks;
+  text.replace(text.find("sink = \"to-b\""), 0, "dispatch = \"packet_mmap\"\n");
+  text.replace(text.find("\n[[link]]\nname = \"b\""), 0,
+               "\n[link.ring]\nblock_size = \"5000\"\nblock_timeout = \"500us\"");
+  const auto errs = errors_of(text);
+  REQUIRE(errs.size() == 2);
+  CHECK(errs[0].to_string() ==
+        "t.toml:10:14: block_size in [link \"a\".ring] must be a multiple of the page size (4096)");
+  CHECK(errs[1].line == 11);
+  CHECK_THAT(errs[1].message, Catch::Contains("whole number of milliseconds from 1ms to 1s"));
+}
+
+TEST_CASE("bad config: cpu_affinity holds a string") {
+  expect_one("[daemon]\ncpu_affinity = [0, \"one\"]\n" + kLinks, 2, 20,
+             "cpu_affinity in [daemon] must hold integers, not string");
+}
+
+TEST_CASE("af_packet fast-path keys parse") {
+  auto text = kLinks;
+  text.replace(text.find("sink = \"to-b\""), 0,
+               "fds = 2\nfanout = \"lb\"\ndispatch = \"packet_mmap\"\ntx_ring = true\n"
+               "qdisc_bypass = true\n");
+  text.replace(text.find("\n[[link]]\nname = \"b\""), 0,
+               "\n[link.ring]\nblock_size = \"1MiB\"\nblock_count = 8\nframe_size = 4096\n"
+               "block_timeout = \"2ms\"\ntx_frame_count = 256");
+  auto r = parse_config("[daemon]\nworkers = 2\ncpu_affinity = [1]\n" + text, "t.toml");
+  for (auto& e : r.errors)
+    UNSCOPED_INFO(e.to_string());
+  REQUIRE(r.config.has_value());
+  const auto& a = r.config->links[0];
+  CHECK(a.fds == 2);
+  CHECK(a.fanout == fdlinkd::Fanout::lb);
+  CHECK(a.dispatch == fdlinkd::DispatchMode::packet_mmap);
+  CHECK(a.tx_ring);
+  CHECK(a.qdisc_bypass);
+  CHECK(a.ring.block_size == 1u << 20);
+  CHECK(a.ring.block_count == 8);
+  CHECK(a.ring.frame_size == 4096);
+  CHECK(a.ring.block_timeout == std::chrono::milliseconds(2));
+  CHECK(a.ring.tx_frame_count == 256);
+  CHECK(r.config->daemon.cpu_affinity == std::vector<unsigned>{1});
+}
+
+TEST_CASE("sizes parse with units") {
+  using fdlinkd::parse_size;
+  CHECK(parse_size("4096") == 4096u);
+  CHECK(parse_size("64KiB") == 65536u);
+  CHECK(parse_size("1MiB") == 1048576u);
+  CHECK(parse_size("2GiB") == 2147483648u);
+  CHECK(parse_size("10KB") == 10000u);
+  CHECK_FALSE(parse_size("1 MiB"));
+  CHECK_FALSE(parse_size("MiB"));
+  CHECK_FALSE(parse_size("1.5MiB"));
 }
 
 TEST_CASE("bad config: no links at all") {
