@@ -4,13 +4,15 @@
 
 namespace fdlinkd {
 
-Batch::Batch(std::size_t capacity, std::size_t frame_capacity)
+Batch::Batch(std::size_t capacity, std::size_t frame_capacity, std::size_t worker)
     : capacity_(capacity),
       frame_capacity_(frame_capacity),
+      worker_(worker),
       storage_(new std::uint8_t[capacity * (kHeadroom + frame_capacity)]),
       frames_(new Frame[capacity]),
       iov_(new iovec[capacity]),
-      msgs_(new mmsghdr[capacity]) {
+      msgs_(new mmsghdr[capacity]),
+      out_port_(new std::uint8_t[capacity]()) {
   std::memset(msgs_.get(), 0, capacity * sizeof(mmsghdr));
 }
 

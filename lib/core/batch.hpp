@@ -29,14 +29,16 @@ class Batch {
   /// encapsulation) can prepend without a copy.
   static constexpr std::size_t kHeadroom = 128;
 
-  /// `capacity` frames of up to `frame_capacity` bytes each.
-  Batch(std::size_t capacity, std::size_t frame_capacity);
+  /// `capacity` frames of up to `frame_capacity` bytes each, owned by worker thread `worker`.
+  Batch(std::size_t capacity, std::size_t frame_capacity, std::size_t worker = 0);
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
 
   std::size_t capacity() const { return capacity_; }
   std::size_t frame_capacity() const { return frame_capacity_; }
   std::size_t size() const { return size_; }
+  /// The worker thread this batch belongs to (its dispatcher's); selects per-worker TX state.
+  std::size_t worker() const { return worker_; }
   bool empty() const { return size_ == 0; }
   void clear() { size_ = 0; }
 
@@ -55,6 +57,9 @@ class Batch {
     ++size_;
   }
 
+  /// The egress fd chosen for frame i (by flow hash) when a link has several.
+  std::uint8_t& out_port(std::size_t i) { return out_port_[i]; }
+
   /// Scratch arrays for the system calls, one entry per slot.
   iovec* iov() { return iov_.get(); }
   mmsghdr* msgs() { return msgs_.get(); }
@@ -65,10 +70,12 @@ class Batch {
   std::size_t capacity_;
   std::size_t frame_capacity_;
   std::size_t size_ = 0;
+  std::size_t worker_;
   std::unique_ptr<std::uint8_t[]> storage_;
   std::unique_ptr<Frame[]> frames_;
   std::unique_ptr<iovec[]> iov_;
   std::unique_ptr<mmsghdr[]> msgs_;
+  std::unique_ptr<std::uint8_t[]> out_port_;
 };
 
 }  // namespace fdlinkd

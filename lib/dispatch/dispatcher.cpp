@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "dispatch/rx_ring.hpp"
 #include "link/link.hpp"
 #include "sink/sink.hpp"
 
@@ -15,16 +16,18 @@ namespace fdlinkd {
 
 namespace asio = boost::asio;
 
-Dispatcher::Dispatcher(asio::io_context& io, Link& link, std::size_t port, Sink& sink)
+Dispatcher::Dispatcher(asio::io_context& io, std::size_t worker, Link& link, std::size_t port,
+                       Sink& sink)
     : io_(io),
       link_(link),
       port_(port),
       sink_(sink),
       desc_(io),
-      use_recvmmsg_(link.config().dispatch == DispatchMode::recvmmsg),
+      mode_(link.config().dispatch),
       min_frame_(link.config().layer() == Layer::ethernet ? 14 : 1),
-      batch_(link.config().rx_batch, link.config().frame_capacity()),
-      overflow_(new std::uint8_t[kOverflowBytes]) {}
+      batch_(link.config().rx_batch, link.config().frame_capacity(), worker),
+      overflow_(new std::uint8_t[kOverflowBytes]),
+      ring_(link.port(port).rx_ring.get()) {}
 
 Dispatcher::~Dispatcher() {
   detach();
@@ -64,8 +67,9 @@ void Dispatcher::on_ready() {
   for (int round = 0; round < kMaxBatchesPerWake; ++round) {
     CounterValues tally;
     batch_.clear();
-    const ReadEnd end = use_recvmmsg_ ? read_recvmmsg(tally) : read_readv(tally);
+    const ReadEnd end = read(tally);
     if (!batch_.empty()) sink_.consume(link_, batch_);
+    if (ring_) ring_->release();  // the batch is sent: its blocks can go back to the kernel
     link_.port(port_).counters.add(tally);
     if (end == ReadEnd::closed) {
       detach();
@@ -122,6 +126,24 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
     if (n == 0 && link_.zero_read_is_eof()) return ReadEnd::closed;
     last_error_ = 0;
     accept_frame(slot, static_cast<std::size_t>(n), false, tally);
+  }
+  return ReadEnd::full;
+}
+
+Dispatcher::ReadEnd Dispatcher::read(CounterValues& tally) {
+  switch (mode_) {
+    case DispatchMode::recvmmsg: return read_recvmmsg(tally);
+    case DispatchMode::packet_mmap: return read_ring(tally);
+    case DispatchMode::readv: break;
+  }
+  return read_readv(tally);
+}
+
+Dispatcher::ReadEnd Dispatcher::read_ring(CounterValues& tally) {
+  RxRing::Frame f;
+  while (batch_.size() < batch_.capacity()) {
+    if (!ring_->next(f)) return ReadEnd::drained;
+    accept_frame(f.data, f.len, f.caplen < f.len, tally);
   }
   return ReadEnd::full;
 }

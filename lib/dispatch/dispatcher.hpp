@@ -2,8 +2,9 @@
 //
 // The fd is wrapped in an Asio descriptor; async_wait(wait_read) wakes the dispatcher, which
 // then drains the fd with plain non-blocking system calls (readv: one frame per call, any fd;
-// recvmmsg: a batch per call, sockets only) into its one reusable Batch, passes each batch to
-// the sink, and waits again. After kMaxBatchesPerWake batches it yields (posts itself) so the
+// recvmmsg: a batch per call, sockets only) into its one reusable Batch, or takes the frames
+// where they lie in a PACKET_MMAP ring (packet_mmap), passes each batch to the sink, and waits
+// again. After kMaxBatchesPerWake batches it yields (posts itself) so the
 // other fds of the same worker get their turn.
 //
 // A frame that cannot be forwarded (runt, oversize) is counted under its reason and skipped:
@@ -16,12 +17,14 @@
 #include <cstdint>
 #include <memory>
 
+#include "config/config.hpp"
 #include "core/batch.hpp"
 #include "core/counters.hpp"
 
 namespace fdlinkd {
 
 class Link;
+class RxRing;
 class Sink;
 
 class Dispatcher {
@@ -30,7 +33,9 @@ class Dispatcher {
   /// Catches the bytes of a frame larger than a slot, so it is seen whole and dropped.
   static constexpr std::size_t kOverflowBytes = 64 * 1024;
 
-  Dispatcher(boost::asio::io_context& io, Link& link, std::size_t port, Sink& sink);
+  /// Reads port `port` of `link` on `io`, the io_context of worker thread `worker`.
+  Dispatcher(boost::asio::io_context& io, std::size_t worker, Link& link, std::size_t port,
+             Sink& sink);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -49,8 +54,11 @@ class Dispatcher {
 
   void wait();
   void on_ready();
+  /// Fills batch_ with the mode of the link; says whether the fd is drained.
+  ReadEnd read(CounterValues& tally);
   ReadEnd read_readv(CounterValues& tally);
   ReadEnd read_recvmmsg(CounterValues& tally);
+  ReadEnd read_ring(CounterValues& tally);
   /// Checks one received frame: pushes it into the batch or counts why it was dropped.
   void accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally);
   /// Handles a failed read; returns how the loop ends.
@@ -63,11 +71,12 @@ class Dispatcher {
   boost::asio::posix::stream_descriptor desc_;
   int fd_ = -1;
   std::uint64_t generation_ = 0;  ///< bumped by detach(): stale wake-ups are ignored
-  bool use_recvmmsg_;
+  DispatchMode mode_;
   std::size_t min_frame_;
   Batch batch_;
   std::unique_ptr<std::uint8_t[]> overflow_;
-  int last_error_ = 0;  ///< the errno last logged, to log a repeating error once
+  RxRing* ring_ = nullptr;  ///< packet_mmap: the port's ring
+  int last_error_ = 0;      ///< the errno last logged, to log a repeating error once
 };
 
 }  // namespace fdlinkd

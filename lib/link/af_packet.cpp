@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "core/log.hpp"
+#include "dispatch/rx_ring.hpp"
 #include "link/netdev.hpp"
 
 namespace fdlinkd {
@@ -23,7 +24,41 @@ void set_buffer(int fd, int force_opt, int opt) {
     ::setsockopt(fd, SOL_SOCKET, opt, &kSocketBuffer, sizeof kSocketBuffer);
 }
 
+int fanout_mode(Fanout f) {
+  switch (f) {
+    case Fanout::hash: return PACKET_FANOUT_HASH;
+    case Fanout::lb: return PACKET_FANOUT_LB;
+    case Fanout::cpu: return PACKET_FANOUT_CPU;
+    case Fanout::rollover: return PACKET_FANOUT_ROLLOVER;
+    case Fanout::rnd: return PACKET_FANOUT_RND;
+    case Fanout::qm: return PACKET_FANOUT_QM;
+  }
+  return PACKET_FANOUT_HASH;
+}
+
+void bind_to(int fd, unsigned ifindex, std::uint16_t protocol, const std::string& ifname) {
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(protocol);
+  sll.sll_ifindex = static_cast<int>(ifindex);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0)
+    throw LinkError("cannot bind AF_PACKET socket to " + ifname + ": " + errno_text(errno));
+}
+
+void set_qdisc_bypass(int fd) {
+  const int one = 1;
+  if (::setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) != 0)
+    throw LinkError("PACKET_QDISC_BYPASS: " + errno_text(errno));
+}
+
 }  // namespace
+
+AfPacketLink::~AfPacketLink() {
+  for (auto& t : tx_) {
+    t.ring.reset();
+    if (t.fd >= 0) ::close(t.fd);
+  }
+}
 
 void AfPacketLink::open_fds() {
   const std::string& ifname = config_.interface;
@@ -42,13 +77,11 @@ void AfPacketLink::open_fds() {
       throw LinkError("PACKET_IGNORE_OUTGOING (needs Linux 4.20): " + errno_text(errno));
     set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
     set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+    if (config_.qdisc_bypass && !config_.tx_ring) set_qdisc_bypass(fd);
+    if (config_.dispatch == DispatchMode::packet_mmap)
+      ports_[q]->rx_ring = std::make_unique<RxRing>(fd, config_.ring);
 
-    sockaddr_ll sll{};
-    sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons(ETH_P_ALL);
-    sll.sll_ifindex = static_cast<int>(ifindex);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0)
-      throw LinkError("cannot bind AF_PACKET socket to " + ifname + ": " + errno_text(errno));
+    bind_to(fd, ifindex, ETH_P_ALL, ifname);
 
     if (config_.promisc) {
       packet_mreq mr{};
@@ -57,13 +90,62 @@ void AfPacketLink::open_fds() {
       if (::setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0)
         throw LinkError("cannot put " + ifname + " in promiscuous mode: " + errno_text(errno));
     }
+    if (ports_.size() > 1) join_fanout(q);
   }
+  if (config_.tx_ring) open_tx_rings(ifindex);
 
   const unsigned if_mtu = netdev::mtu_of(ifname);
   if (if_mtu > config_.mtu)
     log::warn(
         "link_mtu", "interface MTU is larger than the link's mtu: bigger frames are dropped",
         {{"link", name()}, {"interface", ifname}, {"interface_mtu", if_mtu}, {"mtu", config_.mtu}});
+}
+
+void AfPacketLink::join_fanout(std::size_t q) {
+  const int fd = ports_[q]->fd;
+  const int mode = fanout_mode(config_.fanout);
+  if (q == 0) {
+    // Let the kernel pick an id no one else in this namespace uses, then read it back.
+    const int arg = (mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+    if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0)
+      throw LinkError("PACKET_FANOUT with a unique id: " + errno_text(errno));
+    int val = 0;
+    socklen_t len = sizeof val;
+    if (::getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, &len) != 0)
+      throw LinkError("reading the PACKET_FANOUT id: " + errno_text(errno));
+    fanout_id_ = static_cast<std::uint32_t>(val) & 0xFFFF;
+    log::debug("fanout_group", "fanout group created",
+               {{"link", name()}, {"id", fanout_id_}, {"mode", fanout_name(config_.fanout)}});
+    return;
+  }
+  const int arg = static_cast<int>(fanout_id_) | (mode << 16);
+  if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0)
+    throw LinkError("joining PACKET_FANOUT group " + std::to_string(fanout_id_) + ": " +
+                    errno_text(errno));
+}
+
+void AfPacketLink::open_tx_rings(unsigned ifindex) {
+  for (unsigned w = 0; w < workers_; ++w) {
+    TxSocket& t = tx_.emplace_back();
+    t.fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (t.fd < 0) throw LinkError("AF_PACKET socket: " + errno_text(errno));
+    set_buffer(t.fd, SO_SNDBUFFORCE, SO_SNDBUF);
+    if (config_.qdisc_bypass) set_qdisc_bypass(t.fd);
+    t.ring = std::make_unique<TxRing>(t.fd, config_.frame_capacity(), config_.ring.tx_frame_count);
+    bind_to(t.fd, ifindex, 0, config_.interface);  // protocol 0: this socket never receives
+  }
+}
+
+void AfPacketLink::transmit(Batch& batch) {
+  if (tx_.empty()) {
+    Link::transmit(batch);
+    return;
+  }
+  // One ring per worker: this thread is the only writer. Frames of one flow come from one
+  // receiving fd, hence one worker, hence one ring: they stay in order.
+  CounterValues tally;
+  tx_[batch.worker() % tx_.size()].ring->send(batch, -1, tally);
+  ports_[0]->counters.add(tally);
 }
 
 }  // namespace fdlinkd

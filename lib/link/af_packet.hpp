@@ -1,24 +1,53 @@
 // af_packet: frames of an existing interface through AF_PACKET sockets.
 //
-// The socket is created with protocol 0 (so nothing is queued before it is bound), sets
-// PACKET_IGNORE_OUTGOING (so it never reads back what fdlinkd, or anyone, transmits on the
-// interface: no forwarding loops), then binds to the interface with ETH_P_ALL. With
-// `promisc = true` (default) it joins PACKET_MR_PROMISC, so frames for other MACs arrive on
-// real NICs too; the kernel drops that membership when the socket closes.
+// Each fd is a socket created with protocol 0 (so nothing is queued before it is bound) that
+// sets PACKET_IGNORE_OUTGOING (so it never reads back what fdlinkd, or anyone, transmits on the
+// interface: no forwarding loops), gets its TPACKET_V3 RX ring when dispatch = "packet_mmap"
+// (before bind: the ring version cannot change afterwards), then binds to the interface with
+// ETH_P_ALL. With `promisc = true` (default) it joins PACKET_MR_PROMISC; the kernel drops that
+// membership when the socket closes.
 //
-// Keys: interface (required), promisc, plus the common link keys.
+// fds > 1: the sockets form one PACKET_FANOUT group (mode `fanout`, "hash" by default: one flow
+// always reaches the same fd). The first socket asks for PACKET_FANOUT_FLAG_UNIQUEID and reads
+// the id the kernel picked; the others join that id. Fanout ids are per network namespace, so
+// a fixed id would collide with other links or programs (EINVAL).
+//
+// tx_ring = true: each worker thread gets a transmit-only socket (bound with protocol 0, so it
+// receives nothing) with a TPACKET_V2 TX ring of its own. Otherwise frames leave through the
+// fds with sendmmsg. qdisc_bypass = true sets PACKET_QDISC_BYPASS on whatever transmits.
+//
+// Keys: interface (required), promisc, fanout, tx_ring, qdisc_bypass, [link.ring], plus the
+// common link keys.
 #pragma once
 
+#include <memory>
+#include <vector>
+
 #include "link/link.hpp"
+#include "writer/tx_ring.hpp"
 
 namespace fdlinkd {
 
 class AfPacketLink : public Link {
  public:
   using Link::Link;
+  ~AfPacketLink() override;
+
+  void transmit(Batch& batch) override;
 
  protected:
   void open_fds() override;
+
+ private:
+  void join_fanout(std::size_t q);
+  void open_tx_rings(unsigned ifindex);
+
+  std::uint32_t fanout_id_ = 0;
+  struct TxSocket {
+    int fd = -1;
+    std::unique_ptr<TxRing> ring;
+  };
+  std::vector<TxSocket> tx_;  ///< tx_ring: one per worker
 };
 
 }  // namespace fdlinkd

@@ -2,14 +2,17 @@
 
 #include <unistd.h>
 
+#include <bit>
 #include <cstring>
 
 #include "core/log.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "dispatch/rx_ring.hpp"
 #include "link/af_packet.hpp"
 #include "link/netns.hpp"
 #include "link/tap.hpp"
 #include "link/unix.hpp"
+#include "writer/flow_hash.hpp"
 #include "writer/writer.hpp"
 
 namespace fdlinkd {
@@ -17,6 +20,9 @@ namespace fdlinkd {
 std::string errno_text(int err) {
   return std::strerror(err);
 }
+
+Port::Port() = default;
+Port::~Port() = default;
 
 Link::Link(const LinkConfig& config) : config_(config) {
   for (unsigned i = 0; i < config_.fds; ++i)
@@ -33,7 +39,8 @@ void Link::close_port(std::size_t i) {
   if (fd >= 0) ::close(fd);
 }
 
-void Link::open() {
+void Link::open(unsigned workers) {
+  workers_ = workers;
   try {
     NetnsGuard ns(config_.netns);
     open_fds();
@@ -55,21 +62,40 @@ void Link::port_closed(std::size_t i, Dispatcher&) {
 }
 
 void Link::transmit(Batch& batch) {
-  // One port for now; several fds per link will pick one by flow hash.
-  Port& port = *ports_[0];
+  const std::size_t n = ports_.size();
+  if (n == 1) {
+    send_on_port(batch, 0, -1);
+    return;
+  }
+  const bool l2 = config_.layer() == Layer::ethernet;
+  std::uint64_t used = 0;  // bit q: some frame goes to port q (fds <= 64)
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto q = static_cast<std::uint8_t>(flow_hash(batch[i].data, batch[i].len, l2) % n);
+    batch.out_port(i) = q;
+    used |= std::uint64_t{1} << q;
+  }
+  for (; used != 0; used &= used - 1) {
+    const auto q = static_cast<std::size_t>(std::countr_zero(used));
+    send_on_port(batch, q, static_cast<int>(q));
+  }
+}
+
+void Link::send_on_port(Batch& batch, std::size_t q, int select) {
+  Port& port = *ports_[q];
   CounterValues tally;
   const int fd = port.fd.load(std::memory_order_relaxed);
   if (fd < 0) {
     const DropReason why =
         config_.type == LinkType::unix_socket ? DropReason::no_peer : DropReason::link_down;
-    tally.drop(why) += batch.size();
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      if (select < 0 || batch.out_port(i) == select) ++tally.drop(why);
   } else {
     TxTarget t;
     t.fd = fd;
     t.address = tx_address(t.address_len);
     t.frame_capacity = config_.frame_capacity();
     t.is_socket = is_socket(config_.type);
-    write_batch(t, batch, tally);
+    write_batch(t, batch, select, tally);
   }
   port.counters.add(tally);
 }

@@ -30,11 +30,16 @@ class LinkError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+class RxRing;
+
 /// One fd of a link with its counters. `fd` is -1 while there is none (a unix seqpacket link
 /// without a connected peer); workers that transmit read it without a lock.
 struct Port {
+  Port();
+  ~Port();
   std::atomic<int> fd{-1};
   PortCounters counters;
+  std::unique_ptr<RxRing> rx_ring;  ///< dispatch = "packet_mmap": the fd's receive ring
 };
 
 class Link {
@@ -50,8 +55,9 @@ class Link {
   Port& port(std::size_t i) { return *ports_[i]; }
   const Port& port(std::size_t i) const { return *ports_[i]; }
 
-  /// Opens every fd, inside config().netns when set. Throws LinkError.
-  void open();
+  /// Opens every fd, inside config().netns when set. `workers` is how many threads may
+  /// transmit on the link (links with per-thread TX state size it by that). Throws LinkError.
+  void open(unsigned workers = 1);
 
   /// Hands each port to its dispatcher (dispatchers[i] reads port i). A unix seqpacket link
   /// overrides this to accept a peer first.
@@ -60,8 +66,10 @@ class Link {
   /// the port silent; links that can recover (a unix listener) override it.
   virtual void port_closed(std::size_t i, Dispatcher& d);
 
-  /// Sends every frame of `batch` out of this link and counts the outcome per port.
-  void transmit(Batch& batch);
+  /// Sends every frame of `batch` out of this link and counts the outcome per port. With
+  /// several fds, each frame's fd is picked by flow hash, and each fd gets its frames in one
+  /// system call, in their original order.
+  virtual void transmit(Batch& batch);
 
   /// A 0-byte read means the peer hung up (seqpacket) rather than an empty frame.
   virtual bool zero_read_is_eof() const { return false; }
@@ -82,6 +90,10 @@ class Link {
   }
   /// Closes and forgets port i's fd.
   void close_port(std::size_t i);
+  /// Sends the frames of `batch` bound for port q (all when select < 0) and counts them there.
+  void send_on_port(Batch& batch, std::size_t q, int select);
+
+  unsigned workers_ = 1;
 
   LinkConfig config_;
   std::vector<std::unique_ptr<Port>> ports_;

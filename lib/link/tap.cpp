@@ -26,7 +26,10 @@ void TapLink::open_fds() {
 
     ifreq ifr{};
     std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-    ifr.ifr_flags = static_cast<short>((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI);
+    // Several fds are the queues of one multi-queue device; the kernel spreads the device's
+    // transmit side over them by flow, and each fd's writes enter on its own queue.
+    const int mq = ports_.size() > 1 ? IFF_MULTI_QUEUE : 0;
+    ifr.ifr_flags = static_cast<short>((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | mq);
     if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
       const int err = errno;
       std::string hint;

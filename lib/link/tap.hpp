@@ -5,7 +5,8 @@
 // with EIO). A device fdlinkd created disappears when fdlinkd closes it, unless
 // `persist = true`; a device that existed before is left as it was found.
 //
-// TAP fds are character devices: no recvmmsg/sendmmsg, one frame per read or write.
+// TAP fds are character devices: no recvmmsg/sendmmsg, one frame per read or write. With
+// fds > 1 the device is opened IFF_MULTI_QUEUE, one fd per queue.
 //
 // Keys: interface (required), persist, plus the common link keys.
 #pragma once

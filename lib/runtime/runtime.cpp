@@ -2,7 +2,10 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <pthread.h>
+#include <sched.h>
 #include <boost/asio/executor_work_guard.hpp>
+
 #include <csignal>
 
 #include "core/log.hpp"
@@ -25,7 +28,7 @@ bool Runtime::open_links() {
   for (const auto& lc : config_.links) {
     auto link = make_link(lc);
     try {
-      link->open();
+      link->open(config_.daemon.workers);
     } catch (const LinkError& e) {
       log::error("link_open_failed", e.what(), {{"link", lc.name}, {"what", link->describe()}});
       return false;  // links opened so far close (and their TAPs vanish) with the Runtime
@@ -53,21 +56,35 @@ void Runtime::build_data_path() {
     Sink& sink = *sinks_.find(link->config().sink)->second;
     std::vector<Dispatcher*> mine;
     for (std::size_t q = 0; q < link->port_count(); ++q) {
-      auto& io = *workers_[next_worker++ % workers_.size()];
-      dispatchers_.push_back(std::make_unique<Dispatcher>(io, *link, q, sink));
+      const std::size_t w = next_worker++ % workers_.size();
+      dispatchers_.push_back(std::make_unique<Dispatcher>(*workers_[w], w, *link, q, sink));
       mine.push_back(dispatchers_.back().get());
     }
     link->start(mine);
   }
 }
 
-void Runtime::start_workers() {
+bool Runtime::start_workers() {
+  const auto& cpus = config_.daemon.cpu_affinity;
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     threads_.emplace_back([this, i] {
       auto guard = asio::make_work_guard(*workers_[i]);
       workers_[i]->run();
     });
+    if (cpus.empty()) continue;
+    const unsigned cpu = cpus[i % cpus.size()];
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    const int rc = pthread_setaffinity_np(threads_.back().native_handle(), sizeof set, &set);
+    if (rc != 0) {
+      log::error("cpu_affinity_failed", "cannot pin a worker to its CPU",
+                 {{"worker", i}, {"cpu", cpu}, {"error", errno_text(rc)}});
+      return false;
+    }
+    log::debug("worker_pinned", "worker pinned", {{"worker", i}, {"cpu", cpu}});
   }
+  return true;
 }
 
 void Runtime::stop_workers() {
@@ -81,7 +98,7 @@ void Runtime::stop_workers() {
 int Runtime::run() {
   if (!open_links()) return 1;
   build_data_path();
-  start_workers();
+  if (!start_workers()) return 1;
 
   signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
     if (!ec) on_signal(signo);

@@ -36,7 +36,7 @@ class Runtime {
  private:
   bool open_links();
   void build_data_path();
-  void start_workers();
+  bool start_workers();
   void stop_workers();
   void on_signal(int signo);
   void schedule_stats();

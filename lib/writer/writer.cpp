@@ -32,11 +32,13 @@ bool tx_error_ends_batch(int err) {
 
 namespace {
 
-void send_mmsg(const TxTarget& t, Batch& b, CounterValues& tally) {
+void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
   iovec* iov = b.iov();
   mmsghdr* msgs = b.msgs();
   std::size_t n = 0;
-  for (const Frame& f : b.frames()) {
+  for (std::size_t k = 0; k < b.size(); ++k) {
+    if (port >= 0 && b.out_port(k) != port) continue;
+    const Frame& f = b[k];
     if (f.len > t.frame_capacity) {
       ++tally.drop(DropReason::too_big);
       continue;
@@ -75,8 +77,10 @@ void send_mmsg(const TxTarget& t, Batch& b, CounterValues& tally) {
   }
 }
 
-void write_each(const TxTarget& t, Batch& b, CounterValues& tally) {
-  for (const Frame& f : b.frames()) {
+void write_each(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
+  for (std::size_t k = 0; k < b.size(); ++k) {
+    if (port >= 0 && b.out_port(k) != port) continue;
+    const Frame& f = b[k];
     if (f.len > t.frame_capacity) {
       ++tally.drop(DropReason::too_big);
       continue;
@@ -96,12 +100,12 @@ void write_each(const TxTarget& t, Batch& b, CounterValues& tally) {
 
 }  // namespace
 
-void write_batch(const TxTarget& target, Batch& batch, CounterValues& tally) {
+void write_batch(const TxTarget& target, Batch& batch, int port, CounterValues& tally) {
   if (batch.empty()) return;
   if (target.is_socket)
-    send_mmsg(target, batch, tally);
+    send_mmsg(target, batch, port, tally);
   else
-    write_each(target, batch, tally);
+    write_each(target, batch, port, tally);
 }
 
 }  // namespace fdlinkd

@@ -22,9 +22,9 @@ struct TxTarget {
   bool is_socket = true;           ///< sendmmsg, else one write per frame
 };
 
-/// Sends every frame of `batch` to `target` (whose fd is open), adding sent and dropped frames to
-/// `tally`.
-void write_batch(const TxTarget& target, Batch& batch, CounterValues& tally);
+/// Sends the frames of `batch` whose out_port is `port` (every frame when port < 0) to
+/// `target`, whose fd is open, adding sent and dropped frames to `tally`. Order is kept.
+void write_batch(const TxTarget& target, Batch& batch, int port, CounterValues& tally);
 
 /// The reason a frame is dropped when a send or write fails with `err`.
 DropReason tx_drop_reason(int err);

@@ -72,7 +72,7 @@ TEST_CASE("forwarded frames arrive whole and in order and bad ones are counted")
   PairLink la(link_config("a"), a.inside), lb(link_config("b"), b.inside);
   ForwardSink to_b(lb);
   boost::asio::io_context io;
-  Dispatcher d(io, la, 0, to_b);
+  Dispatcher d(io, 0, la, 0, to_b);
 
   std::vector<std::vector<std::uint8_t>> good;
   for (int i = 0; i < 20; ++i)
@@ -113,7 +113,7 @@ TEST_CASE("recvmmsg dispatch reads the same frames as readv") {
   PairLink la(ca, a.inside), lb(link_config("b"), b.inside);
   ForwardSink to_b(lb);
   boost::asio::io_context io;
-  Dispatcher d(io, la, 0, to_b);
+  Dispatcher d(io, 0, la, 0, to_b);
   for (int i = 0; i < 30; ++i) {  // more than one batch of 8
     auto f = frame(100, static_cast<std::uint8_t>(i));
     REQUIRE(::send(a.outside, f.data(), f.size(), 0) == 100);
@@ -136,7 +136,7 @@ TEST_CASE("a peer hanging up ends the dispatcher and tells the link") {
   PairLink la(link_config("a"), a.inside), lb(link_config("b"), b.inside);
   ForwardSink to_b(lb);
   boost::asio::io_context io;
-  Dispatcher d(io, la, 0, to_b);
+  Dispatcher d(io, 0, la, 0, to_b);
   d.attach(a.inside);
   ::shutdown(a.outside, SHUT_WR);
   run_until(io, [&] { return la.eof; });

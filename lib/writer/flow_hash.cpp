@@ -1,0 +1,76 @@
+#include "writer/flow_hash.hpp"
+
+#include <cstring>
+
+namespace fdlinkd {
+
+namespace {
+
+constexpr std::uint16_t kEthIPv4 = 0x0800, kEthIPv6 = 0x86DD, kEthVlan = 0x8100, kEthQinQ = 0x88A8;
+constexpr std::uint8_t kTcp = 6, kUdp = 17;
+
+std::uint16_t be16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
+
+// Mixes `n` bytes into h (FNV-1a over bytes is enough: the inputs are short and the result is
+// only reduced modulo a small number of fds; the final avalanche spreads the low bits).
+std::uint32_t mix(std::uint32_t h, const std::uint8_t* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
+std::uint32_t finish(std::uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x7feb352dU;
+  h ^= h >> 15;
+  h *= 0x846ca68bU;
+  h ^= h >> 16;
+  return h;
+}
+
+constexpr std::uint32_t kSeed = 2166136261u;
+
+std::uint32_t hash_ip(const std::uint8_t* p, std::size_t len) {
+  if (len < 1) return kSeed;
+  const unsigned version = p[0] >> 4;
+  if (version == 4 && len >= 20) {
+    const std::size_t ihl = (p[0] & 0x0F) * 4u;
+    std::uint32_t h = mix(kSeed, p + 12, 8);            // source and destination address
+    const bool fragment = (be16(p + 6) & 0x3FFF) != 0;  // MF set or offset non-zero
+    const std::uint8_t proto = p[9];
+    h = mix(h, &proto, 1);
+    if (!fragment && (proto == kTcp || proto == kUdp) && ihl >= 20 && len >= ihl + 4)
+      h = mix(h, p + ihl, 4);  // source and destination port
+    return finish(h);
+  }
+  if (version == 6 && len >= 40) {
+    std::uint32_t h = mix(kSeed, p + 8, 32);
+    const std::uint8_t next = p[6];
+    h = mix(h, &next, 1);
+    // Ports only right after the fixed header; behind extension headers (a fragment header
+    // among them) the addresses alone decide, as for IPv4 fragments.
+    if ((next == kTcp || next == kUdp) && len >= 44) h = mix(h, p + 40, 4);
+    return finish(h);
+  }
+  return finish(mix(kSeed, p, len < 20 ? len : 20));
+}
+
+}  // namespace
+
+std::uint32_t flow_hash(const std::uint8_t* frame, std::size_t len, bool l2) {
+  if (!l2) return hash_ip(frame, len);
+  if (len < 14) return finish(mix(kSeed, frame, len));
+  std::size_t off = 12;
+  std::uint16_t type = be16(frame + off);
+  for (int tags = 0; tags < 2 && (type == kEthVlan || type == kEthQinQ) && len >= off + 6; ++tags) {
+    off += 4;
+    type = be16(frame + off);
+  }
+  off += 2;
+  if (type == kEthIPv4 || type == kEthIPv6) return hash_ip(frame + off, len - off);
+  return finish(mix(kSeed, frame, 12));  // destination and source MAC
+}
+
+}  // namespace fdlinkd
