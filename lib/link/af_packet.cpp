@@ -12,6 +12,11 @@
 #include "dispatch/rx_ring.hpp"
 #include "link/netdev.hpp"
 
+// Linux 6.x; Debian 12's headers (6.1) do not have it yet.
+#ifndef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+#define PACKET_FANOUT_FLAG_IGNORE_OUTGOING 0x4000
+#endif
+
 namespace fdlinkd {
 
 namespace {
@@ -103,12 +108,29 @@ void AfPacketLink::open_fds() {
 
 void AfPacketLink::join_fanout(std::size_t q) {
   const int fd = ports_[q]->fd;
-  const int mode = fanout_mode(config_.fanout);
   if (q == 0) {
-    // Let the kernel pick an id no one else in this namespace uses, then read it back.
-    const int arg = (mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
-    if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0)
-      throw LinkError("PACKET_FANOUT with a unique id: " + errno_text(errno));
+    // Once sockets share a fanout group, the kernel delivers through the group's hook and the
+    // sockets' own PACKET_IGNORE_OUTGOING no longer applies: the group must ignore outgoing
+    // frames itself, or frames sent from the TX-ring sockets (not group members) come straight
+    // back in and loop. The kernel picks an id no one else in this namespace uses.
+    fanout_flags_ = fanout_mode(config_.fanout) | PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+    int arg = (fanout_flags_ | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+    if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
+      if (errno != EINVAL) throw LinkError("PACKET_FANOUT with a unique id: " + errno_text(errno));
+      // An older kernel: no such flag.
+      if (config_.tx_ring && !config_.qdisc_bypass)
+        throw LinkError(
+            "this kernel lacks PACKET_FANOUT_FLAG_IGNORE_OUTGOING: with fds > 1 and tx_ring, "
+            "set qdisc_bypass = true, or the frames fdlinkd sends would be read back");
+      log::warn("fanout_sees_outgoing",
+                "kernel without PACKET_FANOUT_FLAG_IGNORE_OUTGOING: this link's fds also read "
+                "frames other programs send on the interface",
+                {{"link", name()}});
+      fanout_flags_ = fanout_mode(config_.fanout);
+      arg = (fanout_flags_ | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+      if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0)
+        throw LinkError("PACKET_FANOUT with a unique id: " + errno_text(errno));
+    }
     int val = 0;
     socklen_t len = sizeof val;
     if (::getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, &len) != 0)
@@ -118,7 +140,7 @@ void AfPacketLink::join_fanout(std::size_t q) {
                {{"link", name()}, {"id", fanout_id_}, {"mode", fanout_name(config_.fanout)}});
     return;
   }
-  const int arg = static_cast<int>(fanout_id_) | (mode << 16);
+  const int arg = static_cast<int>(fanout_id_) | (fanout_flags_ << 16);
   if (::setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0)
     throw LinkError("joining PACKET_FANOUT group " + std::to_string(fanout_id_) + ": " +
                     errno_text(errno));

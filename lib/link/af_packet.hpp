@@ -10,7 +10,10 @@
 // fds > 1: the sockets form one PACKET_FANOUT group (mode `fanout`, "hash" by default: one flow
 // always reaches the same fd). The first socket asks for PACKET_FANOUT_FLAG_UNIQUEID and reads
 // the id the kernel picked; the others join that id. Fanout ids are per network namespace, so
-// a fixed id would collide with other links or programs (EINVAL).
+// a fixed id would collide with other links or programs (EINVAL). A fanout group ignores its
+// members' PACKET_IGNORE_OUTGOING (the kernel delivers through the group's hook), so the group
+// is made with PACKET_FANOUT_FLAG_IGNORE_OUTGOING; without it, frames that the TX-ring
+// sockets send through the qdisc come back in, and loop.
 //
 // tx_ring = true: each worker thread gets a transmit-only socket (bound with protocol 0, so it
 // receives nothing) with a TPACKET_V2 TX ring of its own. Otherwise frames leave through the
@@ -43,6 +46,7 @@ class AfPacketLink : public Link {
   void open_tx_rings(unsigned ifindex);
 
   std::uint32_t fanout_id_ = 0;
+  int fanout_flags_ = 0;  ///< mode and flags every member must join with
   struct TxSocket {
     int fd = -1;
     std::unique_ptr<TxRing> ring;

@@ -172,6 +172,20 @@ void Runtime::log_stats(bool final) {
       f.emplace_back(names.back(), v.drops[r]);
     }
     log::write(log::Level::info, "stats", final ? "final counters" : "counters", f);
+    if (link->port_count() == 1) continue;
+    // How the fds share the load (fanout, multi-queue, flow hash): debug while running, and
+    // always at exit.
+    for (std::size_t q = 0; q < link->port_count(); ++q) {
+      const CounterValues p = link->port(q).counters.snapshot();
+      log::write(final ? log::Level::info : log::Level::debug, "queue_stats",
+                 final ? "final counters of one fd" : "counters of one fd",
+                 {{"link", link->name()},
+                  {"queue", q},
+                  {"rx_packets", p.rx_packets},
+                  {"tx_packets", p.tx_packets},
+                  {"drops", p.total_drops()},
+                  {"final", final}});
+    }
   }
 }
 
