@@ -1,0 +1,150 @@
+// No heap allocation per frame: after a warm-up, forwarding bursts of frames through the real
+// dispatcher, forward sink and writer must not call operator new at all. This binary replaces
+// the global operator new with a counting one, so it is built on its own.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "dispatch/dispatcher.hpp"
+#include "link/link.hpp"
+#include "sink/forward.hpp"
+
+namespace {
+std::atomic<std::size_t> g_allocations{0};
+}
+
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+  return operator new(n);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+using namespace fdlinkd;
+
+namespace {
+
+class PairLink : public Link {
+ public:
+  PairLink(const LinkConfig& c, std::vector<int> fds) : Link(c) {
+    for (std::size_t i = 0; i < fds.size(); ++i)
+      ports_[i]->fd = fds[i];
+  }
+
+ protected:
+  void open_fds() override {}
+};
+
+struct Pair {
+  int outside = -1, inside = -1;
+  Pair() {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, fds) == 0);
+    outside = fds[0];
+    inside = fds[1];
+    const int big = 4 << 20;
+    ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    ::setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  }
+  ~Pair() { ::close(outside); }
+};
+
+// Frames of 64 different UDP flows, so a 2-fd egress link spreads them over both fds.
+std::vector<std::vector<std::uint8_t>> udp_frames(int n) {
+  std::vector<std::vector<std::uint8_t>> out;
+  for (int i = 0; i < n; ++i) {
+    std::vector<std::uint8_t> f(100, 0);
+    f[12] = 0x08;  // IPv4
+    f[14] = 0x45;
+    f[23] = 17;                                 // UDP
+    f[34] = static_cast<std::uint8_t>(i % 64);  // source port varies by flow
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+// Sends `frames` into `in`, runs the dispatcher until all are forwarded, drains the outputs.
+void burst(boost::asio::io_context& io, int in, const std::vector<int>& outs, Link& from,
+           const std::vector<std::vector<std::uint8_t>>& frames) {
+  const std::uint64_t before = from.totals().rx_packets;
+  for (const auto& f : frames)
+    REQUIRE(::send(in, f.data(), f.size(), 0) == 100);
+  while (from.totals().rx_packets < before + frames.size()) {
+    io.run_one_for(std::chrono::milliseconds(100));
+  }
+  std::uint8_t buf[2048];
+  for (int o : outs)
+    while (::recv(o, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+    }
+}
+
+void check_no_allocation(DispatchMode mode, unsigned egress_fds) {
+  Pair a;
+  std::vector<Pair> b(egress_fds);
+  LinkConfig ca, cb;
+  ca.name = "a";
+  ca.type = cb.type = LinkType::unix_socket;
+  ca.dispatch = mode;
+  cb.name = "b";
+  cb.fds = egress_fds;
+  std::vector<int> b_inside, b_outside;
+  for (auto& p : b) {
+    b_inside.push_back(p.inside);
+    b_outside.push_back(p.outside);
+  }
+  PairLink la(ca, {a.inside}), lb(cb, b_inside);
+  ForwardSink to_b(lb);
+  boost::asio::io_context io;
+  Dispatcher d(io, 0, la, 0, to_b);
+  d.attach(a.inside);
+  const auto frames = udp_frames(500);
+
+  burst(io, a.outside, b_outside, la, frames);  // warm-up: Asio's handler memory, caches
+  const std::size_t start = g_allocations.load();
+  for (int round = 0; round < 10; ++round)
+    burst(io, a.outside, b_outside, la, frames);
+  const std::size_t allocations = g_allocations.load() - start;
+
+  const CounterValues vb = lb.totals();
+  CHECK(vb.tx_packets == 11 * frames.size());
+  if (egress_fds > 1) {
+    CHECK(lb.port(0).counters.snapshot().tx_packets > 0);
+    CHECK(lb.port(1).counters.snapshot().tx_packets > 0);
+  }
+  INFO("operator new calls while forwarding 5000 frames: " << allocations);
+  CHECK(allocations == 0);
+}
+
+}  // namespace
+
+TEST_CASE("forwarding with readv allocates nothing per frame") {
+  check_no_allocation(DispatchMode::readv, 1);
+}
+
+TEST_CASE("forwarding with recvmmsg allocates nothing per frame") {
+  check_no_allocation(DispatchMode::recvmmsg, 1);
+}
+
+TEST_CASE("forwarding spread over two fds by flow hash allocates nothing per frame") {
+  check_no_allocation(DispatchMode::recvmmsg, 2);
+}
