@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include "core/virtio_net.hpp"
 
 #include <bit>
 #include <cerrno>
@@ -29,8 +30,15 @@ std::uint32_t status_of(std::uint8_t* slot) {
 }  // namespace
 
 TxRing::TxRing(int fd, std::size_t frame_capacity, std::size_t frame_count) : fd_(fd) {
+  // With PACKET_VNET_HDR the kernel copies the first hdr_len bytes of a frame into the skb's
+  // linear area; the rest would be attached as fragments of the ring's pages, which veth must
+  // then copy into freshly allocated pages (skb_copy_ubufs). A zero virtio header with hdr_len
+  // = the whole frame makes every skb linear: one memcpy, no page allocation.
+  const int one = 1;
+  linear_ = ::setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0;
   data_offset_ = TPACKET_ALIGN(sizeof(tpacket2_hdr));
-  slot_size_ = std::bit_ceil(data_offset_ + frame_capacity);
+  vnet_size_ = linear_ ? sizeof(VirtioNetHdr) : 0;
+  slot_size_ = std::bit_ceil(data_offset_ + vnet_size_ + frame_capacity);
   const std::size_t block_size = slot_size_ < 4096 ? 4096 : slot_size_;
   slot_count_ = frame_count;
   if ((slot_count_ * slot_size_) % block_size != 0)
@@ -84,7 +92,7 @@ bool TxRing::make_room(bool& queued) {
 }
 
 void TxRing::send(Batch& batch, int port, CounterValues& tally) {
-  const std::size_t capacity = slot_size_ - data_offset_;
+  const std::size_t capacity = slot_size_ - data_offset_ - vnet_size_;
   bool queued = false;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (port >= 0 && batch.out_port(i) != port) continue;
@@ -102,11 +110,18 @@ void TxRing::send(Batch& batch, int port, CounterValues& tally) {
       // The kernel refused the frame this slot held last time round; it was counted as sent
       // then. Move it to tx_error (the tallies are added modulo 2^64, so this subtracts).
       --tally.tx_packets;
-      tally.tx_bytes -= header(s)->tp_len;
+      tally.tx_bytes -= header(s)->tp_len - vnet_size_;
       ++tally.drop(DropReason::tx_error);
     }
-    std::memcpy(s + data_offset_, f.data, f.len);
-    header(s)->tp_len = f.len;
+    std::uint8_t* out = s + data_offset_;
+    if (linear_) {
+      VirtioNetHdr v{};
+      v.hdr_len = static_cast<std::uint16_t>(f.len);  // little-endian on every host we build for
+      std::memcpy(out, &v, sizeof v);
+      out += sizeof v;
+    }
+    std::memcpy(out, f.data, f.len);
+    header(s)->tp_len = static_cast<unsigned>(f.len + vnet_size_);
     __atomic_store_n(&header(s)->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
     head_ = (head_ + 1) % slot_count_;
     queued = true;

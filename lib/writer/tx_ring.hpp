@@ -48,6 +48,8 @@ class TxRing {
   std::size_t slot_count_;
   std::size_t head_ = 0;
   std::size_t data_offset_;
+  bool linear_ = false;        ///< PACKET_VNET_HDR accepted: frames go out as linear skbs
+  std::size_t vnet_size_ = 0;  ///< bytes of virtio header in front of each frame
 };
 
 }  // namespace fdlinkd

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# run.sh [options] [FORWARDER ...]
+#
+# Interleaved side-by-side benchmark of L2 forwarders between in0 and out0
+# (namespace fb-fwd).  For round in 1..ROUNDS, for each forwarder in order:
+# set the CPU placement, start the forwarder, measure 64B pps, 1514B pps and
+# (for TCP_FWDS) iperf3 TCP throughput, stop it.  Then print medians, min-max
+# and ratios to `bridge`.
+#
+# Forwarders: bridge tc testpmd ovs afp-min, and fdlinkd in each of its modes:
+#   fdlinkd-readv (readv + sendmmsg), fdlinkd-mmsg (recvmmsg + sendmmsg),
+#   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring)
+#   (default: bridge testpmd afp-min fdlinkd-mmsg fdlinkd-mmap fdlinkd-ring)
+# Options (env or flags):
+#   -r ROUNDS      (ROUNDS=5)       rounds
+#   -t SECS        (SECS=3)         measured window per pps sample (after WARM=0.5 s warm-up)
+#   -T TCP_SECS    (TCP_SECS=10)    iperf3 duration; 0 disables TCP
+#   -s "SIZES"     (SIZES="60 1514") frame sizes without FCS (60 = 64B on the wire)
+#   -c "TCP_FWDS"  (TCP_FWDS="bridge testpmd fdlinkd-mmsg fdlinkd-ring") forwarders that also get iperf3
+#   KEEP=1         leave the topology up at the end
+#   CAP=PCT        cap each userspace forwarder at PCT% of one CPU (cgroup v1 cpu quota,
+#                  10 ms period), so the forwarder, not the generator, is the bottleneck:
+#                  then pps measures its efficiency (pps per core = pps * 100 / PCT)
+# Output: a table on stdout (markdown), raw samples in out/raw-<stamp>.csv,
+# forwarder logs in out/.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE"
+BIN=${BIN:-$HERE/build}
+OUT=${OUT:-$HERE/out}
+GEN_CPU=${GEN_CPU:-0}
+FWD_CPU=${FWD_CPU:-1}
+ROUNDS=${ROUNDS:-5}
+SECS=${SECS:-3}
+TCP_SECS=${TCP_SECS:-10}
+SIZES=${SIZES:-60 1514}
+WARM=${WARM:-0.5}
+TCP_FWDS=${TCP_FWDS:-bridge testpmd fdlinkd-mmsg fdlinkd-ring}
+export GEN_CPU FWD_CPU BIN OUT
+while getopts "r:t:T:s:c:h" o; do
+  case $o in
+    r) ROUNDS=$OPTARG;; t) SECS=$OPTARG;; T) TCP_SECS=$OPTARG;;
+    s) SIZES=$OPTARG;; c) TCP_FWDS=$OPTARG;;
+    *) sed -n '2,22p' "$0"; exit 2;;
+  esac
+done
+shift $((OPTIND - 1))
+FWDS=("$@")
+[ ${#FWDS[@]} -gt 0 ] || FWDS=(bridge testpmd afp-min fdlinkd-mmsg fdlinkd-mmap fdlinkd-ring)
+mkdir -p "$OUT"
+STAMP=$(date +%Y%m%d-%H%M%S)
+RAW="$OUT/raw-$STAMP.csv"
+echo "round,fwd,metric,value,offered,cpu_gen,cpu_fwd,note" > "$RAW"
+[ -x "$BIN/gen" ] && [ -x "$BIN/afp-min" ] || ./build.sh >/dev/null
+
+FPID=""          # pid of the running userspace forwarder (ours)
+CAP=${CAP:-}
+CAPCG=/sys/fs/cgroup/cpu/fb-cap
+# cap_pid PID...: put processes under the CPU quota when CAP is set
+cap_pid() {
+  [ -n "$CAP" ] || return 0
+  mkdir -p "$CAPCG"
+  echo 10000 > "$CAPCG/cpu.cfs_period_us"
+  echo $((CAP * 100)) > "$CAPCG/cpu.cfs_quota_us"
+  local p; for p in "$@"; do echo "$p" > "$CAPCG/cgroup.procs"; done
+}
+OVS_DIR="$OUT/ovs"
+
+log() { echo "[$(date +%T)] $*" >&2; }
+
+# ---------------------------------------------------------------- forwarders
+# Each start_X returns 0 when the forwarder is forwarding; stop_X undoes it.
+class_of() { case $1 in bridge|tc) echo kernel;; *) echo user;; esac; }
+
+start_bridge() {
+  ip -n fb-fwd link add br0 type bridge stp_state 0 forward_delay 0
+  ip -n fb-fwd link set in0 master br0
+  ip -n fb-fwd link set out0 master br0
+  ip -n fb-fwd link set br0 up
+  sleep 0.5
+}
+stop_bridge() { ip -n fb-fwd link del br0 2>/dev/null || true; }
+
+start_tc() {
+  local a b
+  for a in in0 out0; do
+    b=$([ $a = in0 ] && echo out0 || echo in0)
+    ip netns exec fb-fwd tc qdisc add dev $a clsact
+    # matchall is not built into this kernel; u32 "match u32 0 0" matches every frame
+    ip netns exec fb-fwd tc filter add dev $a ingress protocol all prio 1 u32 match u32 0 0 \
+      action mirred egress redirect dev $b
+  done
+}
+stop_tc() { ip netns exec fb-fwd sh -c 'tc qdisc del dev in0 clsact; tc qdisc del dev out0 clsact' 2>/dev/null || true; }
+
+# The exact testpmd command (lcore 0 = main, lcore 1 = forwarding; both on FWD_CPU).
+TESTPMD_CMD="dpdk-testpmd --no-huge --no-pci -m 1024 --lcores 0@$FWD_CPU,1@$FWD_CPU --file-prefix fb-testpmd \
+--vdev=net_af_packet0,iface=in0 --vdev=net_af_packet1,iface=out0 -- --forward-mode=io --auto-start --stats-period 1"
+start_testpmd() {
+  # --stats-period keeps testpmd running without a terminal (otherwise it
+  # exits at "Press enter to exit" when stdin is /dev/null).
+  ip netns exec fb-fwd taskset -c "$FWD_CPU" $TESTPMD_CMD </dev/null > "$OUT/testpmd.log" 2>&1 &
+  FPID=$!
+  local i
+  for i in $(seq 1 100); do
+    grep -aq 'Port statistics' "$OUT/testpmd.log" 2>/dev/null && { cap_pid "$FPID"; return 0; }
+    kill -0 "$FPID" 2>/dev/null || { FPID=""; return 1; }
+    sleep 0.1
+  done
+  return 1
+}
+stop_testpmd() { stop_pid; rm -rf /var/run/dpdk/fb-testpmd; rmdir /var/run/dpdk 2>/dev/null || true; }
+
+ovs_env() { export OVS_RUNDIR=$OVS_DIR OVS_LOGDIR=$OVS_DIR OVS_DBDIR=$OVS_DIR OVS_SYSCONFDIR=$OVS_DIR; }
+start_ovs() {
+  # Open vSwitch userspace (netdev) datapath, started by hand, no systemd.
+  # Ports in0/out0 are "system" netdevs (netdev-linux: AF_PACKET + recvmmsg),
+  # polled by the main thread; two OpenFlow rules make it a port-to-port wire.
+  ovs_env
+  rm -rf "$OVS_DIR"; mkdir -p "$OVS_DIR"
+  ovsdb-tool create "$OVS_DIR/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+  ip netns exec fb-fwd taskset -c "$FWD_CPU" ovsdb-server "$OVS_DIR/conf.db" --remote=punix:"$OVS_DIR/db.sock" \
+    --pidfile="$OVS_DIR/ovsdb-server.pid" --detach --log-file="$OVS_DIR/ovsdb-server.log" --unixctl="$OVS_DIR/ovsdb-server.ctl"
+  ovs-vsctl --db=unix:"$OVS_DIR/db.sock" --no-wait init
+  ip netns exec fb-fwd taskset -c "$FWD_CPU" ovs-vswitchd unix:"$OVS_DIR/db.sock" --pidfile="$OVS_DIR/ovs-vswitchd.pid" \
+    --detach --log-file="$OVS_DIR/ovs-vswitchd.log" --unixctl="$OVS_DIR/ovs-vswitchd.ctl"
+  ovs-vsctl --db=unix:"$OVS_DIR/db.sock" --timeout=10 add-br ovsbr -- set bridge ovsbr datapath_type=netdev \
+    -- add-port ovsbr in0 -- add-port ovsbr out0
+  ovs-ofctl del-flows ovsbr
+  ovs-ofctl add-flow ovsbr in_port=in0,actions=output:out0
+  ovs-ofctl add-flow ovsbr in_port=out0,actions=output:in0
+  cap_pid "$(cat "$OVS_DIR/ovs-vswitchd.pid")"
+  sleep 0.5
+}
+stop_ovs() {
+  ovs_env
+  local f p
+  [ -e "$OVS_DIR/ovs-vswitchd.ctl" ] && ovs-appctl -t "$OVS_DIR/ovs-vswitchd.ctl" exit --cleanup 2>/dev/null || true
+  for f in ovs-vswitchd ovsdb-server; do
+    p=$(cat "$OVS_DIR/$f.pid" 2>/dev/null || true)
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  sleep 0.3
+  ip -n fb-fwd link del ovsbr 2>/dev/null || true   # the netdev datapath's tap, if left
+}
+
+start_afp-min() {
+  ip netns exec fb-fwd taskset -c "$FWD_CPU" "$BIN/afp-min" in0 out0 2> "$OUT/afp-min.log" &
+  FPID=$!
+  sleep 0.3
+  kill -0 "$FPID" 2>/dev/null && cap_pid "$FPID"
+}
+stop_afp-min() { stop_pid; }
+
+# fdlinkd from this repository (build it first: cmake -S .. -B ../build && cmake --build ../build).
+FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
+fdlinkd_config() {  # DISPATCH TX_RING
+  local link
+  for link in "a in0 to-b" "b out0 to-a"; do
+    set -- $link "$1" "$2"
+    printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nsink = "%s"\n' "$1" "$2" "$3"
+    printf 'dispatch = "%s"\ntx_ring = %s\nqdisc_bypass = true\n' "$4" "$5"
+    shift 3
+  done
+  printf '[[sink]]\nname = "to-b"\ntype = "forward"\nto = "b"\n'
+  printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n'
+  printf '[daemon]\nworkers = 1\nstats_interval = "0s"\n'
+}
+start_fdlinkd() {  # DISPATCH TX_RING
+  [ -x "$FDLINKD" ] || { echo "no fdlinkd at $FDLINKD" >&2; return 1; }
+  fdlinkd_config "$1" "$2" > "$OUT/fdlinkd.toml"
+  ip netns exec fb-fwd taskset -c "$FWD_CPU" "$FDLINKD" -c "$OUT/fdlinkd.toml" 2> "$OUT/fdlinkd.log" &
+  FPID=$!
+  local i
+  for i in $(seq 1 50); do
+    grep -q ' ready: ' "$OUT/fdlinkd.log" 2>/dev/null && { cap_pid "$FPID"; return 0; }
+    kill -0 "$FPID" 2>/dev/null || { FPID=""; return 1; }
+    sleep 0.1
+  done
+  return 1
+}
+start_fdlinkd-readv() { start_fdlinkd readv false; }
+start_fdlinkd-mmsg() { start_fdlinkd recvmmsg false; }
+start_fdlinkd-mmap() { start_fdlinkd packet_mmap false; }
+start_fdlinkd-ring() { start_fdlinkd packet_mmap true; }
+stop_fdlinkd() { stop_pid; cp "$OUT/fdlinkd.log" "$OUT/fdlinkd-last.log" 2>/dev/null || true; }
+stop_fdlinkd-readv() { stop_fdlinkd; }
+stop_fdlinkd-mmsg() { stop_fdlinkd; }
+stop_fdlinkd-mmap() { stop_fdlinkd; }
+stop_fdlinkd-ring() { stop_fdlinkd; }
+
+stop_pid() {
+  if [ -n "$FPID" ]; then
+    kill -INT "$FPID" 2>/dev/null || true
+    local i
+    for i in $(seq 1 30); do kill -0 "$FPID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$FPID" 2>/dev/null || true
+    wait "$FPID" 2>/dev/null || true
+    FPID=""
+  fi
+}
+
+CUR=""
+cleanup() {
+  [ -n "$CUR" ] && "stop_$CUR" || true
+  [ "${KEEP:-0}" = 1 ] || ./topo.sh down >/dev/null 2>&1 || true
+  [ -d "$CAPCG" ] && rmdir "$CAPCG" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------ measuring
+rec() { echo "$1,$2,$3,$4,$5,$6,$7,$8" >> "$RAW"; }
+
+measure_pps() {   # round fwd size
+  local line
+  if ! line=$(./meter.sh "$3" "$SECS" "$WARM"); then rec "$1" "$2" "pps$3" "" "" "" "" "meter-failed"; return; fi
+  # offered=.. sink=.. back=.. gen_drop=.. window=.. cpu0=..% cpu1=..%
+  local kv; declare -A kv=()
+  for w in $line; do kv[${w%%=*}]=${w#*=}; done
+  local cg=${kv[cpu$GEN_CPU]%%%*} cf=${kv[cpu$FWD_CPU]%%%*}
+  rec "$1" "$2" "pps$3" "${kv[sink]}" "${kv[offered]}" "$cg" "$cf" "back=${kv[back]}"
+  log "  $2 ${3}B: sink ${kv[sink]} pps, offered ${kv[offered]}, cpu gen/fwd ${cg}/${cf}%, back ${kv[back]}"
+}
+
+measure_tcp() {   # round fwd
+  local j="$OUT/iperf3-$2.json" sp
+  ./topo.sh mode tcp
+  ip netns exec fb-sink taskset -c "$GEN_CPU" iperf3 -s -1 -B 10.99.0.2 > "$OUT/iperf3-server.log" 2>&1 &
+  sp=$!
+  sleep 0.3
+  if ! ip netns exec fb-gen ping -c 2 -i 0.2 -W 1 10.99.0.2 > "$OUT/ping-$2.log" 2>&1; then
+    log "  $2 tcp: ping gen->sink failed"; rec "$1" "$2" tcp "" "" "" "" "ping-failed"
+    { kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null; } || true; ./topo.sh mode pps; return
+  fi
+  local c0 c1
+  c0=$(grep -E '^cpu[0-9]+ ' /proc/stat | tr '\n' ' ')
+  ip netns exec fb-gen taskset -c "$GEN_CPU" timeout $((TCP_SECS + 15)) \
+    iperf3 -c 10.99.0.2 -t "$TCP_SECS" --connect-timeout 3000 -J > "$j" 2>&1 || true
+  c1=$(grep -E '^cpu[0-9]+ ' /proc/stat | tr '\n' ' ')
+  { kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null; } || true
+  local res
+  res=$(python3 - "$j" "$c0" "$c1" "$GEN_CPU" "$FWD_CPU" <<'EOF'
+import json, sys
+def cpus(s):
+    f = s.split(); out = {}
+    for i in range(0, len(f), 11):
+        out[f[i]] = [int(x) for x in f[i + 1:i + 11]]
+    return out
+a, b = cpus(sys.argv[2]), cpus(sys.argv[3])
+def busy(n):
+    d = [y - x for x, y in zip(a["cpu" + n], b["cpu" + n])]
+    t = sum(d[:8]) or 1
+    return "%.0f" % (100.0 * (t - d[3] - d[4]) / t)
+try:
+    j = json.load(open(sys.argv[1]))
+    if "error" in j:
+        raise ValueError(j["error"])
+    g = j["end"]["sum_received"]["bits_per_second"] / 1e9
+    r = j["end"]["sum_sent"].get("retransmits", 0)
+    print("%.3f %s %s retr=%d" % (g, busy(sys.argv[4]), busy(sys.argv[5]), r))
+except Exception as e:
+    print("ERR %s %s %s" % (busy(sys.argv[4]), busy(sys.argv[5]), str(e).replace(",", ";").replace(" ", "_")[:80]))
+EOF
+)
+  set -- "$1" "$2" $res
+  if [ "$3" = ERR ]; then rec "$1" "$2" tcp "" "" "$4" "$5" "iperf3-error:$6"; log "  $2 tcp: iperf3 failed ($6)";
+  else rec "$1" "$2" tcp "$3" "" "$4" "$5" "$6"; log "  $2 tcp: $3 Gbit/s, cpu gen/fwd $4/$5%, $6"; fi
+  ./topo.sh mode pps
+}
+
+# ---------------------------------------------------------------------- main
+log "topology up; forwarders: ${FWDS[*]}; rounds=$ROUNDS secs=$SECS sizes=($SIZES) tcp=${TCP_SECS}s for ($TCP_FWDS)"
+./topo.sh up >/dev/null
+T0=$(date +%s)
+for r in $(seq 1 "$ROUNDS"); do
+  log "round $r/$ROUNDS"
+  for f in "${FWDS[@]}"; do
+    declare -F "start_$f" >/dev/null || { echo "unknown forwarder $f" >&2; exit 2; }
+    ./topo.sh place "$(class_of "$f")"
+    ./topo.sh mode pps
+    if ! "start_$f" > "$OUT/start-$f.log" 2>&1; then
+      log "  $f: failed to start (see $OUT/start-$f.log)"; rec "$r" "$f" start "" "" "" "" "start-failed"
+      "stop_$f" || true; continue
+    fi
+    CUR=$f
+    for s in $SIZES; do measure_pps "$r" "$f" "$s"; done
+    if [ "$TCP_SECS" != 0 ] && [[ " $TCP_FWDS " == *" $f "* ]]; then measure_tcp "$r" "$f"; fi
+    "stop_$f"; CUR=""
+  done
+done
+log "done in $(( $(date +%s) - T0 )) s; raw samples: $RAW"
+python3 "$HERE/summarize.py" "$RAW"
