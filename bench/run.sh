@@ -290,4 +290,5 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 log "done in $(( $(date +%s) - T0 )) s; raw samples: $RAW"
-python3 "$HERE/summarize.py" "$RAW"
+# Capped runs compare userspace forwarders only: take ratios against testpmd there.
+python3 "$HERE/summarize.py" "$RAW" "$([ -n "$CAP" ] && echo testpmd || echo bridge)"

@@ -51,7 +51,9 @@ struct RingConfig {
   std::uint32_t frame_size = 2048;
   std::chrono::milliseconds block_timeout{1};
   // TX: TPACKET_V2, fixed slots of the smallest power of two that holds a frame.
-  std::uint32_t tx_frame_count = 512;
+  // A slot is free again only when the receiver has freed the frame, so a slow receiver holds
+  // slots: 512 dropped 3% of a TCP stream's frames in bench/, 4096 none (8 MiB per worker).
+  std::uint32_t tx_frame_count = 4096;
 };
 
 struct LinkConfig {

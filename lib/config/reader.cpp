@@ -42,56 +42,51 @@ std::string_view toml_type_name(const toml::node& n) {
   }
 }
 
-std::optional<std::chrono::microseconds> parse_duration(std::string_view s) {
+namespace {
+
+struct Unit {
+  std::string_view name;
+  std::uint64_t scale;
+};
+
+// "<digits><unit>" with a unit from `units`; nullopt on anything else or on overflow.
+std::optional<std::uint64_t> parse_scaled(std::string_view s, std::initializer_list<Unit> units) {
   std::uint64_t n = 0;
   const char* first = s.data();
   const char* last = s.data() + s.size();
   auto [p, ec] = std::from_chars(first, last, n);
   if (ec != std::errc() || p == first) return std::nullopt;
   const std::string_view unit(p, static_cast<std::size_t>(last - p));
-  std::uint64_t us_per = 0;
-  if (unit == "us")
-    us_per = 1;
-  else if (unit == "ms")
-    us_per = 1000;
-  else if (unit == "s")
-    us_per = 1000 * 1000;
-  else if (unit == "m")
-    us_per = 60ull * 1000 * 1000;
-  else if (unit == "h")
-    us_per = 3600ull * 1000 * 1000;
-  else
-    return std::nullopt;
-  if (n > (1ull << 62) / us_per) return std::nullopt;
-  return std::chrono::microseconds(n * us_per);
+  for (const Unit& u : units) {
+    if (u.name != unit) continue;
+    if (n > (std::uint64_t{1} << 62) / u.scale) return std::nullopt;
+    return n * u.scale;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::chrono::microseconds> parse_duration(std::string_view s) {
+  auto us = parse_scaled(s, {{"us", 1},
+                             {"ms", 1000},
+                             {"s", 1000 * 1000},
+                             {"m", 60ull * 1000 * 1000},
+                             {"h", 3600ull * 1000 * 1000}});
+  if (!us) return std::nullopt;
+  return std::chrono::microseconds(*us);
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view s) {
-  std::uint64_t n = 0;
-  const char* first = s.data();
-  const char* last = s.data() + s.size();
-  auto [p, ec] = std::from_chars(first, last, n);
-  if (ec != std::errc() || p == first) return std::nullopt;
-  const std::string_view unit(p, static_cast<std::size_t>(last - p));
-  std::uint64_t mult = 0;
-  if (unit.empty() || unit == "B")
-    mult = 1;
-  else if (unit == "KiB")
-    mult = 1ull << 10;
-  else if (unit == "MiB")
-    mult = 1ull << 20;
-  else if (unit == "GiB")
-    mult = 1ull << 30;
-  else if (unit == "KB" || unit == "kB")
-    mult = 1000;
-  else if (unit == "MB")
-    mult = 1000 * 1000;
-  else if (unit == "GB")
-    mult = 1000 * 1000 * 1000;
-  else
-    return std::nullopt;
-  if (n > (1ull << 62) / mult) return std::nullopt;
-  return n * mult;
+  return parse_scaled(s, {{"", 1},
+                          {"B", 1},
+                          {"KiB", 1ull << 10},
+                          {"MiB", 1ull << 20},
+                          {"GiB", 1ull << 30},
+                          {"KB", 1000},
+                          {"kB", 1000},
+                          {"MB", 1000 * 1000},
+                          {"GB", 1000 * 1000 * 1000}});
 }
 
 TableReader::TableReader(const toml::table& table, std::string what, ConfigErrors& errors)

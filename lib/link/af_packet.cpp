@@ -158,6 +158,22 @@ void AfPacketLink::open_tx_rings(unsigned ifindex) {
   }
 }
 
+void AfPacketLink::collect_kernel_counters() {
+  for (auto& port : ports_) {
+    const int fd = port->fd.load(std::memory_order_relaxed);
+    if (fd < 0) continue;
+    // The same struct prefix for TPACKET_V1-V3; reading resets the kernel's counters.
+    tpacket_stats_v3 st{};
+    socklen_t len = sizeof st;
+    if (::getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0 || st.tp_drops == 0)
+      continue;
+    CounterValues v;
+    v.rx_packets = st.tp_drops;  // received by the kernel for this fd, then dropped
+    v.drop(DropReason::rx_queue_full) = st.tp_drops;
+    port->counters.add(v);
+  }
+}
+
 void AfPacketLink::transmit(Batch& batch) {
   if (tx_.empty()) {
     Link::transmit(batch);

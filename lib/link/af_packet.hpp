@@ -37,6 +37,8 @@ class AfPacketLink : public Link {
   ~AfPacketLink() override;
 
   void transmit(Batch& batch) override;
+  /// PACKET_STATISTICS: tp_drops (ring or queue full) becomes rx_queue_full.
+  void collect_kernel_counters() override;
 
  protected:
   void open_fds() override;

@@ -74,6 +74,10 @@ class Link {
   /// A 0-byte read means the peer hung up (seqpacket) rather than an empty frame.
   virtual bool zero_read_is_eof() const { return false; }
 
+  /// Adds what the kernel counted on its side of the fds (frames it dropped before fdlinkd
+  /// could read them) to the ports' counters. Called from the stats timer.
+  virtual void collect_kernel_counters() {}
+
   /// Sum of all ports' counters.
   CounterValues totals() const;
 

@@ -158,6 +158,8 @@ void Runtime::schedule_watchdog(std::chrono::microseconds period) {
 }
 
 void Runtime::log_stats(bool final) {
+  for (const auto& link : links_.all())
+    link->collect_kernel_counters();
   for (const auto& link : links_.all()) {
     const CounterValues v = link->totals();
     std::vector<log::Field> f = {{"link", link->name()},     {"rx_packets", v.rx_packets},

@@ -15,17 +15,8 @@ no_tx_csum "$ID-h2" h2
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "1s"
-[[link]]
-name = "a"
-type = "af_packet"
-interface = "pa"
-sink = "to-b"
-[[link]]
-name = "b"
-type = "af_packet"
-interface = "pb"
-dispatch = "recvmmsg"
-sink = "to-a"
+$(afp_link a pa to-b)
+$(afp_link b pb to-a 'dispatch = "recvmmsg"')
 $(forward_sinks a b)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"

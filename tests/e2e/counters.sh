@@ -11,16 +11,8 @@ veth "$ID-h2" h2 "$ID-fw" pb
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "0s"
-[[link]]
-name = "a"
-type = "af_packet"
-interface = "pa"
-sink = "to-b"
-[[link]]
-name = "b"
-type = "af_packet"
-interface = "pb"
-sink = "to-a"
+$(afp_link a pa to-b)
+$(afp_link b pb to-a)
 $(forward_sinks a b)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"

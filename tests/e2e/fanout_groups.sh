@@ -10,9 +10,7 @@ for i in 1 2 3 4; do
   veth "$ID-h$i" h$i "$ID-fw" p$i
   ip -n "$ID-h$i" addr add 10.77.7.$i/24 dev h$i
 done
-link() {  # link NAME IFACE SINK
-  printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nfds = 2\ndispatch = "packet_mmap"\nsink = "%s"\n' "$@"
-}
+link() { afp_link "$1" "$2" "$3" 'fds = 2' 'dispatch = "packet_mmap"'; }
 cat > "$TMP/one.toml" <<EOT
 [daemon]
 stats_interval = "0s"

@@ -19,7 +19,8 @@ ip -n "$ID-h2" addr add 10.77.6.2/24 dev h2
 no_tx_csum "$ID-h2" h2
 
 afp() {  # afp NAME IFACE DISPATCH TX_RING QDISC_BYPASS SINK
-  printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nfds = 2\nfanout = "hash"\ndispatch = "%s"\ntx_ring = %s\nqdisc_bypass = %s\nsink = "%s"\n' "$@"
+  afp_link "$1" "$2" "$6" 'fds = 2' 'fanout = "hash"' "dispatch = \"$3\"" "tx_ring = $4" \
+    "qdisc_bypass = $5"
 }
 case "$MODE" in
   readv_sendmmsg)  A=$(afp a pa readv false false to-b);        B=$(afp b pb readv false false to-a) ;;

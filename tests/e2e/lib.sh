@@ -57,6 +57,15 @@ veth() {
 # checksum offload off on the sending ends makes the kernel finish the checksum first.
 no_tx_csum() { ip netns exec "$1" ethtool -K "$2" tx off >/dev/null; }
 
+# afp_link NAME IFACE SINK [LINE...]: an af_packet [[link]] table for a config's heredoc;
+# each LINE is one more TOML line, e.g. 'dispatch = "packet_mmap"'.
+afp_link() {
+  printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nsink = "%s"\n' "$1" "$2" "$3"
+  shift 3
+  local line
+  for line in "$@"; do printf '%s\n' "$line"; done
+}
+
 # forward_sinks A B: the [[sink]] tables "to-B" and "to-A" that forward each way between
 # links A and B, for a config's heredoc: $(forward_sinks a b)
 forward_sinks() {

@@ -12,18 +12,8 @@ ip -n "$ID-h2" addr add 10.77.8.2/24 dev h2
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "0s"
-[[link]]
-name = "a"
-type = "af_packet"
-interface = "pa"
-dispatch = "packet_mmap"
-sink = "to-b"
-[[link]]
-name = "b"
-type = "af_packet"
-interface = "pb"
-dispatch = "packet_mmap"
-sink = "to-a"
+$(afp_link a pa to-b 'dispatch = "packet_mmap"')
+$(afp_link b pb to-a 'dispatch = "packet_mmap"')
 $(forward_sinks a b)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"

@@ -14,21 +14,9 @@ ip -n "$ID-h2" addr add 10.77.5.2/24 dev h2
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "0s"
-[[link]]
-name = "a"
-type = "af_packet"
-interface = "pa"
-sink = "to-b"
-[[link]]
-name = "b"
-type = "af_packet"
-interface = "pb"
-sink = "to-a"
-[[link]]
-name = "c"
-type = "af_packet"
-interface = "pc"
-sink = "to-d"
+$(afp_link a pa to-b)
+$(afp_link b pb to-a)
+$(afp_link c pc to-d)
 [[link]]
 name = "d"
 type = "tap"
