@@ -9,7 +9,8 @@
 #
 # Forwarders: bridge tc testpmd ovs afp-min, and fdlinkd in each of its modes:
 #   fdlinkd-readv (readv + sendmmsg), fdlinkd-mmsg (recvmmsg + sendmmsg),
-#   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring)
+#   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring),
+#   fdlinkd-mmsgring (recvmmsg + TX ring)
 #   (default: bridge testpmd afp-min fdlinkd-mmsg fdlinkd-mmap fdlinkd-ring)
 # Options (env or flags):
 #   -r ROUNDS      (ROUNDS=5)       rounds
@@ -183,11 +184,13 @@ start_fdlinkd-readv() { start_fdlinkd readv false; }
 start_fdlinkd-mmsg() { start_fdlinkd recvmmsg false; }
 start_fdlinkd-mmap() { start_fdlinkd packet_mmap false; }
 start_fdlinkd-ring() { start_fdlinkd packet_mmap true; }
+start_fdlinkd-mmsgring() { start_fdlinkd recvmmsg true; }
 stop_fdlinkd() { stop_pid; cp "$OUT/fdlinkd.log" "$OUT/fdlinkd-last.log" 2>/dev/null || true; }
 stop_fdlinkd-readv() { stop_fdlinkd; }
 stop_fdlinkd-mmsg() { stop_fdlinkd; }
 stop_fdlinkd-mmap() { stop_fdlinkd; }
 stop_fdlinkd-ring() { stop_fdlinkd; }
+stop_fdlinkd-mmsgring() { stop_fdlinkd; }
 
 stop_pid() {
   if [ -n "$FPID" ]; then
