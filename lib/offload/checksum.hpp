@@ -1,0 +1,32 @@
+// checksum: the Internet checksum (RFC 1071) and the two jobs a forwarder has with it.
+//
+// finish_partial(): a frame marked NEEDS_CSUM (virtio flag, or TP_STATUS_CSUMNOTREADY on
+// AF_PACKET) holds only the pseudo-header sum in its L4 checksum field; the sum over
+// csum_start..end, folded and complemented, is the real checksum.
+// l4_checksum(): the full TCP/UDP checksum of a segment fdlinkd built itself.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "offload/headers.hpp"
+
+namespace fdlinkd::offload {
+
+/// Adds `len` bytes (big-endian 16-bit words, an odd last byte padded) to a 32-bit sum.
+std::uint32_t sum_words(const std::uint8_t* p, std::size_t len, std::uint32_t sum = 0);
+/// Folds a 32-bit sum to 16 bits (not complemented).
+std::uint16_t fold(std::uint32_t sum);
+
+/// Completes a NEEDS_CSUM checksum in place. False when the offsets do not fit the frame.
+bool finish_partial(std::uint8_t* frame, std::size_t len, std::size_t csum_start,
+                    std::size_t csum_offset);
+
+/// Writes the full TCP or UDP checksum (pseudo-header included) of the L4 segment described by
+/// `info`, whose L4 part (header + payload) is `l4_len` bytes.
+void write_l4_checksum(std::uint8_t* frame, const PacketInfo& info, std::size_t l4_len);
+
+/// Writes the IPv4 header checksum.
+void write_ipv4_checksum(std::uint8_t* frame, const PacketInfo& info);
+
+}  // namespace fdlinkd::offload

@@ -1,0 +1,58 @@
+#include "offload/headers.hpp"
+
+namespace fdlinkd::offload {
+
+bool parse_headers(const std::uint8_t* f, std::size_t len, bool l2, PacketInfo& info) {
+  std::size_t off = 0;
+  std::uint16_t type = 0;
+  if (l2) {
+    if (len < 14) return false;
+    off = 12;
+    type = load16(f + off);
+    for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88A8); ++tags) {
+      if (len < off + 6) return false;
+      off += 4;
+      type = load16(f + off);
+    }
+    off += 2;
+    if (type != 0x0800 && type != 0x86DD) return false;
+  }
+  if (len < off + 1) return false;
+  info.l3 = static_cast<std::uint16_t>(off);
+  info.ip_version = f[off] >> 4;
+  std::size_t l4;
+  if (info.ip_version == 4) {
+    if (l2 && type != 0x0800) return false;
+    if (len < off + 20) return false;
+    const std::size_t ihl = (f[off] & 0x0F) * 4u;
+    if (ihl < 20 || len < off + ihl) return false;
+    if (load16(f + off + 2) < ihl) return false;  // total length shorter than its header
+    info.l4_proto = f[off + 9];
+    info.fragment = (load16(f + off + 6) & 0x3FFF) != 0;
+    l4 = off + ihl;
+  } else if (info.ip_version == 6) {
+    if (l2 && type != 0x86DD) return false;
+    if (len < off + 40) return false;
+    info.l4_proto = f[off + 6];
+    info.fragment = false;
+    l4 = off + 40;
+  } else {
+    return false;
+  }
+  info.l4 = static_cast<std::uint16_t>(l4);
+  if (info.l4_proto == kProtoTcp) {
+    if (len < l4 + 20) return false;
+    const std::size_t doff = (f[l4 + 12] >> 4) * 4u;
+    if (doff < 20 || len < l4 + doff) return false;
+    info.headers = static_cast<std::uint16_t>(l4 + doff);
+    return true;
+  }
+  if (info.l4_proto == kProtoUdp) {
+    if (len < l4 + 8) return false;
+    info.headers = static_cast<std::uint16_t>(l4 + 8);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace fdlinkd::offload

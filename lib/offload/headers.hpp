@@ -1,0 +1,43 @@
+// headers: where the L3 and L4 headers of a frame are, for checksum and segmentation work.
+//
+// Understands Ethernet with up to two VLAN tags (or no L2 header, for TUN), IPv4 with options,
+// IPv6 without extension headers, and TCP/UDP. Anything else parses as "not TCP/UDP".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fdlinkd::offload {
+
+struct PacketInfo {
+  std::uint16_t l3 = 0;         ///< offset of the IP header
+  std::uint16_t l4 = 0;         ///< offset of the TCP/UDP header
+  std::uint16_t headers = 0;    ///< offset of the L4 payload (L2 + L3 + L4 headers)
+  std::uint8_t ip_version = 0;  ///< 4 or 6
+  std::uint8_t l4_proto = 0;    ///< 6 (TCP) or 17 (UDP)
+  bool fragment = false;        ///< an IPv4 fragment (MF set or offset non-zero)
+};
+
+constexpr std::uint8_t kProtoTcp = 6;
+constexpr std::uint8_t kProtoUdp = 17;
+
+/// Fills `info` for an IPv4/IPv6 TCP or UDP frame whose headers lie whole within `len` bytes;
+/// false for anything else (other protocols, truncated or inconsistent headers).
+bool parse_headers(const std::uint8_t* frame, std::size_t len, bool l2, PacketInfo& info);
+
+inline std::uint16_t load16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
+inline void store16(std::uint8_t* p, std::uint16_t v) {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+inline std::uint32_t load32(const std::uint8_t* p) {
+  return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
+}
+inline void store32(std::uint8_t* p, std::uint32_t v) {
+  store16(p, static_cast<std::uint16_t>(v >> 16));
+  store16(p + 2, static_cast<std::uint16_t>(v));
+}
+
+}  // namespace fdlinkd::offload

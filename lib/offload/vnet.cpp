@@ -1,0 +1,32 @@
+#include "offload/vnet.hpp"
+
+namespace fdlinkd::offload {
+
+std::optional<DropReason> check_vnet(const VirtioNetHdr& h, const std::uint8_t* frame,
+                                     std::size_t len, bool l2, PacketInfo& info) {
+  const std::uint8_t gso = h.gso_type & static_cast<std::uint8_t>(~VirtioNetHdr::kGsoEcn);
+  if (gso != VirtioNetHdr::kGsoNone && gso != VirtioNetHdr::kGsoTcpV4 &&
+      gso != VirtioNetHdr::kGsoTcpV6 && gso != VirtioNetHdr::kGsoUdp)
+    return DropReason::vnet_bad_gso;
+  if (gso != VirtioNetHdr::kGsoNone && h.gso_size == 0) return DropReason::vnet_bad_gso;
+  if (h.hdr_len > len) return DropReason::vnet_bad_hdr_len;
+
+  const bool parsed = parse_headers(frame, len, l2, info);
+  if (gso != VirtioNetHdr::kGsoNone) {
+    const bool matches =
+        parsed && !info.fragment &&
+        ((gso == VirtioNetHdr::kGsoTcpV4 && info.ip_version == 4 && info.l4_proto == kProtoTcp) ||
+         (gso == VirtioNetHdr::kGsoTcpV6 && info.ip_version == 6 && info.l4_proto == kProtoTcp) ||
+         (gso == VirtioNetHdr::kGsoUdp && info.l4_proto == kProtoUdp));
+    if (!matches) return DropReason::vnet_bad_headers;
+  }
+  if (h.flags & VirtioNetHdr::kNeedsCsum) {
+    if (!parsed || h.csum_start != info.l4) return DropReason::vnet_bad_csum;
+    const std::uint16_t field = info.l4_proto == kProtoTcp ? 16 : 6;
+    if (h.csum_offset != field || std::size_t{h.csum_start} + field + 2 > len)
+      return DropReason::vnet_bad_csum;
+  }
+  return std::nullopt;
+}
+
+}  // namespace fdlinkd::offload

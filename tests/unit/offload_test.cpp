@@ -1,0 +1,274 @@
+// Offload helpers, checked field by field against frames and checksums built here by separate,
+// deliberately simple code (a byte-at-a-time RFC 1071 sum), not by the code under test.
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <vector>
+
+#include "core/batch.hpp"
+#include "offload/checksum.hpp"
+#include "offload/gso.hpp"
+#include "offload/vnet.hpp"
+
+using namespace fdlinkd;
+using namespace fdlinkd::offload;
+using Bytes = std::vector<std::uint8_t>;
+
+namespace {
+
+// --- an independent reference -------------------------------------------------------------
+std::uint16_t ref_checksum(const Bytes& b) {  // complemented RFC 1071 sum
+  std::uint32_t s = 0;
+  for (std::size_t i = 0; i < b.size(); i += 2) {
+    std::uint32_t hi = b[i], lo = i + 1 < b.size() ? b[i + 1] : 0;
+    s += (hi << 8) | lo;
+    s = (s & 0xFFFF) + (s >> 16);
+  }
+  return static_cast<std::uint16_t>(~s & 0xFFFF);
+}
+std::uint16_t get16(const Bytes& b, std::size_t o) {
+  return static_cast<std::uint16_t>(b[o] << 8 | b[o + 1]);
+}
+std::uint32_t get32(const Bytes& b, std::size_t o) {
+  return std::uint32_t{get16(b, o)} << 16 | get16(b, o + 2);
+}
+void put16(Bytes& b, std::size_t o, std::size_t v) {
+  b[o] = static_cast<std::uint8_t>(v >> 8);
+  b[o + 1] = static_cast<std::uint8_t>(v);
+}
+void put32(Bytes& b, std::size_t o, std::size_t v) {
+  put16(b, o, v >> 16);
+  put16(b, o + 2, v & 0xFFFF);
+}
+
+// Pseudo-header + L4 bytes, as a receiver would verify them (result 0 when correct).
+std::uint16_t verify_l4(const Bytes& f, int version, std::size_t l3, std::size_t l4,
+                        std::uint8_t proto) {
+  Bytes p;
+  if (version == 4) {
+    p.insert(p.end(), f.begin() + static_cast<long>(l3 + 12),
+             f.begin() + static_cast<long>(l3 + 20));
+  } else {
+    p.insert(p.end(), f.begin() + static_cast<long>(l3 + 8),
+             f.begin() + static_cast<long>(l3 + 40));
+  }
+  const std::size_t l4_len = f.size() - l4;
+  p.push_back(0);
+  p.push_back(proto);
+  p.push_back(static_cast<std::uint8_t>(l4_len >> 8));
+  p.push_back(static_cast<std::uint8_t>(l4_len));
+  p.insert(p.end(), f.begin() + static_cast<long>(l4), f.end());
+  return ref_checksum(p);
+}
+
+constexpr std::uint8_t kFin = 0x01, kPsh = 0x08, kAck = 0x10, kCwr = 0x80;
+
+// Ethernet + IPv4 (with 4 bytes of options) + TCP (with 12 bytes of options) + payload.
+Bytes tcp4_frame(std::size_t payload, std::uint8_t flags) {
+  Bytes f(14 + 24 + 32 + payload);
+  f[12] = 0x08;
+  f[14] = 0x46;  // version 4, IHL 6
+  put16(f, 16, 24 + 32 + payload);
+  put16(f, 18, 0x1234);  // id
+  f[22] = 64;
+  f[23] = 6;
+  put32(f, 26, 0x0A000001);
+  put32(f, 30, 0x0A000002);
+  f[34] = 1;  // an option byte (NOP-ish), kept as is
+  put16(f, 38, 40000);
+  put16(f, 40, 5201);
+  put32(f, 42, 0xFFFFF000);  // sequence number close to wrapping
+  put32(f, 46, 77);
+  f[50] = 0x80;  // data offset 8 words
+  f[51] = flags;
+  put16(f, 52, 512);
+  for (std::size_t i = 0; i < payload; ++i)
+    f[70 + i] = static_cast<std::uint8_t>(i * 7 + 3);
+  return f;
+}
+
+Bytes tcp6_frame(std::size_t payload, std::uint8_t flags) {
+  Bytes f(14 + 40 + 20 + payload);
+  f[12] = 0x86;
+  f[13] = 0xDD;
+  f[14] = 0x60;
+  put16(f, 18, 20 + payload);
+  f[20] = 6;
+  f[21] = 64;
+  f[22] = 0xFD;
+  f[37] = 1;
+  f[38] = 0xFD;
+  f[53] = 2;
+  put16(f, 54, 40000);
+  put16(f, 56, 5201);
+  put32(f, 58, 1000);
+  f[66] = 0x50;
+  f[67] = flags;
+  for (std::size_t i = 0; i < payload; ++i)
+    f[74 + i] = static_cast<std::uint8_t>(i * 13 + 1);
+  return f;
+}
+
+Bytes frame_of(Batch& b, std::size_t i) {
+  return Bytes(b[i].data, b[i].data + b[i].len);
+}
+
+}  // namespace
+
+TEST_CASE("IPv4 TCP super-frame is cut into MSS segments with every field right") {
+  const std::size_t payload = 5000, mss = 1448;
+  Bytes in = tcp4_frame(payload, kAck | kPsh | kFin | kCwr);
+  PacketInfo info;
+  REQUIRE(parse_headers(in.data(), in.size(), true, info));
+  CHECK(info.l3 == 14);
+  CHECK(info.l4 == 38);
+  CHECK(info.headers == 70);
+
+  Batch out(64, 1600);
+  REQUIRE(segment_tcp(in.data(), in.size(), info, mss, out));
+  REQUIRE(out.size() == 4);
+  Bytes joined;
+  for (std::size_t i = 0; i < 4; ++i) {
+    Bytes s = frame_of(out, i);
+    const std::size_t seg = i < 3 ? mss : payload - 3 * mss;
+    INFO("segment " << i);
+    REQUIRE(s.size() == 70 + seg);
+    CHECK(get16(s, 16) == 24 + 32 + seg);                             // IPv4 total length
+    CHECK(get16(s, 18) == 0x1234 + i);                                // IPv4 id, +1 per segment
+    CHECK(ref_checksum(Bytes(s.begin() + 14, s.begin() + 38)) == 0);  // header checksum
+    CHECK(get32(s, 42) == 0xFFFFF000u + static_cast<std::uint32_t>(i * mss));  // wraps
+    const std::uint8_t flags = s[51];
+    CHECK((flags & kAck) != 0);
+    CHECK(((flags & kFin) != 0) == (i == 3));
+    CHECK(((flags & kPsh) != 0) == (i == 3));
+    CHECK(((flags & kCwr) != 0) == (i == 0));
+    CHECK(verify_l4(s, 4, 14, 38, 6) == 0);  // full TCP checksum
+    CHECK(s[34] == 1);                       // IP options copied
+    joined.insert(joined.end(), s.begin() + 70, s.end());
+  }
+  CHECK(joined == Bytes(in.begin() + 70, in.end()));
+}
+
+TEST_CASE("IPv6 TCP super-frame is cut into MSS segments with every field right") {
+  const std::size_t payload = 3000, mss = 1220;
+  Bytes in = tcp6_frame(payload, kAck | kPsh);
+  PacketInfo info;
+  REQUIRE(parse_headers(in.data(), in.size(), true, info));
+  Batch out(8, 1400);
+  REQUIRE(segment_tcp(in.data(), in.size(), info, mss, out));
+  REQUIRE(out.size() == 3);
+  Bytes joined;
+  for (std::size_t i = 0; i < 3; ++i) {
+    Bytes s = frame_of(out, i);
+    const std::size_t seg = i < 2 ? mss : payload - 2 * mss;
+    INFO("segment " << i);
+    CHECK(get16(s, 18) == 20 + seg);  // payload length
+    CHECK(get32(s, 58) == 1000 + i * mss);
+    CHECK(((s[67] & kPsh) != 0) == (i == 2));
+    CHECK(verify_l4(s, 6, 14, 54, 6) == 0);
+    joined.insert(joined.end(), s.begin() + 74, s.end());
+  }
+  CHECK(joined == Bytes(in.begin() + 74, in.end()));
+}
+
+TEST_CASE("segmentation ignores Ethernet padding and refuses when the batch is full") {
+  Bytes small = tcp4_frame(0, kAck);
+  small.resize(small.size() + 10);  // padding past the IP length
+  PacketInfo info;
+  REQUIRE(parse_headers(small.data(), small.size(), true, info));
+  Batch out(2, 1600);
+  REQUIRE(segment_tcp(small.data(), small.size(), info, 1448, out));
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].len == 70);
+
+  Bytes big = tcp4_frame(5000, kAck);
+  REQUIRE(parse_headers(big.data(), big.size(), true, info));
+  CHECK_FALSE(segment_tcp(big.data(), big.size(), info, 1448, out));  // 1 free slot, 4 needed
+  CHECK(out.size() == 1);
+  Batch tiny(8, 500);
+  CHECK_FALSE(segment_tcp(big.data(), big.size(), info, 1448, tiny));  // slots too small
+}
+
+TEST_CASE("a NEEDS_CSUM frame gets its checksum finished") {
+  Bytes f = tcp4_frame(999, kAck | kPsh);  // odd length: the last byte is padded
+  // The sender left only the folded pseudo-header sum in the field (CHECKSUM_PARTIAL).
+  std::uint32_t pseudo = get16(f, 26) + get16(f, 28) + get16(f, 30) + get16(f, 32) + 6 +
+                         static_cast<std::uint32_t>(f.size() - 38);
+  while (pseudo >> 16)
+    pseudo = (pseudo & 0xFFFF) + (pseudo >> 16);
+  put16(f, 38 + 16, pseudo);
+  CHECK(verify_l4(f, 4, 14, 38, 6) != 0);
+  REQUIRE(finish_partial(f.data(), f.size(), 38, 16));
+  CHECK(verify_l4(f, 4, 14, 38, 6) == 0);
+  CHECK_FALSE(finish_partial(f.data(), f.size(), f.size() - 1, 16));  // field past the end
+}
+
+TEST_CASE("every malformed virtio header is named") {
+  Bytes f = tcp4_frame(2000, kAck);
+  PacketInfo info;
+  VirtioNetHdr ok;
+  ok.flags = VirtioNetHdr::kNeedsCsum;
+  ok.gso_type = VirtioNetHdr::kGsoTcpV4;
+  ok.gso_size = 1448;
+  ok.hdr_len = 70;
+  ok.csum_start = 38;
+  ok.csum_offset = 16;
+  CHECK_FALSE(check_vnet(ok, f.data(), f.size(), true, info));
+  VirtioNetHdr ecn = ok;
+  ecn.gso_type |= VirtioNetHdr::kGsoEcn;
+  CHECK_FALSE(check_vnet(ecn, f.data(), f.size(), true, info));
+
+  auto reason = [&](VirtioNetHdr h, const Bytes& frame) {
+    return check_vnet(h, frame.data(), frame.size(), true, info);
+  };
+  VirtioNetHdr h = ok;
+  h.gso_type = 7;
+  CHECK(reason(h, f) == DropReason::vnet_bad_gso);
+  h = ok;
+  h.gso_size = 0;
+  CHECK(reason(h, f) == DropReason::vnet_bad_gso);
+  h = ok;
+  h.hdr_len = static_cast<std::uint16_t>(f.size() + 1);
+  CHECK(reason(h, f) == DropReason::vnet_bad_hdr_len);
+  h = ok;
+  h.csum_start = 14;  // the IP header, not TCP
+  CHECK(reason(h, f) == DropReason::vnet_bad_csum);
+  h = ok;
+  h.csum_offset = 6;  // UDP's offset on a TCP segment
+  CHECK(reason(h, f) == DropReason::vnet_bad_csum);
+  h = ok;
+  h.csum_start = 60000;  // outside the frame
+  CHECK(reason(h, f) == DropReason::vnet_bad_csum);
+  h = ok;
+  h.gso_type = VirtioNetHdr::kGsoTcpV6;  // on an IPv4 frame
+  CHECK(reason(h, f) == DropReason::vnet_bad_headers);
+  Bytes arp(60, 0);
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  h = ok;
+  h.hdr_len = 14;
+  CHECK(reason(h, arp) == DropReason::vnet_bad_headers);  // GSO on a frame that is not IP
+  Bytes cut(f.begin(), f.begin() + 50);                   // TCP header cut short
+  h = ok;
+  h.hdr_len = 0;
+  CHECK(reason(h, cut) == DropReason::vnet_bad_headers);
+}
+
+TEST_CASE("headers parse through VLAN tags and reject what they cannot describe") {
+  Bytes f = tcp4_frame(10, kAck);
+  Bytes tagged(f.begin(), f.begin() + 12);
+  tagged.insert(tagged.end(), {0x81, 0x00, 0x00, 0x05});
+  tagged.insert(tagged.end(), f.begin() + 12, f.end());
+  PacketInfo info;
+  REQUIRE(parse_headers(tagged.data(), tagged.size(), true, info));
+  CHECK(info.l3 == 18);
+  CHECK(info.l4 == 42);
+  // Without the Ethernet header (TUN): starts at IP.
+  Bytes ip(f.begin() + 14, f.end());
+  REQUIRE(parse_headers(ip.data(), ip.size(), false, info));
+  CHECK(info.l3 == 0);
+  CHECK(info.headers == 56);
+  CHECK_FALSE(parse_headers(f.data(), 40, true, info));  // cut inside the TCP header
+  Bytes icmp = f;
+  icmp[23] = 1;
+  CHECK_FALSE(parse_headers(icmp.data(), icmp.size(), true, info));
+}
