@@ -112,9 +112,9 @@ void read_daemon(const toml::table& t, DaemonConfig& d, ConfigErrors& errors) {
 }
 
 // Keys that only some link types take; a type that does not take one rejects it by name.
-constexpr std::string_view kTypeKeys[] = {"interface",    "path",    "socket", "peer",
-                                          "promisc",      "persist", "fanout", "tx_ring",
-                                          "qdisc_bypass", "ring"};
+constexpr std::string_view kTypeKeys[] = {"interface",    "path",    "socket",  "peer",
+                                          "promisc",      "persist", "fanout",  "tx_ring",
+                                          "qdisc_bypass", "ring",    "offloads"};
 
 // [link.ring]: the PACKET_MMAP ring sizes of an af_packet link.
 void read_ring(TableReader& lr, const std::string& label, LinkConfig& l, ConfigErrors& errors) {
@@ -244,6 +244,43 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
   if (type && *type != LinkType::af_packet)
     for (auto k : {"fanout", "tx_ring", "qdisc_bypass", "ring"})
       lr.reject(k, "only af_packet links take it");
+  if (type == LinkType::unix_socket) {
+    lr.reject("vnet_hdr", "virtio-net headers belong to TAP/TUN devices and AF_PACKET sockets");
+    lr.reject("gso_max_size", "a unix link never receives GSO super-frames");
+  }
+  if (auto v = lr.boolean("vnet_hdr")) l.vnet_hdr = *v;
+  if (type != LinkType::tap && type != LinkType::tun) {
+    lr.reject("offloads", "it sets what a TAP/TUN device may hand fdlinkd");
+  } else if (lr.has("offloads")) {
+    if (!l.vnet_hdr) lr.reject("offloads", "it needs vnet_hdr = true");
+    const toml::array* a = lr.table().get("offloads")->as_array();
+    lr.skip("offloads");
+    if (l.vnet_hdr && !a) {
+      errors.add(lr.where("offloads"),
+                 "offloads in " + label + " must be an array such as [\"csum\", \"tso4\"]");
+    } else if (l.vnet_hdr) {
+      l.offload_csum = l.offload_tso4 = l.offload_tso6 = false;
+      for (const toml::node& e : *a) {
+        const auto* str = e.as_string();
+        const std::string v = str ? str->get() : "";
+        if (v == "csum")
+          l.offload_csum = true;
+        else if (v == "tso4")
+          l.offload_tso4 = true;
+        else if (v == "tso6")
+          l.offload_tso6 = true;
+        else
+          errors.add(e.source(),
+                     "offloads in " + label + ": \"" + v + "\" is not one of csum, tso4, tso6");
+      }
+      if ((l.offload_tso4 || l.offload_tso6) && !l.offload_csum)
+        errors.add(lr.where("offloads"), "offloads in " + label +
+                                             ": tso4 and tso6 need csum (the kernel refuses TSO "
+                                             "without checksum offload)");
+    }
+  }
+  if (auto v = lr.size("gso_max_size", 1518, 65536))
+    l.gso_max_size = static_cast<std::uint32_t>(*v);
   if (auto v = lr.integer("fds", 1, 64)) {
     if (*v != 1 && type == LinkType::unix_socket)
       errors.add(lr.where("fds"), "fds = " + std::to_string(*v) + " in " + label +

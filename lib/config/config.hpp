@@ -74,13 +74,28 @@ struct LinkConfig {
   bool tx_ring = false;          ///< af_packet: transmit through TPACKET_V2 TX rings
   bool qdisc_bypass = false;     ///< af_packet: PACKET_QDISC_BYPASS on transmit
   RingConfig ring;
+  /// tap/tun/af_packet: hand checksum offload and GSO super-frames to the kernel with a
+  /// virtio-net header (IFF_VNET_HDR, PACKET_VNET_HDR) instead of finishing them in software.
+  bool vnet_hdr = false;
+  /// tap/tun with vnet_hdr: what the device may hand fdlinkd (TUNSETOFFLOAD).
+  bool offload_csum = true, offload_tso4 = true, offload_tso6 = true;
+  /// Largest GSO super-frame accepted on receive (links that can get them: af_packet, vnet).
+  std::uint32_t gso_max_size = 65536;
   std::string sink;
   toml::source_region where;       ///< the [[link]] table
   toml::source_region sink_where;  ///< its `sink` key
 
   Layer layer() const { return link_layer(type); }
-  /// Largest frame this link sends or receives, link header included.
+  /// Largest frame this link puts on the wire, link header included.
   std::size_t frame_capacity() const { return layer() == Layer::ethernet ? mtu + 18 : mtu; }
+  /// Whether every read and write on this link's fds carries a virtio-net header. AF_PACKET
+  /// sockets always do (PACKET_VNET_HDR): on receive it is how the kernel says that a frame's
+  /// checksum is unfinished or that it is a GSO super-frame.
+  bool vnet_fd() const { return type == LinkType::af_packet || vnet_hdr; }
+  /// Largest frame this link may receive: GSO super-frames where the fd can deliver them.
+  std::size_t rx_capacity() const {
+    return vnet_fd() && gso_max_size > frame_capacity() ? gso_max_size : frame_capacity();
+  }
 };
 
 struct SinkConfig {

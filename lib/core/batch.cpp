@@ -10,7 +10,7 @@ Batch::Batch(std::size_t capacity, std::size_t frame_capacity, std::size_t worke
       worker_(worker),
       storage_(new std::uint8_t[capacity * (kHeadroom + frame_capacity)]),
       frames_(new Frame[capacity]),
-      iov_(new iovec[capacity]),
+      iov_(new iovec[2 * capacity]),
       msgs_(new mmsghdr[capacity]),
       out_port_(new std::uint8_t[capacity]()) {
   std::memset(msgs_.get(), 0, capacity * sizeof(mmsghdr));

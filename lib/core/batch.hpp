@@ -21,6 +21,8 @@ namespace fdlinkd {
 struct Frame {
   std::uint8_t* data = nullptr;
   std::uint32_t len = 0;
+  /// A virtio-net header (VirtioNetHdr) lies in the 10 bytes just before `data`.
+  bool vnet = false;
 };
 
 class Batch {
@@ -51,16 +53,23 @@ class Batch {
 
   /// Appends a frame whose bytes are already in place in one of this batch's slots. A reader
   /// that skips a bad frame simply does not push it (its slot is reused or left empty).
-  void push(std::uint8_t* data, std::uint32_t len) {
+  void push(std::uint8_t* data, std::uint32_t len, bool vnet = false) {
     frames_[size_].data = data;
     frames_[size_].len = len;
+    frames_[size_].vnet = vnet;
     ++size_;
   }
+  bool full() const { return size_ == capacity_; }
+
+  /// Where a sender builds frames it makes itself (GSO segments): owned by the same dispatcher,
+  /// so it is reused like this batch. nullptr when none was attached.
+  Batch* spill() const { return spill_; }
+  void set_spill(Batch* b) { spill_ = b; }
 
   /// The egress fd chosen for frame i (by flow hash) when a link has several.
   std::uint8_t& out_port(std::size_t i) { return out_port_[i]; }
 
-  /// Scratch arrays for the system calls, one entry per slot.
+  /// Scratch arrays for the system calls: one mmsghdr and two iovecs per slot.
   iovec* iov() { return iov_.get(); }
   mmsghdr* msgs() { return msgs_.get(); }
 
@@ -76,6 +85,7 @@ class Batch {
   std::unique_ptr<iovec[]> iov_;
   std::unique_ptr<mmsghdr[]> msgs_;
   std::unique_ptr<std::uint8_t[]> out_port_;
+  Batch* spill_ = nullptr;
 };
 
 }  // namespace fdlinkd

@@ -35,6 +35,7 @@ CounterValues& CounterValues::operator+=(const CounterValues& o) {
   tx_packets += o.tx_packets;
   tx_bytes += o.tx_bytes;
   rx_errors += o.rx_errors;
+  gso_segments += o.gso_segments;
   for (std::size_t i = 0; i < kDropReasonCount; ++i)
     drops[i] += o.drops[i];
   return *this;
@@ -46,6 +47,7 @@ void PortCounters::add(const CounterValues& v) {
   bump(tx_packets_, v.tx_packets);
   bump(tx_bytes_, v.tx_bytes);
   bump(rx_errors_, v.rx_errors);
+  bump(gso_segments_, v.gso_segments);
   for (std::size_t i = 0; i < kDropReasonCount; ++i)
     bump(drops_[i], v.drops[i]);
 }
@@ -57,6 +59,7 @@ CounterValues PortCounters::snapshot() const {
   v.tx_packets = tx_packets_.load(std::memory_order_relaxed);
   v.tx_bytes = tx_bytes_.load(std::memory_order_relaxed);
   v.rx_errors = rx_errors_.load(std::memory_order_relaxed);
+  v.gso_segments = gso_segments_.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < kDropReasonCount; ++i)
     v.drops[i] = drops_[i].load(std::memory_order_relaxed);
   return v;

@@ -51,6 +51,9 @@ struct CounterValues {
   std::uint64_t tx_packets = 0;
   std::uint64_t tx_bytes = 0;
   std::uint64_t rx_errors = 0;  ///< read calls that failed with something other than EAGAIN
+  /// Frames software segmentation added: a super-frame cut into n segments adds n - 1. So
+  /// rx_packets + gso_segments = tx_packets + drops across a forward.
+  std::uint64_t gso_segments = 0;
   std::array<std::uint64_t, kDropReasonCount> drops{};
 
   std::uint64_t& drop(DropReason r) { return drops[static_cast<std::size_t>(r)]; }
@@ -70,7 +73,7 @@ class PortCounters {
     if (v != 0) c.fetch_add(v, std::memory_order_relaxed);
   }
   std::atomic<std::uint64_t> rx_packets_{0}, rx_bytes_{0}, tx_packets_{0}, tx_bytes_{0};
-  std::atomic<std::uint64_t> rx_errors_{0};
+  std::atomic<std::uint64_t> rx_errors_{0}, gso_segments_{0};
   std::array<std::atomic<std::uint64_t>, kDropReasonCount> drops_{};
 };
 

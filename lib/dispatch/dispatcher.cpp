@@ -3,13 +3,16 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
 
 #include "core/log.hpp"
+#include "core/virtio_net.hpp"
 #include "dispatch/rx_ring.hpp"
 #include "link/link.hpp"
+#include "offload/vnet.hpp"
 #include "sink/sink.hpp"
 
 namespace fdlinkd {
@@ -25,9 +28,15 @@ Dispatcher::Dispatcher(asio::io_context& io, std::size_t worker, Link& link, std
       desc_(io),
       mode_(link.config().dispatch),
       min_frame_(link.config().layer() == Layer::ethernet ? 14 : 1),
-      batch_(link.config().rx_batch, link.config().frame_capacity(), worker),
+      vnet_(link.config().vnet_fd()),
+      batch_(link.config().rx_batch, link.config().rx_capacity(), worker),
+      // Segments are at most one wire frame; 1518 covers an Ethernet egress link of MTU 1500
+      // (a larger MTU elsewhere just gets segments of this size).
+      spill_(kSpillFrames, std::max<std::size_t>(link.config().frame_capacity(), 1518), worker),
       overflow_(new std::uint8_t[kOverflowBytes]),
-      ring_(link.port(port).rx_ring.get()) {}
+      ring_(link.port(port).rx_ring.get()) {
+  batch_.set_spill(&spill_);
+}
 
 Dispatcher::~Dispatcher() {
   detach();
@@ -91,12 +100,28 @@ void Dispatcher::accept_frame(std::uint8_t* data, std::size_t len, bool truncate
                               CounterValues& tally) {
   ++tally.rx_packets;
   tally.rx_bytes += len;
-  if (truncated || len > batch_.frame_capacity())
+  if (truncated || len > batch_.frame_capacity()) {
     ++tally.drop(DropReason::oversize);
-  else if (len < min_frame_)
+    return;
+  }
+  if (len < min_frame_) {
     ++tally.drop(DropReason::runt);
-  else
-    batch_.push(data, static_cast<std::uint32_t>(len));
+    return;
+  }
+  if (vnet_) {
+    VirtioNetHdr h;
+    std::memcpy(&h, data - sizeof h, sizeof h);
+    // Only a header that claims something needs checking (most small frames carry zeros).
+    if ((h.flags & VirtioNetHdr::kNeedsCsum) || h.gso_type != VirtioNetHdr::kGsoNone ||
+        h.hdr_len > len) {
+      offload::PacketInfo info;
+      if (auto why = offload::check_vnet(h, data, len, min_frame_ == 14, info)) {
+        ++tally.drop(*why);
+        return;
+      }
+    }
+  }
+  batch_.push(data, static_cast<std::uint32_t>(len), vnet_);
 }
 
 Dispatcher::ReadEnd Dispatcher::read_error(int err, CounterValues& tally) {
@@ -117,15 +142,23 @@ Dispatcher::ReadEnd Dispatcher::read_error(int err, CounterValues& tally) {
 Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
   while (batch_.size() < batch_.capacity()) {
     std::uint8_t* slot = batch_.slot(batch_.size());
-    iovec iov[2] = {{slot, batch_.frame_capacity()}, {overflow_.get(), kOverflowBytes}};
-    const ssize_t n = ::readv(fd_, iov, 2);
+    // With virtio-net headers the header lands in the slot's headroom, just before the frame.
+    const std::size_t hdr = vnet_ ? sizeof(VirtioNetHdr) : 0;
+    iovec iov[3] = {
+        {slot - hdr, hdr}, {slot, batch_.frame_capacity()}, {overflow_.get(), kOverflowBytes}};
+    const ssize_t n = vnet_ ? ::readv(fd_, iov, 3) : ::readv(fd_, iov + 1, 2);
     if (n < 0) {
       if (errno == EINTR) continue;
       return read_error(errno, tally);
     }
     if (n == 0 && link_.zero_read_is_eof()) return ReadEnd::closed;
     last_error_ = 0;
-    accept_frame(slot, static_cast<std::size_t>(n), false, tally);
+    if (static_cast<std::size_t>(n) < hdr) {
+      ++tally.rx_packets;
+      ++tally.drop(DropReason::runt);
+      continue;
+    }
+    accept_frame(slot, static_cast<std::size_t>(n) - hdr, false, tally);
   }
   return ReadEnd::full;
 }
@@ -152,11 +185,13 @@ Dispatcher::ReadEnd Dispatcher::read_recvmmsg(CounterValues& tally) {
   iovec* iov = batch_.iov();
   mmsghdr* msgs = batch_.msgs();
   const std::size_t cap = batch_.capacity();
+  const std::size_t hdr = vnet_ ? sizeof(VirtioNetHdr) : 0;
   for (std::size_t i = 0; i < cap; ++i) {
-    iov[i] = {batch_.slot(i), batch_.frame_capacity()};
+    iov[2 * i] = {batch_.slot(i) - hdr, hdr};
+    iov[2 * i + 1] = {batch_.slot(i), batch_.frame_capacity()};
     msgs[i].msg_hdr = {};
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_iov = vnet_ ? &iov[2 * i] : &iov[2 * i + 1];
+    msgs[i].msg_hdr.msg_iovlen = vnet_ ? 2 : 1;
   }
   int n;
   do {
@@ -167,7 +202,12 @@ Dispatcher::ReadEnd Dispatcher::read_recvmmsg(CounterValues& tally) {
   last_error_ = 0;
   for (int i = 0; i < n; ++i) {
     if (msgs[i].msg_len == 0 && link_.zero_read_is_eof()) return ReadEnd::closed;
-    accept_frame(batch_.slot(static_cast<std::size_t>(i)), msgs[i].msg_len,
+    if (msgs[i].msg_len < hdr) {
+      ++tally.rx_packets;
+      ++tally.drop(DropReason::runt);
+      continue;
+    }
+    accept_frame(batch_.slot(static_cast<std::size_t>(i)), msgs[i].msg_len - hdr,
                  (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, tally);
   }
   return static_cast<std::size_t>(n) == cap ? ReadEnd::full : ReadEnd::drained;

@@ -32,6 +32,8 @@ class Dispatcher {
   static constexpr int kMaxBatchesPerWake = 16;
   /// Catches the bytes of a frame larger than a slot, so it is seen whole and dropped.
   static constexpr std::size_t kOverflowBytes = 64 * 1024;
+  /// Frames the spill batch holds: a 64 KiB super-frame at MSS 536 makes 123 segments.
+  static constexpr std::size_t kSpillFrames = 256;
 
   /// Reads port `port` of `link` on `io`, the io_context of worker thread `worker`.
   Dispatcher(boost::asio::io_context& io, std::size_t worker, Link& link, std::size_t port,
@@ -73,7 +75,9 @@ class Dispatcher {
   std::uint64_t generation_ = 0;  ///< bumped by detach(): stale wake-ups are ignored
   DispatchMode mode_;
   std::size_t min_frame_;
+  bool vnet_;  ///< reads start with a virtio-net header (stored just before the frame)
   Batch batch_;
+  Batch spill_;  ///< where GSO segments for the egress link are built (batch_.spill())
   std::unique_ptr<std::uint8_t[]> overflow_;
   RxRing* ring_ = nullptr;  ///< packet_mmap: the port's ring
   int last_error_ = 0;      ///< the errno last logged, to log a repeating error once

@@ -83,6 +83,10 @@ void AfPacketLink::open_fds() {
     set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
     set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
     if (config_.qdisc_bypass && !config_.tx_ring) set_qdisc_bypass(fd);
+    // Every frame read or written carries a virtio-net header: on receive it is how the kernel
+    // tells a frame with an unfinished checksum or a GSO super-frame (and its MSS) from others.
+    if (::setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0)
+      throw LinkError("PACKET_VNET_HDR: " + errno_text(errno));
     if (config_.dispatch == DispatchMode::packet_mmap)
       ports_[q]->rx_ring = std::make_unique<RxRing>(fd, config_.ring);
 
@@ -174,9 +178,9 @@ void AfPacketLink::collect_kernel_counters() {
   }
 }
 
-void AfPacketLink::transmit(Batch& batch) {
+void AfPacketLink::send_batch(Batch& batch) {
   if (tx_.empty()) {
-    Link::transmit(batch);
+    Link::send_batch(batch);
     return;
   }
   // One ring per worker: this thread is the only writer. Frames of one flow come from one

@@ -12,6 +12,7 @@
 #include "link/netns.hpp"
 #include "link/tap.hpp"
 #include "link/unix.hpp"
+#include "writer/egress.hpp"
 #include "writer/flow_hash.hpp"
 #include "writer/writer.hpp"
 
@@ -62,6 +63,17 @@ void Link::port_closed(std::size_t i, Dispatcher&) {
 }
 
 void Link::transmit(Batch& batch) {
+  EgressCaps caps;
+  caps.vnet_fd = config_.vnet_fd();
+  caps.passthrough = config_.vnet_hdr;
+  caps.l2 = config_.layer() == Layer::ethernet;
+  caps.frame_capacity = config_.frame_capacity();
+  CounterValues tally;
+  prepare_egress(batch, caps, tally, [this](Batch& b) { send_batch(b); });
+  if (tally.total_drops() != 0 || tally.gso_segments != 0) ports_[0]->counters.add(tally);
+}
+
+void Link::send_batch(Batch& batch) {
   const std::size_t n = ports_.size();
   if (n == 1) {
     send_on_port(batch, 0, -1);
@@ -95,6 +107,7 @@ void Link::send_on_port(Batch& batch, std::size_t q, int select) {
     t.address = tx_address(t.address_len);
     t.frame_capacity = config_.frame_capacity();
     t.is_socket = is_socket(config_.type);
+    t.vnet = config_.vnet_fd();
     write_batch(t, batch, select, tally);
   }
   port.counters.add(tally);

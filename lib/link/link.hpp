@@ -66,10 +66,10 @@ class Link {
   /// the port silent; links that can recover (a unix listener) override it.
   virtual void port_closed(std::size_t i, Dispatcher& d);
 
-  /// Sends every frame of `batch` out of this link and counts the outcome per port. With
-  /// several fds, each frame's fd is picked by flow hash, and each fd gets its frames in one
-  /// system call, in their original order.
-  virtual void transmit(Batch& batch);
+  /// Sends every frame of `batch` out of this link and counts the outcome per port: first
+  /// fitted to the link (egress.hpp: checksums finished, super-frames segmented, headers), then
+  /// sent by send_batch().
+  void transmit(Batch& batch);
 
   /// A 0-byte read means the peer hung up (seqpacket) rather than an empty frame.
   virtual bool zero_read_is_eof() const { return false; }
@@ -94,6 +94,9 @@ class Link {
   }
   /// Closes and forgets port i's fd.
   void close_port(std::size_t i);
+  /// Sends a batch that fits the link. With several fds, each frame's fd is picked by flow
+  /// hash, and each fd gets its frames in one system call, in their original order.
+  virtual void send_batch(Batch& batch);
   /// Sends the frames of `batch` bound for port q (all when select < 0) and counts them there.
   void send_on_port(Batch& batch, std::size_t q, int select);
 

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "core/virtio_net.hpp"
 #include "link/netdev.hpp"
 
 namespace fdlinkd {
@@ -29,7 +30,8 @@ void TapLink::open_fds() {
     // Several fds are the queues of one multi-queue device; the kernel spreads the device's
     // transmit side over them by flow, and each fd's writes enter on its own queue.
     const int mq = ports_.size() > 1 ? IFF_MULTI_QUEUE : 0;
-    ifr.ifr_flags = static_cast<short>((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | mq);
+    const int vnet = config_.vnet_hdr ? IFF_VNET_HDR : 0;
+    ifr.ifr_flags = static_cast<short>((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | mq | vnet);
     if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
       const int err = errno;
       std::string hint;
@@ -39,6 +41,18 @@ void TapLink::open_fds() {
                " device)";
       throw LinkError("cannot attach to " + std::string(tap ? "TAP" : "TUN") + " device " + ifname +
                       ": " + errno_text(err) + hint);
+    }
+    if (config_.vnet_hdr) {
+      const int size = sizeof(VirtioNetHdr);
+      if (::ioctl(fd, TUNSETVNETHDRSZ, &size) != 0)
+        throw LinkError("TUNSETVNETHDRSZ: " + errno_text(errno));
+      // What the device may hand fdlinkd: only what fdlinkd can finish or pass on.
+      unsigned offload = 0;
+      if (config_.offload_csum) offload |= TUN_F_CSUM;
+      if (config_.offload_tso4) offload |= TUN_F_TSO4;
+      if (config_.offload_tso6) offload |= TUN_F_TSO6;
+      if (::ioctl(fd, TUNSETOFFLOAD, offload) != 0)
+        throw LinkError("TUNSETOFFLOAD: " + errno_text(errno));
     }
     if (config_.persist && ::ioctl(fd, TUNSETPERSIST, 1) != 0)
       throw LinkError("cannot make " + ifname + " persistent: " + errno_text(errno));

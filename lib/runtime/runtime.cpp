@@ -162,10 +162,10 @@ void Runtime::log_stats(bool final) {
     link->collect_kernel_counters();
   for (const auto& link : links_.all()) {
     const CounterValues v = link->totals();
-    std::vector<log::Field> f = {{"link", link->name()},     {"rx_packets", v.rx_packets},
-                                 {"rx_bytes", v.rx_bytes},   {"tx_packets", v.tx_packets},
-                                 {"tx_bytes", v.tx_bytes},   {"rx_errors", v.rx_errors},
-                                 {"drops", v.total_drops()}, {"final", final}};
+    std::vector<log::Field> f = {
+        {"link", link->name()},           {"rx_packets", v.rx_packets}, {"rx_bytes", v.rx_bytes},
+        {"tx_packets", v.tx_packets},     {"tx_bytes", v.tx_bytes},     {"rx_errors", v.rx_errors},
+        {"gso_segments", v.gso_segments}, {"drops", v.total_drops()},   {"final", final}};
     std::vector<std::string> names;  // the drop_<reason> keys must outlive f
     names.reserve(kDropReasonCount);
     for (std::size_t r = 0; r < kDropReasonCount; ++r) {

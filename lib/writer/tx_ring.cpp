@@ -32,12 +32,13 @@ std::uint32_t status_of(std::uint8_t* slot) {
 TxRing::TxRing(int fd, std::size_t frame_capacity, std::size_t frame_count) : fd_(fd) {
   // With PACKET_VNET_HDR the kernel copies the first hdr_len bytes of a frame into the skb's
   // linear area; the rest would be attached as fragments of the ring's pages, which veth must
-  // then copy into freshly allocated pages (skb_copy_ubufs). A zero virtio header with hdr_len
-  // = the whole frame makes every skb linear: one memcpy, no page allocation.
+  // then copy into freshly allocated pages (skb_copy_ubufs). egress.cpp gives frames without
+  // offload work a zero header with hdr_len = the whole frame: one memcpy, no page allocation.
+  // It also lets GSO super-frames and unfinished checksums through when vnet_hdr = true.
   const int one = 1;
-  linear_ = ::setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0;
+  if (::setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0)
+    throw std::runtime_error(std::string("PACKET_VNET_HDR: ") + std::strerror(errno));
   data_offset_ = TPACKET_ALIGN(sizeof(tpacket2_hdr));
-  vnet_size_ = linear_ ? sizeof(VirtioNetHdr) : 0;
   slot_size_ = std::bit_ceil(data_offset_ + vnet_size_ + frame_capacity);
   const std::size_t block_size = slot_size_ < 4096 ? 4096 : slot_size_;
   slot_count_ = frame_count;
@@ -113,14 +114,8 @@ void TxRing::send(Batch& batch, int port, CounterValues& tally) {
       tally.tx_bytes -= header(s)->tp_len - vnet_size_;
       ++tally.drop(DropReason::tx_error);
     }
-    std::uint8_t* out = s + data_offset_;
-    if (linear_) {
-      VirtioNetHdr v{};
-      v.hdr_len = static_cast<std::uint16_t>(f.len);  // little-endian on every host we build for
-      std::memcpy(out, &v, sizeof v);
-      out += sizeof v;
-    }
-    std::memcpy(out, f.data, f.len);
+    // The frame's virtio-net header (egress.cpp stamped or kept it) goes in front of it.
+    std::memcpy(s + data_offset_, f.data - vnet_size_, f.len + vnet_size_);
     header(s)->tp_len = static_cast<unsigned>(f.len + vnet_size_);
     __atomic_store_n(&header(s)->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
     head_ = (head_ + 1) % slot_count_;

@@ -22,15 +22,16 @@ class TxRing {
  public:
   static constexpr int kFullWaitMs = 1;
 
-  /// Sets PACKET_VERSION = TPACKET_V2 and PACKET_TX_RING on `fd` (before bind) with
-  /// `frame_count` slots that each hold a frame of `frame_capacity` bytes, and maps it. Throws
+  /// Sets PACKET_VNET_HDR, PACKET_VERSION = TPACKET_V2 and PACKET_TX_RING on `fd` (before bind)
+  /// with `frame_count` slots that each hold a frame of `frame_capacity` bytes, and maps it. Throws
   /// std::runtime_error.
   TxRing(int fd, std::size_t frame_capacity, std::size_t frame_count);
   ~TxRing();
   TxRing(const TxRing&) = delete;
   TxRing& operator=(const TxRing&) = delete;
 
-  /// Queues every frame of `batch` whose out_port is `port` (all when port < 0) and kicks once.
+  /// Queues every frame of `batch` whose out_port is `port` (all when port < 0), each with the
+  /// virtio-net header stored before it, and kicks once.
   void send(Batch& batch, int port, CounterValues& tally);
 
  private:
@@ -48,8 +49,7 @@ class TxRing {
   std::size_t slot_count_;
   std::size_t head_ = 0;
   std::size_t data_offset_;
-  bool linear_ = false;        ///< PACKET_VNET_HDR accepted: frames go out as linear skbs
-  std::size_t vnet_size_ = 0;  ///< bytes of virtio header in front of each frame
+  static constexpr std::size_t vnet_size_ = 10;  ///< the virtio header before each frame
 };
 
 }  // namespace fdlinkd

@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include "core/virtio_net.hpp"
+
 namespace fdlinkd {
 
 DropReason tx_drop_reason(int err) {
@@ -43,7 +45,8 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       ++tally.drop(DropReason::too_big);
       continue;
     }
-    iov[n] = {f.data, f.len};
+    const std::size_t hdr = t.vnet ? sizeof(VirtioNetHdr) : 0;
+    iov[n] = {f.data - hdr, f.len + hdr};
     msghdr& h = msgs[n].msg_hdr;
     h.msg_name = const_cast<sockaddr*>(t.address);
     h.msg_namelen = t.address_len;
@@ -61,7 +64,7 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
     if (r > 0) {
       for (std::size_t k = i; k < i + static_cast<std::size_t>(r); ++k) {
         ++tally.tx_packets;
-        tally.tx_bytes += iov[k].iov_len;
+        tally.tx_bytes += iov[k].iov_len - (t.vnet ? sizeof(VirtioNetHdr) : 0);
       }
       i += static_cast<std::size_t>(r);
       continue;
@@ -85,9 +88,10 @@ void write_each(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       ++tally.drop(DropReason::too_big);
       continue;
     }
+    const std::size_t hdr = t.vnet ? sizeof(VirtioNetHdr) : 0;
     ssize_t r;
     do {
-      r = ::write(t.fd, f.data, f.len);
+      r = ::write(t.fd, f.data - hdr, f.len + hdr);
     } while (r < 0 && errno == EINTR);
     if (r >= 0) {
       ++tally.tx_packets;

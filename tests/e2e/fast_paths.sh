@@ -16,7 +16,6 @@ FLOWS=16 COUNT=2000 PPS=20000
 mkns h1; mkns h2; mkns fw
 veth "$ID-h2" h2 "$ID-fw" pb
 ip -n "$ID-h2" addr add 10.77.6.2/24 dev h2
-no_tx_csum "$ID-h2" h2
 
 afp() {  # afp NAME IFACE DISPATCH TX_RING QDISC_BYPASS SINK
   afp_link "$1" "$2" "$6" 'fds = 2' 'fanout = "hash"' "dispatch = \"$3\"" "tx_ring = $4" \
@@ -34,7 +33,6 @@ esac
 if [ "$MODE" != tap_mq ]; then
   veth "$ID-h1" h1 "$ID-fw" pa
   ip -n "$ID-h1" addr add 10.77.6.1/24 dev h1
-  no_tx_csum "$ID-h1" h1
 fi
 
 cat > "$TMP/fdlinkd.toml" <<EOT

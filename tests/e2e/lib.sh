@@ -51,12 +51,6 @@ veth() {
   ip -n "$3" link set "$4" up
 }
 
-# no_tx_csum NS IF: until fdlinkd handles virtio-net headers, a TCP sender on a veth hands
-# frames with unfinished checksums (CHECKSUM_PARTIAL) to the other end; AF_PACKET passes them
-# on as they are and the receiver drops them (see shared/notes/kernel-facts.md). Turning TX
-# checksum offload off on the sending ends makes the kernel finish the checksum first.
-no_tx_csum() { ip netns exec "$1" ethtool -K "$2" tx off >/dev/null; }
-
 # afp_link NAME IFACE SINK [LINE...]: an af_packet [[link]] table for a config's heredoc;
 # each LINE is one more TOML line, e.g. 'dispatch = "packet_mmap"'.
 afp_link() {

@@ -9,8 +9,6 @@ veth "$ID-h1" h1 "$ID-h1" p1
 veth "$ID-h2" h2 "$ID-h2" p2
 ip -n "$ID-h1" addr add 10.77.3.1/24 dev h1
 ip -n "$ID-h2" addr add 10.77.3.2/24 dev h2
-no_tx_csum "$ID-h1" h1
-no_tx_csum "$ID-h2" h2
 
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]

@@ -6,7 +6,6 @@ source "$(dirname "$0")/lib.sh"
 mkns h1; mkns h2
 veth "$ID-h1" pb "$ID-h2" h2
 ip -n "$ID-h2" addr add 10.77.2.2/24 dev h2
-no_tx_csum "$ID-h2" h2
 
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]

@@ -1,0 +1,109 @@
+#include "writer/egress.hpp"
+
+#include <cstring>
+
+#include "core/virtio_net.hpp"
+#include "offload/checksum.hpp"
+#include "offload/gso.hpp"
+
+namespace fdlinkd {
+
+namespace {
+
+VirtioNetHdr header_of(const Frame& f) {
+  VirtioNetHdr h;
+  if (f.vnet) std::memcpy(&h, f.data - sizeof h, sizeof h);
+  return h;
+}
+
+bool needs_work(const Frame& f, const EgressCaps& caps) {
+  if (f.vnet && caps.passthrough) return false;  // too big without GSO is caught by the writer
+  if (f.len > caps.frame_capacity) return true;
+  if (!f.vnet) return false;
+  const VirtioNetHdr h = header_of(f);
+  return (h.flags & VirtioNetHdr::kNeedsCsum) || h.gso_type != VirtioNetHdr::kGsoNone;
+}
+
+// Writes the header the egress fd gets for frame i: the frame's own when passed through, else
+// a zero one with hdr_len = the frame length.
+void stamp_headers(Batch& b, const EgressCaps& caps) {
+  if (!caps.vnet_fd) return;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    Frame& f = b[i];
+    if (f.vnet && caps.passthrough) continue;
+    VirtioNetHdr h;
+    h.hdr_len = static_cast<std::uint16_t>(f.len > 0xFFFF ? 0xFFFF : f.len);
+    std::memcpy(f.data - sizeof h, &h, sizeof h);
+    f.vnet = true;
+  }
+}
+
+}  // namespace
+
+void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
+                    const std::function<void(Batch&)>& send) {
+  bool work = false;
+  for (std::size_t i = 0; i < batch.size() && !work; ++i)
+    work = needs_work(batch[i], caps);
+  Batch* out = batch.spill();
+  if (!work || out == nullptr) {
+    stamp_headers(batch, caps);
+    send(batch);
+    return;
+  }
+
+  out->clear();
+  auto flush = [&] {
+    stamp_headers(*out, caps);
+    send(*out);
+    out->clear();
+  };
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    Frame f = batch[i];
+    if (!needs_work(f, caps)) {
+      if (out->full()) flush();
+      out->push(f.data, f.len, f.vnet && caps.passthrough);
+      continue;
+    }
+    const VirtioNetHdr h = header_of(f);
+    const bool gso = h.gso_type != VirtioNetHdr::kGsoNone;
+    offload::PacketInfo info;
+    if (!gso && f.len <= caps.frame_capacity) {  // only the checksum is left to do
+      if (!offload::finish_partial(f.data, f.len, h.csum_start, h.csum_offset)) {
+        ++tally.drop(DropReason::vnet_bad_csum);
+        continue;
+      }
+      if (out->full()) flush();
+      out->push(f.data, f.len, false);
+      continue;
+    }
+    // Too big for the wire: only TCP can be cut up.
+    if (!offload::parse_headers(f.data, f.len, caps.l2, info) ||
+        info.l4_proto != offload::kProtoTcp || info.headers >= caps.frame_capacity) {
+      ++tally.drop(DropReason::too_big);
+      continue;
+    }
+    // Segments fit both the wire and the spill batch's slots, and keep the sender's MSS.
+    const std::size_t room =
+        caps.frame_capacity < out->frame_capacity() ? caps.frame_capacity : out->frame_capacity();
+    if (info.headers >= room) {
+      ++tally.drop(DropReason::too_big);
+      continue;
+    }
+    std::size_t mss = room - info.headers;
+    if (gso && h.gso_size < mss) mss = h.gso_size;
+    std::size_t before = out->size();
+    if (!offload::segment_tcp(f.data, f.len, info, mss, *out)) {
+      flush();
+      before = 0;
+      if (!offload::segment_tcp(f.data, f.len, info, mss, *out)) {
+        ++tally.drop(DropReason::too_big);
+        continue;
+      }
+    }
+    tally.gso_segments += out->size() - before - 1;
+  }
+  if (!out->empty()) flush();
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,35 @@
+// egress: makes a received batch fit the link it leaves on, before the writer sends it.
+//
+// A frame may arrive with work left in it: a checksum the sender left unfinished
+// (NEEDS_CSUM) or a GSO super-frame larger than the wire MTU. An egress link that passes
+// offloads on (vnet_hdr = true) gets such frames whole, with their virtio-net header. Any
+// other egress link gets what the wire needs: the checksum finished in place, TCP super-frames
+// cut into segments (gso.hpp) in the dispatcher's spill batch, in their original order, and
+// anything else that does not fit the MTU dropped as too_big.
+//
+// Fds that carry virtio-net headers (AF_PACKET always, TAP/TUN with vnet_hdr) need one in
+// front of every frame: frames that keep no header of their own get a zero one whose hdr_len
+// is the whole frame (the kernel then builds one linear skb instead of page fragments).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+#include "core/batch.hpp"
+#include "core/counters.hpp"
+
+namespace fdlinkd {
+
+struct EgressCaps {
+  bool vnet_fd = false;      ///< the fd takes a virtio-net header before each frame
+  bool passthrough = false;  ///< checksum offload and GSO go to the fd as they are
+  bool l2 = true;            ///< frames start with an Ethernet header
+  std::size_t frame_capacity = 0;
+};
+
+/// Sends `batch` through `send` (once, or in several batches when frames had to be reworked),
+/// counting drops and the extra frames segmentation made in `tally`.
+void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
+                    const std::function<void(Batch&)>& send);
+
+}  // namespace fdlinkd
