@@ -34,10 +34,6 @@ ip link add h2 netns $H2 type veth peer name to-h2 netns $FW
 ip -n $H1 addr add 10.99.7.1/24 dev h1 && ip -n $H1 link set h1 up
 ip -n $H2 addr add 10.99.7.2/24 dev h2 && ip -n $H2 link set h2 up
 ip -n $FW link set to-h1 up && ip -n $FW link set to-h2 up
-# Until fdlinkd handles virtio-net headers, TCP senders on a veth must finish their own
-# checksums (docs/ops.md explains); ping does not need it, but it keeps the demo honest.
-ip netns exec $H1 ethtool -K h1 tx off >/dev/null
-ip netns exec $H2 ethtool -K h2 tx off >/dev/null
 
 cat > "$WORK/fdlinkd.toml" <<EOT
 [daemon]

@@ -105,7 +105,8 @@ void Link::send_on_port(Batch& batch, std::size_t q, int select) {
     TxTarget t;
     t.fd = fd;
     t.address = tx_address(t.address_len);
-    t.frame_capacity = config_.frame_capacity();
+    // egress.cpp already held frames to the MTU; only passed-through GSO frames are larger.
+    t.frame_capacity = config_.vnet_hdr ? config_.rx_capacity() : config_.frame_capacity();
     t.is_socket = is_socket(config_.type);
     t.vnet = config_.vnet_fd();
     write_batch(t, batch, select, tally);

@@ -17,8 +17,8 @@ VirtioNetHdr header_of(const Frame& f) {
 }
 
 bool needs_work(const Frame& f, const EgressCaps& caps) {
-  if (f.vnet && caps.passthrough) return false;  // too big without GSO is caught by the writer
-  if (f.len > caps.frame_capacity) return true;
+  if (f.len > caps.frame_capacity) return true;  // GSO passes through below; the rest is cut
+  if (f.vnet && caps.passthrough) return false;
   if (!f.vnet) return false;
   const VirtioNetHdr h = header_of(f);
   return (h.flags & VirtioNetHdr::kNeedsCsum) || h.gso_type != VirtioNetHdr::kGsoNone;
@@ -60,13 +60,13 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
   };
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Frame f = batch[i];
-    if (!needs_work(f, caps)) {
+    const VirtioNetHdr h = header_of(f);
+    const bool gso = h.gso_type != VirtioNetHdr::kGsoNone;
+    if (!needs_work(f, caps) || (gso && caps.passthrough)) {  // as it is, header included
       if (out->full()) flush();
       out->push(f.data, f.len, f.vnet && caps.passthrough);
       continue;
     }
-    const VirtioNetHdr h = header_of(f);
-    const bool gso = h.gso_type != VirtioNetHdr::kGsoNone;
     offload::PacketInfo info;
     if (!gso && f.len <= caps.frame_capacity) {  // only the checksum is left to do
       if (!offload::finish_partial(f.data, f.len, h.csum_start, h.csum_offset)) {

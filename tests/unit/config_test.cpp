@@ -476,6 +476,65 @@ TEST_CASE("af_packet fast-path keys parse") {
   CHECK(r.config->daemon.cpu_affinity == std::vector<unsigned>{1});
 }
 
+TEST_CASE("vnet keys parse on a tap link") {
+  auto r = parse_config(R"([[link]]
+name = "t"
+type = "tap"
+interface = "tap0"
+vnet_hdr = true
+offloads = ["csum", "tso4"]
+gso_max_size = "32KiB"
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "t"
+)",
+                        "t.toml");
+  for (auto& e : r.errors)
+    UNSCOPED_INFO(e.to_string());
+  REQUIRE(r.config.has_value());
+  const auto& t = r.config->links[0];
+  CHECK(t.vnet_hdr);
+  CHECK(t.offload_csum);
+  CHECK(t.offload_tso4);
+  CHECK_FALSE(t.offload_tso6);
+  CHECK(t.gso_max_size == 32768);
+  CHECK(t.rx_capacity() == 32768);
+  CHECK(t.frame_capacity() == 1518);
+}
+
+TEST_CASE("bad config: TSO offload without checksum offload") {
+  expect_one(R"([[link]]
+name = "t"
+type = "tap"
+interface = "tap0"
+vnet_hdr = true
+offloads = ["tso4"]
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "t"
+)",
+             6, 12, "tso4 and tso6 need csum");
+}
+
+TEST_CASE("bad config: offloads without vnet_hdr") {
+  expect_one(R"([[link]]
+name = "t"
+type = "tap"
+interface = "tap0"
+offloads = ["csum"]
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "t"
+)",
+             5, 12, "offloads is not allowed in link \"t\": it needs vnet_hdr = true");
+}
+
 TEST_CASE("sizes parse with units") {
   using fdlinkd::parse_size;
   CHECK(parse_size("4096") == 4096u);
