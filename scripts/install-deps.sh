@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential cmake pkg-config clang-format
+  build-essential cmake pkg-config clang-format clang-14 libclang-rt-14-dev
   libboost1.81-dev libspdlog-dev libcli11-dev libtomlplusplus-dev catch2
   libsystemd-dev libpcap-dev
   # end-to-end tests and the demo
