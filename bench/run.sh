@@ -10,7 +10,8 @@
 # Forwarders: bridge tc testpmd ovs afp-min, and fdlinkd in each of its modes:
 #   fdlinkd-readv (readv + sendmmsg), fdlinkd-mmsg (recvmmsg + sendmmsg),
 #   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring),
-#   fdlinkd-mmsgring (recvmmsg + TX ring)
+#   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
+#   bridge's placement: veth GRO and NAPI on the forwarder's CPU; GSO passed through)
 #   (default: bridge testpmd afp-min fdlinkd-mmsg fdlinkd-mmap fdlinkd-ring)
 # Options (env or flags):
 #   -r ROUNDS      (ROUNDS=5)       rounds
@@ -71,7 +72,9 @@ log() { echo "[$(date +%T)] $*" >&2; }
 
 # ---------------------------------------------------------------- forwarders
 # Each start_X returns 0 when the forwarder is forwarding; stop_X undoes it.
-class_of() { case $1 in bridge|tc) echo kernel;; *) echo user;; esac; }
+# fdlinkd-gro takes the bridge's placement: its ports in veth NAPI mode with GRO, their receive
+# work on the forwarder's CPU; it then gets GRO super-frames and passes them on (vnet_hdr).
+class_of() { case $1 in bridge|tc|fdlinkd-gro) echo kernel;; *) echo user;; esac; }
 
 start_bridge() {
   ip -n fb-fwd link add br0 type bridge stp_state 0 forward_delay 0
@@ -155,21 +158,21 @@ stop_afp-min() { stop_pid; }
 
 # fdlinkd from this repository (build it first: cmake -S .. -B ../build && cmake --build ../build).
 FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
-fdlinkd_config() {  # DISPATCH TX_RING
+fdlinkd_config() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
   local link
   for link in "a in0 to-b" "b out0 to-a"; do
-    set -- $link "$1" "$2"
+    set -- $link "$1" "$2" "${3:-false}" "${4:-true}"
     printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nsink = "%s"\n' "$1" "$2" "$3"
-    printf 'dispatch = "%s"\ntx_ring = %s\nqdisc_bypass = true\n' "$4" "$5"
+    printf 'dispatch = "%s"\ntx_ring = %s\nqdisc_bypass = %s\nvnet_hdr = %s\n' "$4" "$5" "$7" "$6"
     shift 3
   done
   printf '[[sink]]\nname = "to-b"\ntype = "forward"\nto = "b"\n'
   printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n'
   printf '[daemon]\nworkers = 1\nstats_interval = "0s"\n'
 }
-start_fdlinkd() {  # DISPATCH TX_RING
+start_fdlinkd() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
   [ -x "$FDLINKD" ] || { echo "no fdlinkd at $FDLINKD" >&2; return 1; }
-  fdlinkd_config "$1" "$2" > "$OUT/fdlinkd.toml"
+  fdlinkd_config "$1" "$2" "${3:-false}" "${4:-true}" > "$OUT/fdlinkd.toml"
   ip netns exec fb-fwd taskset -c "$FWD_CPU" "$FDLINKD" -c "$OUT/fdlinkd.toml" 2> "$OUT/fdlinkd.log" &
   FPID=$!
   local i
@@ -185,12 +188,16 @@ start_fdlinkd-mmsg() { start_fdlinkd recvmmsg false; }
 start_fdlinkd-mmap() { start_fdlinkd packet_mmap false; }
 start_fdlinkd-ring() { start_fdlinkd packet_mmap true; }
 start_fdlinkd-mmsgring() { start_fdlinkd recvmmsg true; }
+# Without qdisc bypass: the direct transmit path does not segment GSO frames for a port
+# without TSO (ENOBUFS), the qdisc path does.
+start_fdlinkd-gro() { start_fdlinkd recvmmsg false true false; }
 stop_fdlinkd() { stop_pid; cp "$OUT/fdlinkd.log" "$OUT/fdlinkd-last.log" 2>/dev/null || true; }
 stop_fdlinkd-readv() { stop_fdlinkd; }
 stop_fdlinkd-mmsg() { stop_fdlinkd; }
 stop_fdlinkd-mmap() { stop_fdlinkd; }
 stop_fdlinkd-ring() { stop_fdlinkd; }
 stop_fdlinkd-mmsgring() { stop_fdlinkd; }
+stop_fdlinkd-gro() { stop_fdlinkd; }
 
 stop_pid() {
   if [ -n "$FPID" ]; then

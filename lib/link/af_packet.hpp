@@ -17,7 +17,11 @@
 //
 // tx_ring = true: each worker thread gets a transmit-only socket (bound with protocol 0, so it
 // receives nothing) with a TPACKET_V2 TX ring of its own. Otherwise frames leave through the
-// fds with sendmmsg. qdisc_bypass = true sets PACKET_QDISC_BYPASS on whatever transmits.
+// fds with sendmmsg. qdisc_bypass = true sets PACKET_QDISC_BYPASS on whatever transmits (its
+// direct transmit does not segment GSO frames for an interface without TSO: measured, ENOBUFS).
+//
+// Every socket sets PACKET_VNET_HDR: received frames come with the kernel's virtio-net header
+// (unfinished checksum, GSO type and MSS), and sent frames take one (see writer/egress.hpp).
 //
 // Keys: interface (required), promisc, fanout, tx_ring, qdisc_bypass, [link.ring], plus the
 // common link keys.

@@ -45,6 +45,14 @@ void write_l4_checksum(std::uint8_t* f, const PacketInfo& info, std::size_t l4_l
   store16(f + field, c);
 }
 
+void seed_partial(std::uint8_t* f, const PacketInfo& info, std::size_t l4_len) {
+  std::uint32_t sum =
+      info.ip_version == 4 ? sum_words(f + info.l3 + 12, 8) : sum_words(f + info.l3 + 8, 32);
+  sum += info.l4_proto;
+  sum += static_cast<std::uint32_t>(l4_len & 0xFFFF) + static_cast<std::uint32_t>(l4_len >> 16);
+  store16(f + info.l4 + (info.l4_proto == kProtoTcp ? 16 : 6), fold(sum));
+}
+
 void write_ipv4_checksum(std::uint8_t* f, const PacketInfo& info) {
   const std::size_t ihl = (f[info.l3] & 0x0F) * 4u;
   store16(f + info.l3 + 10, 0);

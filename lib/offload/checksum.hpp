@@ -26,6 +26,11 @@ bool finish_partial(std::uint8_t* frame, std::size_t len, std::size_t csum_start
 /// `info`, whose L4 part (header + payload) is `l4_len` bytes.
 void write_l4_checksum(std::uint8_t* frame, const PacketInfo& info, std::size_t l4_len);
 
+/// Turns a GSO frame that arrived with a verified checksum (GRO sets DATA_VALID, not
+/// NEEDS_CSUM) into what a GSO sender must hand the kernel: the L4 checksum field seeded with
+/// the pseudo-header sum over the whole L4 length, so each segment's checksum can be finished.
+void seed_partial(std::uint8_t* frame, const PacketInfo& info, std::size_t l4_len);
+
 /// Writes the IPv4 header checksum.
 void write_ipv4_checksum(std::uint8_t* frame, const PacketInfo& info);
 

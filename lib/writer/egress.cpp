@@ -38,6 +38,20 @@ void stamp_headers(Batch& b, const EgressCaps& caps) {
   }
 }
 
+// A GRO super-frame (DATA_VALID, not NEEDS_CSUM) passed on as GSO: the kernel can only
+// segment it with a partial checksum, as every virtio sender gives one.
+bool make_partial(const Frame& f, VirtioNetHdr h, bool l2) {
+  offload::PacketInfo info;
+  if (!offload::parse_headers(f.data, f.len, l2, info) || info.ip_version == 0) return false;
+  offload::seed_partial(f.data, info, f.len - info.l4);
+  h.flags =
+      static_cast<std::uint8_t>((h.flags & ~VirtioNetHdr::kDataValid) | VirtioNetHdr::kNeedsCsum);
+  h.csum_start = info.l4;
+  h.csum_offset = info.l4_proto == offload::kProtoTcp ? 16 : 6;
+  std::memcpy(f.data - sizeof h, &h, sizeof h);
+  return true;
+}
+
 }  // namespace
 
 void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
@@ -63,6 +77,11 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
     const VirtioNetHdr h = header_of(f);
     const bool gso = h.gso_type != VirtioNetHdr::kGsoNone;
     if (!needs_work(f, caps) || (gso && caps.passthrough)) {  // as it is, header included
+      if (gso && caps.passthrough && !(h.flags & VirtioNetHdr::kNeedsCsum) &&
+          !make_partial(f, h, caps.l2)) {
+        ++tally.drop(DropReason::vnet_bad_headers);
+        continue;
+      }
       if (out->full()) flush();
       out->push(f.data, f.len, f.vnet && caps.passthrough);
       continue;
