@@ -42,6 +42,7 @@ ping_ok "$ID-h1" 10.77.9.2 5
 ip netns exec "$ID-h2" tcpdump -i h2 -Q in -s 0 -c 4000 -w "$TMP/h2.pcap" tcp 2>/dev/null &
 CAP=$!
 BACKGROUND+=("$CAP")
+
 sleep 0.5
 iperf() {  # iperf ADDR [-R]
   ip netns exec "$ID-h2" iperf3 -s -1 -B "$1" >/dev/null 2>&1 &
@@ -54,7 +55,14 @@ iperf() {  # iperf ADDR [-R]
 }
 for addr in 10.77.9.2 fd77:9::2; do
   up=$(iperf "$addr" "")
+  # What fdlinkd writes into the TAP while data flows towards it, as ns1's stack receives it.
+  ip netns exec "$ID-h1" tcpdump -i t0 -Q in -s 0 -c 600 -w "$TMP/t0-$addr.pcap" tcp 2>/dev/null &
+  CAP1=$!
+  BACKGROUND+=("$CAP1")
+  sleep 0.3
   down=$(iperf "$addr" -R)
+  kill -INT "$CAP1" 2>/dev/null || true
+  wait "$CAP1" 2>/dev/null || true
   pass "$MODE: iperf3 $addr: $up Gbit/s TAP -> veth, $down Gbit/s veth -> TAP"
 done
 sleep 0.5
@@ -64,6 +72,12 @@ stop_daemon
 
 drops=$(( $(logq final a drops) + $(logq final b drops) ))
 [ "$drops" -eq 0 ] || fail "$drops frames dropped"
+# The TAP side takes checksum offload: frames there may carry a partial checksum, but never a
+# wrong one.
+for addr in 10.77.9.2 fd77:9::2; do
+  "$PY" "$HERE/check_pcap.py" "$TMP/t0-$addr.pcap" 0 partial-ok ||
+    fail "a frame fdlinkd wrote into the TAP ($addr) has a bad checksum"
+done
 if [ "$MODE" = plain ]; then
   "$PY" "$HERE/check_pcap.py" "$TMP/h2.pcap" 1514 || fail "frames fdlinkd sent into ns2 are over the MTU or have bad checksums"
   [ "$(logq final b gso_segments)" -gt 0 ] || fail "no super-frame was segmented"
