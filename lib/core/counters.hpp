@@ -18,7 +18,8 @@ namespace fdlinkd {
   X(rx_queue_full, "the kernel dropped it: the fd's receive queue or ring was full")            \
   X(runt, "received frame shorter than the link header")                                        \
   X(oversize, "received frame larger than the receive buffer (would be truncated)")             \
-  X(vnet_bad_gso, "virtio header: unknown GSO type, or a GSO type with gso_size 0")             \
+  X(vnet_bad_gso, "virtio header: unknown GSO type")                                            \
+  X(vnet_gso_size_zero, "virtio header: a GSO type with gso_size 0")                            \
   X(vnet_bad_hdr_len, "virtio header: hdr_len reaches past the frame")                          \
   X(vnet_bad_csum, "virtio header: csum_start/csum_offset not at the frame's TCP/UDP checksum") \
   X(vnet_bad_headers, "virtio header says GSO but the IP/TCP headers do not match or parse")    \

@@ -8,7 +8,7 @@ std::optional<DropReason> check_vnet(const VirtioNetHdr& h, const std::uint8_t* 
   if (gso != VirtioNetHdr::kGsoNone && gso != VirtioNetHdr::kGsoTcpV4 &&
       gso != VirtioNetHdr::kGsoTcpV6 && gso != VirtioNetHdr::kGsoUdp)
     return DropReason::vnet_bad_gso;
-  if (gso != VirtioNetHdr::kGsoNone && h.gso_size == 0) return DropReason::vnet_bad_gso;
+  if (gso != VirtioNetHdr::kGsoNone && h.gso_size == 0) return DropReason::vnet_gso_size_zero;
   if (h.hdr_len > len) return DropReason::vnet_bad_hdr_len;
 
   const bool parsed = parse_headers(frame, len, l2, info);

@@ -227,7 +227,7 @@ TEST_CASE("every malformed virtio header is named") {
   CHECK(reason(h, f) == DropReason::vnet_bad_gso);
   h = ok;
   h.gso_size = 0;
-  CHECK(reason(h, f) == DropReason::vnet_bad_gso);
+  CHECK(reason(h, f) == DropReason::vnet_gso_size_zero);
   h = ok;
   h.hdr_len = static_cast<std::uint16_t>(f.size() + 1);
   CHECK(reason(h, f) == DropReason::vnet_bad_hdr_len);
