@@ -16,12 +16,21 @@ VirtioNetHdr header_of(const Frame& f) {
   return h;
 }
 
+bool is_gso(const VirtioNetHdr& h) {
+  return h.gso_type != VirtioNetHdr::kGsoNone;
+}
+
+// Passed through as it is (header included) to an egress that takes offloads: any GSO frame,
+// and anything within the MTU.
+bool passes_through(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
+  return f.vnet && caps.passthrough && (is_gso(h) || f.len <= caps.frame_capacity);
+}
+
 bool needs_work(const Frame& f, const EgressCaps& caps) {
-  if (f.len > caps.frame_capacity) return true;  // GSO passes through below; the rest is cut
-  if (f.vnet && caps.passthrough) return false;
-  if (!f.vnet) return false;
-  const VirtioNetHdr h = header_of(f);
-  return (h.flags & VirtioNetHdr::kNeedsCsum) || h.gso_type != VirtioNetHdr::kGsoNone;
+  const VirtioNetHdr h = header_of(f);  // all zero when the frame has none
+  if (passes_through(f, h, caps))       // a GSO frame must carry a partial checksum
+    return is_gso(h) && !(h.flags & VirtioNetHdr::kNeedsCsum);
+  return f.len > caps.frame_capacity || (h.flags & VirtioNetHdr::kNeedsCsum) || is_gso(h);
 }
 
 // Writes the header the egress fd gets for frame i: the frame's own when passed through, else
@@ -60,7 +69,7 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
   for (std::size_t i = 0; i < batch.size() && !work; ++i)
     work = needs_work(batch[i], caps);
   Batch* out = batch.spill();
-  if (!work || out == nullptr) {
+  if (!work || out == nullptr) {  // (no spill batch: only in tests that build batches by hand)
     stamp_headers(batch, caps);
     send(batch);
     return;
@@ -75,15 +84,19 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
   for (std::size_t i = 0; i < batch.size(); ++i) {
     Frame f = batch[i];
     const VirtioNetHdr h = header_of(f);
-    const bool gso = h.gso_type != VirtioNetHdr::kGsoNone;
-    if (!needs_work(f, caps) || (gso && caps.passthrough)) {  // as it is, header included
-      if (gso && caps.passthrough && !(h.flags & VirtioNetHdr::kNeedsCsum) &&
-          !make_partial(f, h, caps.l2)) {
+    const bool gso = is_gso(h);
+    if (passes_through(f, h, caps)) {
+      if (gso && !(h.flags & VirtioNetHdr::kNeedsCsum) && !make_partial(f, h, caps.l2)) {
         ++tally.drop(DropReason::vnet_bad_headers);
         continue;
       }
       if (out->full()) flush();
-      out->push(f.data, f.len, f.vnet && caps.passthrough);
+      out->push(f.data, f.len, true);
+      continue;
+    }
+    if (!needs_work(f, caps)) {
+      if (out->full()) flush();
+      out->push(f.data, f.len, false);
       continue;
     }
     offload::PacketInfo info;
@@ -96,16 +109,12 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
       out->push(f.data, f.len, false);
       continue;
     }
-    // Too big for the wire: only TCP can be cut up.
-    if (!offload::parse_headers(f.data, f.len, caps.l2, info) ||
-        info.l4_proto != offload::kProtoTcp || info.headers >= caps.frame_capacity) {
-      ++tally.drop(DropReason::too_big);
-      continue;
-    }
-    // Segments fit both the wire and the spill batch's slots, and keep the sender's MSS.
+    // Too big for the wire: only TCP can be cut up. Segments fit both the wire and the spill
+    // batch's slots, and keep the sender's MSS.
     const std::size_t room =
         caps.frame_capacity < out->frame_capacity() ? caps.frame_capacity : out->frame_capacity();
-    if (info.headers >= room) {
+    if (!offload::parse_headers(f.data, f.len, caps.l2, info) ||
+        info.l4_proto != offload::kProtoTcp || info.headers >= room) {
       ++tally.drop(DropReason::too_big);
       continue;
     }
