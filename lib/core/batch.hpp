@@ -13,7 +13,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
 
 namespace fdlinkd {
 
@@ -46,7 +45,6 @@ class Batch {
 
   Frame& operator[](std::size_t i) { return frames_[i]; }
   const Frame& operator[](std::size_t i) const { return frames_[i]; }
-  std::span<Frame> frames() { return {frames_.get(), size_}; }
 
   /// The start of slot `i`'s frame area (headroom already skipped).
   std::uint8_t* slot(std::size_t i) { return storage_.get() + i * stride() + kHeadroom; }
@@ -68,6 +66,8 @@ class Batch {
 
   /// The egress fd chosen for frame i (by flow hash) when a link has several.
   std::uint8_t& out_port(std::size_t i) { return out_port_[i]; }
+  /// Whether frame i is among those for `port` (every frame when port < 0).
+  bool goes_to(std::size_t i, int port) const { return port < 0 || out_port_[i] == port; }
 
   /// Scratch arrays for the system calls: one mmsghdr and two iovecs per slot.
   iovec* iov() { return iov_.get(); }

@@ -186,7 +186,7 @@ void AfPacketLink::send_batch(Batch& batch) {
   // One ring per worker: this thread is the only writer. Frames of one flow come from one
   // receiving fd, hence one worker, hence one ring: they stay in order.
   CounterValues tally;
-  tx_[batch.worker() % tx_.size()].ring->send(batch, -1, tally);
+  tx_[batch.worker() % tx_.size()].ring->send(batch, tally);
   ports_[0]->counters.add(tally);
 }
 

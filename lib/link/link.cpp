@@ -100,7 +100,7 @@ void Link::send_on_port(Batch& batch, std::size_t q, int select) {
     const DropReason why =
         config_.type == LinkType::unix_socket ? DropReason::no_peer : DropReason::link_down;
     for (std::size_t i = 0; i < batch.size(); ++i)
-      if (select < 0 || batch.out_port(i) == select) ++tally.drop(why);
+      if (batch.goes_to(i, select)) ++tally.drop(why);
   } else {
     TxTarget t;
     t.fd = fd;

@@ -92,11 +92,10 @@ bool TxRing::make_room(bool& queued) {
   return slot_free(head_);
 }
 
-void TxRing::send(Batch& batch, int port, CounterValues& tally) {
+void TxRing::send(Batch& batch, CounterValues& tally) {
   const std::size_t capacity = slot_size_ - data_offset_ - vnet_size_;
   bool queued = false;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (port >= 0 && batch.out_port(i) != port) continue;
     const Frame& f = batch[i];
     if (f.len > capacity) {
       ++tally.drop(DropReason::too_big);

@@ -30,9 +30,9 @@ class TxRing {
   TxRing(const TxRing&) = delete;
   TxRing& operator=(const TxRing&) = delete;
 
-  /// Queues every frame of `batch` whose out_port is `port` (all when port < 0), each with the
-  /// virtio-net header stored before it, and kicks once.
-  void send(Batch& batch, int port, CounterValues& tally);
+  /// Queues every frame of `batch`, each with the virtio-net header stored before it, and kicks
+  /// once.
+  void send(Batch& batch, CounterValues& tally);
 
  private:
   std::uint8_t* slot(std::size_t i) const { return base_ + i * slot_size_; }

@@ -39,7 +39,7 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
   mmsghdr* msgs = b.msgs();
   std::size_t n = 0;
   for (std::size_t k = 0; k < b.size(); ++k) {
-    if (port >= 0 && b.out_port(k) != port) continue;
+    if (!b.goes_to(k, port)) continue;
     const Frame& f = b[k];
     if (f.len > t.frame_capacity) {
       ++tally.drop(DropReason::too_big);
@@ -82,7 +82,7 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
 
 void write_each(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
   for (std::size_t k = 0; k < b.size(); ++k) {
-    if (port >= 0 && b.out_port(k) != port) continue;
+    if (!b.goes_to(k, port)) continue;
     const Frame& f = b[k];
     if (f.len > t.frame_capacity) {
       ++tally.drop(DropReason::too_big);
