@@ -12,6 +12,9 @@
 #   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring),
 #   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
 #   bridge's placement: veth GRO and NAPI on the forwarder's CPU; GSO passed through)
+#   Append "-rps" to any name (fdlinkd-ring-rps) to run it in `topo.sh place rps`: the
+#   forwarder's receive delivery steered to its own CPU, as the bridge's is (meant for TCP;
+#   under pps overload the softirq crowds the forwarder out).
 #   (default: bridge testpmd afp-min fdlinkd-mmsg fdlinkd-mmap fdlinkd-ring)
 # Options (env or flags):
 #   -r ROUNDS      (ROUNDS=5)       rounds
@@ -20,6 +23,7 @@
 #   -s "SIZES"     (SIZES="60 1514") frame sizes without FCS (60 = 64B on the wire)
 #   -c "TCP_FWDS"  (TCP_FWDS="bridge testpmd fdlinkd-mmsg fdlinkd-ring") forwarders that also get iperf3
 #   KEEP=1         leave the topology up at the end
+#   FDLINKD_RING   TOML lines for each fdlinkd link's [link.ring] (e.g. 'block_size = "1MiB"')
 #   CAP=PCT        cap each userspace forwarder at PCT% of one CPU (cgroup v1 cpu quota,
 #                  10 ms period), so the forwarder, not the generator, is the bottleneck:
 #                  then pps measures its efficiency (pps per core = pps * 100 / PCT)
@@ -74,7 +78,10 @@ log() { echo "[$(date +%T)] $*" >&2; }
 # Each start_X returns 0 when the forwarder is forwarding; stop_X undoes it.
 # fdlinkd-gro takes the bridge's placement: its ports in veth NAPI mode with GRO, their receive
 # work on the forwarder's CPU; it then gets GRO super-frames and passes them on (vnet_hdr).
-class_of() { case $1 in bridge|tc|fdlinkd-gro) echo kernel;; *) echo user;; esac; }
+# Any forwarder name with "-rps" appended (testpmd-rps, fdlinkd-ring-rps) runs that forwarder in
+# `place rps`: user placement, but in0/out0 steered by RPS to the forwarder's CPU, so the
+# forwarder's receive delivery runs on its own CPU as the bridge's does (for TCP; see topo.sh).
+class_of() { case $1 in bridge|tc|fdlinkd-gro) echo kernel;; *-rps) echo rps;; *) echo user;; esac; }
 
 start_bridge() {
   ip -n fb-fwd link add br0 type bridge stp_state 0 forward_delay 0
@@ -164,6 +171,7 @@ fdlinkd_config() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
     set -- $link "$1" "$2" "${3:-false}" "${4:-true}"
     printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nsink = "%s"\n' "$1" "$2" "$3"
     printf 'dispatch = "%s"\ntx_ring = %s\nqdisc_bypass = %s\nvnet_hdr = %s\n' "$4" "$5" "$7" "$6"
+    [ -z "${FDLINKD_RING:-}" ] || printf '[link.ring]\n%s\n' "$FDLINKD_RING"
     shift 3
   done
   printf '[[sink]]\nname = "to-b"\ntype = "forward"\nto = "b"\n'
@@ -286,17 +294,18 @@ T0=$(date +%s)
 for r in $(seq 1 "$ROUNDS"); do
   log "round $r/$ROUNDS"
   for f in "${FWDS[@]}"; do
-    declare -F "start_$f" >/dev/null || { echo "unknown forwarder $f" >&2; exit 2; }
+    b=${f%-rps}
+    declare -F "start_$b" >/dev/null || { echo "unknown forwarder $f" >&2; exit 2; }
     ./topo.sh place "$(class_of "$f")"
     ./topo.sh mode pps
-    if ! "start_$f" > "$OUT/start-$f.log" 2>&1; then
+    if ! "start_$b" > "$OUT/start-$f.log" 2>&1; then
       log "  $f: failed to start (see $OUT/start-$f.log)"; rec "$r" "$f" start "" "" "" "" "start-failed"
-      "stop_$f" || true; continue
+      "stop_$b" || true; continue
     fi
-    CUR=$f
+    CUR=$b
     for s in $SIZES; do measure_pps "$r" "$f" "$s"; done
     if [ "$TCP_SECS" != 0 ] && [[ " $TCP_FWDS " == *" $f "* ]]; then measure_tcp "$r" "$f"; fi
-    "stop_$f"; CUR=""
+    "stop_$b"; CUR=""
   done
 done
 log "done in $(( $(date +%s) - T0 )) s; raw samples: $RAW"
