@@ -259,7 +259,7 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
       errors.add(lr.where("offloads"),
                  "offloads in " + label + " must be an array such as [\"csum\", \"tso4\"]");
     } else if (l.vnet_hdr) {
-      l.offload_csum = l.offload_tso4 = l.offload_tso6 = false;
+      l.offload_csum = l.offload_tso4 = l.offload_tso6 = l.offload_uso = false;
       for (const toml::node& e : *a) {
         const auto* str = e.as_string();
         const std::string v = str ? str->get() : "";
@@ -269,14 +269,16 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
           l.offload_tso4 = true;
         else if (v == "tso6")
           l.offload_tso6 = true;
+        else if (v == "uso")
+          l.offload_uso = true;
         else
-          errors.add(e.source(),
-                     "offloads in " + label + ": \"" + v + "\" is not one of csum, tso4, tso6");
+          errors.add(e.source(), "offloads in " + label + ": \"" + v +
+                                     "\" is not one of csum, tso4, tso6, uso");
       }
-      if ((l.offload_tso4 || l.offload_tso6) && !l.offload_csum)
+      if ((l.offload_tso4 || l.offload_tso6 || l.offload_uso) && !l.offload_csum)
         errors.add(lr.where("offloads"), "offloads in " + label +
-                                             ": tso4 and tso6 need csum (the kernel refuses TSO "
-                                             "without checksum offload)");
+                                             ": tso4, tso6 and uso need csum (the kernel refuses "
+                                             "segmentation offload without checksum offload)");
     }
   }
   if (auto v = lr.size("gso_max_size", 1518, 65536))

@@ -79,6 +79,7 @@ struct LinkConfig {
   bool vnet_hdr = false;
   /// tap/tun with vnet_hdr: what the device may hand fdlinkd (TUNSETOFFLOAD).
   bool offload_csum = true, offload_tso4 = true, offload_tso6 = true;
+  bool offload_uso = false;  ///< UDP GSO (USO4 and USO6 together; kernel 6.2+)
   /// Largest GSO super-frame accepted on receive (links that can get them: af_packet, vnet).
   std::uint32_t gso_max_size = 65536;
   std::string sink;

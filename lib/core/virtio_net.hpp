@@ -11,7 +11,7 @@ struct VirtioNetHdr {
   static constexpr std::uint8_t kNeedsCsum = 1;  ///< VIRTIO_NET_HDR_F_NEEDS_CSUM
   static constexpr std::uint8_t kDataValid = 2;  ///< VIRTIO_NET_HDR_F_DATA_VALID
   static constexpr std::uint8_t kGsoNone = 0, kGsoTcpV4 = 1, kGsoUdp = 3, kGsoTcpV6 = 4,
-                                kGsoEcn = 0x80;
+                                kGsoUdpL4 = 5, kGsoEcn = 0x80;
 
   std::uint8_t flags = 0;
   std::uint8_t gso_type = kGsoNone;

@@ -15,6 +15,11 @@
 
 namespace fdlinkd {
 
+namespace {
+// TUN_F_USO4/6 (Linux 6.2), absent from Debian 12's headers.
+constexpr unsigned kTunUso4 = 0x20, kTunUso6 = 0x40;
+}  // namespace
+
 void TapLink::open_fds() {
   const std::string& ifname = config_.interface;
   const bool existed = netdev::index_of(ifname) != 0;
@@ -51,8 +56,10 @@ void TapLink::open_fds() {
       if (config_.offload_csum) offload |= TUN_F_CSUM;
       if (config_.offload_tso4) offload |= TUN_F_TSO4;
       if (config_.offload_tso6) offload |= TUN_F_TSO6;
+      if (config_.offload_uso) offload |= kTunUso4 | kTunUso6;
       if (::ioctl(fd, TUNSETOFFLOAD, offload) != 0)
-        throw LinkError("TUNSETOFFLOAD: " + errno_text(errno));
+        throw LinkError("TUNSETOFFLOAD: " + errno_text(errno) +
+                        (config_.offload_uso ? " (\"uso\" needs Linux 6.2 or later)" : ""));
     }
     if (config_.persist && ::ioctl(fd, TUNSETPERSIST, 1) != 0)
       throw LinkError("cannot make " + ifname + " persistent: " + errno_text(errno));

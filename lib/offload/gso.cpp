@@ -27,17 +27,18 @@ std::size_t segment_count(std::size_t payload, std::size_t mss) {
   return payload == 0 ? 1 : (payload + mss - 1) / mss;
 }
 
-bool segment_tcp(const std::uint8_t* frame, std::size_t len, const PacketInfo& info,
-                 std::size_t mss, Batch& out) {
-  if (info.l4_proto != kProtoTcp || mss == 0) return false;
+bool segment(const std::uint8_t* frame, std::size_t len, const PacketInfo& info, std::size_t mss,
+             Batch& out) {
+  const bool tcp = info.l4_proto == kProtoTcp;
+  if ((!tcp && info.l4_proto != kProtoUdp) || mss == 0) return false;
   const std::size_t hdrs = info.headers;
   const std::size_t end = ip_end(frame, len, info);
   const std::size_t payload = end > hdrs ? end - hdrs : 0;
   const std::size_t n = segment_count(payload, mss);
   if (out.size() + n > out.capacity() || hdrs + mss > out.frame_capacity()) return false;
 
-  const std::uint32_t seq = load32(frame + info.l4 + 4);
-  const std::uint8_t flags = frame[info.l4 + 13];
+  const std::uint32_t seq = tcp ? load32(frame + info.l4 + 4) : 0;
+  const std::uint8_t flags = tcp ? frame[info.l4 + 13] : 0;
   const std::uint16_t ip_id = info.ip_version == 4 ? load16(frame + info.l3 + 4) : 0;
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t off = i * mss;
@@ -54,11 +55,15 @@ bool segment_tcp(const std::uint8_t* frame, std::size_t len, const PacketInfo& i
     } else {
       store16(s + info.l3 + 4, static_cast<std::uint16_t>(l4_len));
     }
-    store32(s + info.l4 + 4, seq + static_cast<std::uint32_t>(off));
-    std::uint8_t f = flags;
-    if (i + 1 < n) f = static_cast<std::uint8_t>(f & ~(kFin | kPsh));
-    if (i > 0) f = static_cast<std::uint8_t>(f & ~kCwr);
-    s[info.l4 + 13] = f;
+    if (tcp) {
+      store32(s + info.l4 + 4, seq + static_cast<std::uint32_t>(off));
+      std::uint8_t f = flags;
+      if (i + 1 < n) f = static_cast<std::uint8_t>(f & ~(kFin | kPsh));
+      if (i > 0) f = static_cast<std::uint8_t>(f & ~kCwr);
+      s[info.l4 + 13] = f;
+    } else {
+      store16(s + info.l4 + 4, static_cast<std::uint16_t>(l4_len));
+    }
     write_l4_checksum(s, info, l4_len);
     out.push(s, static_cast<std::uint32_t>(hdrs + seg));
   }

@@ -6,7 +6,8 @@ std::optional<DropReason> check_vnet(const VirtioNetHdr& h, const std::uint8_t* 
                                      std::size_t len, bool l2, PacketInfo& info) {
   const std::uint8_t gso = h.gso_type & static_cast<std::uint8_t>(~VirtioNetHdr::kGsoEcn);
   if (gso != VirtioNetHdr::kGsoNone && gso != VirtioNetHdr::kGsoTcpV4 &&
-      gso != VirtioNetHdr::kGsoTcpV6 && gso != VirtioNetHdr::kGsoUdp)
+      gso != VirtioNetHdr::kGsoTcpV6 && gso != VirtioNetHdr::kGsoUdp &&
+      gso != VirtioNetHdr::kGsoUdpL4)
     return DropReason::vnet_bad_gso;
   if (gso != VirtioNetHdr::kGsoNone && h.gso_size == 0) return DropReason::vnet_gso_size_zero;
   if (h.hdr_len > len) return DropReason::vnet_bad_hdr_len;
@@ -17,7 +18,8 @@ std::optional<DropReason> check_vnet(const VirtioNetHdr& h, const std::uint8_t* 
         parsed && !info.fragment &&
         ((gso == VirtioNetHdr::kGsoTcpV4 && info.ip_version == 4 && info.l4_proto == kProtoTcp) ||
          (gso == VirtioNetHdr::kGsoTcpV6 && info.ip_version == 6 && info.l4_proto == kProtoTcp) ||
-         (gso == VirtioNetHdr::kGsoUdp && info.l4_proto == kProtoUdp));
+         ((gso == VirtioNetHdr::kGsoUdp || gso == VirtioNetHdr::kGsoUdpL4) &&
+          info.l4_proto == kProtoUdp));
     if (!matches) return DropReason::vnet_bad_headers;
   }
   if (h.flags & VirtioNetHdr::kNeedsCsum) {

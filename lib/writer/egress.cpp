@@ -20,6 +20,10 @@ bool is_gso(const VirtioNetHdr& h) {
   return h.gso_type != VirtioNetHdr::kGsoNone;
 }
 
+bool is_udp_l4(const VirtioNetHdr& h) {
+  return (h.gso_type & ~VirtioNetHdr::kGsoEcn) == VirtioNetHdr::kGsoUdpL4;
+}
+
 // Passed through as it is (header included) to an egress that takes offloads: any GSO frame,
 // and anything within the MTU.
 bool passes_through(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
@@ -109,22 +113,29 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
       out->push(f.data, f.len, false);
       continue;
     }
-    // Too big for the wire: only TCP can be cut up. Segments fit both the wire and the spill
-    // batch's slots, and keep the sender's MSS.
+    // Too big for the wire: TCP is cut into segments that keep the sender's MSS, a UDP GSO
+    // frame into datagrams of exactly its gso_size (a plain UDP datagram cannot be cut).
+    // Segments fit both the wire and the spill batch's slots.
     const std::size_t room =
         caps.frame_capacity < out->frame_capacity() ? caps.frame_capacity : out->frame_capacity();
-    if (!offload::parse_headers(f.data, f.len, caps.l2, info) ||
-        info.l4_proto != offload::kProtoTcp || info.headers >= room) {
+    if (!offload::parse_headers(f.data, f.len, caps.l2, info) || info.headers >= room) {
       ++tally.drop(DropReason::too_big);
       continue;
     }
     std::size_t mss = room - info.headers;
-    if (gso && h.gso_size < mss) mss = h.gso_size;
+    if (info.l4_proto == offload::kProtoTcp) {
+      if (gso && h.gso_size < mss) mss = h.gso_size;
+    } else if (info.l4_proto == offload::kProtoUdp && is_udp_l4(h) && h.gso_size <= mss) {
+      mss = h.gso_size;
+    } else {
+      ++tally.drop(DropReason::too_big);
+      continue;
+    }
     std::size_t before = out->size();
-    if (!offload::segment_tcp(f.data, f.len, info, mss, *out)) {
+    if (!offload::segment(f.data, f.len, info, mss, *out)) {
       flush();
       before = 0;
-      if (!offload::segment_tcp(f.data, f.len, info, mss, *out)) {
+      if (!offload::segment(f.data, f.len, info, mss, *out)) {
         ++tally.drop(DropReason::too_big);
         continue;
       }

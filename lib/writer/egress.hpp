@@ -4,8 +4,9 @@
 // (NEEDS_CSUM) or a GSO super-frame larger than the wire MTU. An egress link that passes
 // offloads on (vnet_hdr = true) gets such frames whole, with their virtio-net header. Any
 // other egress link gets what the wire needs: the checksum finished in place, TCP super-frames
-// cut into segments (gso.hpp) in the dispatcher's spill batch, in their original order, and
-// anything else that does not fit the MTU dropped as too_big.
+// cut into segments and UDP GSO super-frames into datagrams of their gso_size (gso.hpp) in the
+// dispatcher's spill batch, in their original order, and anything else that does not fit the
+// MTU dropped as too_big (a plain UDP datagram is never cut into several).
 //
 // Fds that carry virtio-net headers (AF_PACKET always, TAP/TUN with vnet_hdr) need one in
 // front of every frame: frames that keep no header of their own get a zero one whose hdr_len

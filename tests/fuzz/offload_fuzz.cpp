@@ -1,16 +1,16 @@
 // libFuzzer target: arbitrary bytes as a virtio-net header followed by a frame, through the
-// same steps a received frame takes: header check, checksum completion, TCP segmentation.
-// Nothing may crash, read or write out of bounds, or hit undefined behaviour (run with ASan
-// and UBSan by run.sh).
+// same steps a received frame takes: the header check (dispatch/), then egress preparation
+// for a target chosen by one byte (plain or vnet_hdr, Ethernet or bare IP): checksum
+// completion, TCP and UDP segmentation, GRO-to-GSO conversion. Nothing may crash, read or
+// write out of bounds, or hit undefined behaviour (run with ASan and UBSan by run.sh).
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "core/batch.hpp"
+#include "core/counters.hpp"
 #include "core/virtio_net.hpp"
-#include "offload/checksum.hpp"
-#include "offload/gso.hpp"
 #include "offload/vnet.hpp"
+#include "writer/egress.hpp"
 
 using namespace fdlinkd;
 
@@ -18,19 +18,36 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < sizeof(VirtioNetHdr) + 1) return 0;
   VirtioNetHdr h;
   std::memcpy(&h, data, sizeof h);
-  const bool l2 = (data[sizeof h] & 1) == 0;  // one byte picks Ethernet or bare IP (TUN)
-  std::vector<std::uint8_t> frame(data + sizeof h + 1, data + size);
+  const std::uint8_t pick = data[sizeof h];  // bit 0: bare IP (TUN); 1: vnet fd; 2: passthrough
+  const bool l2 = (pick & 1) == 0;
+  const std::uint8_t* frame = data + sizeof h + 1;
+  const std::size_t len = size - sizeof h - 1;
+
+  static Batch in(1, 65536);
+  static Batch spill(256, 1518);
+  if (len > in.frame_capacity()) return 0;
+  in.clear();
+  std::uint8_t* slot = in.slot(0);
+  std::memcpy(slot, frame, len);
+  std::memcpy(slot - sizeof h, &h, sizeof h);  // where dispatchers put it: in the headroom
   offload::PacketInfo info;
-  if (offload::check_vnet(h, frame.data(), frame.size(), l2, info)) return 0;
-  if (h.flags & VirtioNetHdr::kNeedsCsum)
-    offload::finish_partial(frame.data(), frame.size(), h.csum_start, h.csum_offset);
-  if (offload::parse_headers(frame.data(), frame.size(), l2, info) &&
-      info.l4_proto == offload::kProtoTcp) {
-    static Batch out(256, 1518);
-    out.clear();
-    std::size_t mss = h.gso_size ? h.gso_size : 1448;
-    if (info.headers < 1518 && mss > 1518 - info.headers) mss = 1518 - info.headers;
-    offload::segment_tcp(frame.data(), frame.size(), info, mss, out);
-  }
+  if (offload::check_vnet(h, slot, len, l2, info)) return 0;  // a named drop
+  in.push(slot, static_cast<std::uint32_t>(len), true);
+  in.set_spill(&spill);
+
+  EgressCaps caps;
+  caps.l2 = l2;
+  caps.vnet_fd = (pick & 2) != 0;
+  caps.passthrough = caps.vnet_fd && (pick & 4) != 0;
+  caps.frame_capacity = l2 ? 1514 : 1500;
+  CounterValues tally;
+  prepare_egress(in, caps, tally, [](Batch& b) {
+    std::uint32_t sum = 0;  // read every byte sent, so ASan checks the frames' bounds
+    for (std::size_t i = 0; i < b.size(); ++i)
+      for (std::size_t j = 0; j < b[i].len; ++j)
+        sum += b[i].data[j];
+    static volatile std::uint32_t sink;
+    sink = sum;
+  });
   return 0;
 }

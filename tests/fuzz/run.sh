@@ -10,7 +10,8 @@ CXX=$(command -v clang++-14 || command -v clang++ || true)
 OUT=$(mktemp -d /tmp/fdlinkd-fuzz.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 "$CXX" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$ROOT/lib" "$HERE/offload_fuzz.cpp" "$ROOT"/lib/offload/*.cpp "$ROOT/lib/core/batch.cpp" \
+  -I"$ROOT/lib" "$HERE/offload_fuzz.cpp" "$ROOT"/lib/offload/*.cpp "$ROOT/lib/writer/egress.cpp" \
+  "$ROOT/lib/core/batch.cpp" \
   "$ROOT/lib/core/counters.cpp" -o "$OUT/offload_fuzz"
 mkdir -p "$OUT/corpus"
 cp "$HERE"/corpus/* "$OUT/corpus/"

@@ -482,7 +482,7 @@ name = "t"
 type = "tap"
 interface = "tap0"
 vnet_hdr = true
-offloads = ["csum", "tso4"]
+offloads = ["csum", "tso4", "uso"]
 gso_max_size = "32KiB"
 sink = "s"
 [[sink]]
@@ -499,25 +499,39 @@ to = "t"
   CHECK(t.offload_csum);
   CHECK(t.offload_tso4);
   CHECK_FALSE(t.offload_tso6);
+  CHECK(t.offload_uso);
   CHECK(t.gso_max_size == 32768);
   CHECK(t.rx_capacity() == 32768);
   CHECK(t.frame_capacity() == 1518);
 }
 
-TEST_CASE("bad config: TSO offload without checksum offload") {
-  expect_one(R"([[link]]
+namespace {
+// A vnet_hdr TAP whose `offloads` line (line 6, value at column 12) is `list`.
+std::string tap_with_offloads(const std::string& list) {
+  return R"([[link]]
 name = "t"
 type = "tap"
 interface = "tap0"
 vnet_hdr = true
-offloads = ["tso4"]
+offloads = )" +
+         list + R"(
 sink = "s"
 [[sink]]
 name = "s"
 type = "forward"
 to = "t"
-)",
-             6, 12, "tso4 and tso6 need csum");
+)";
+}
+}  // namespace
+
+TEST_CASE("bad config: segmentation offloads without checksum offload") {
+  expect_one(tap_with_offloads(R"(["tso4"])"), 6, 12, "tso4, tso6 and uso need csum");
+  expect_one(tap_with_offloads(R"(["uso"])"), 6, 12, "tso4, tso6 and uso need csum");
+}
+
+TEST_CASE("bad config: an unknown offload is named with the ones there are") {
+  expect_one(tap_with_offloads(R"(["csum", "ufo"])"), 6, 21,
+             "\"ufo\" is not one of csum, tso4, tso6, uso");
 }
 
 TEST_CASE("bad config: offloads without vnet_hdr") {

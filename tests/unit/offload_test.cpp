@@ -110,6 +110,40 @@ Bytes tcp6_frame(std::size_t payload, std::uint8_t flags) {
   return f;
 }
 
+// Ethernet + IPv4 (no options) or IPv6 + UDP + payload.
+Bytes udp_frame(int version, std::size_t payload) {
+  const std::size_t ip = version == 4 ? 20 : 40;
+  Bytes f(14 + ip + 8 + payload);
+  if (version == 4) {
+    f[12] = 0x08;
+    f[14] = 0x45;
+    put16(f, 16, 20 + 8 + payload);
+    put16(f, 18, 0xFFFE);  // id close to wrapping
+    f[22] = 64;
+    f[23] = 17;
+    put32(f, 26, 0x0A000001);
+    put32(f, 30, 0x0A000002);
+  } else {
+    f[12] = 0x86;
+    f[13] = 0xDD;
+    f[14] = 0x60;
+    put16(f, 18, 8 + payload);
+    f[20] = 17;
+    f[21] = 64;
+    f[22] = 0xFD;
+    f[37] = 1;
+    f[38] = 0xFD;
+    f[53] = 2;
+  }
+  const std::size_t l4 = 14 + ip;
+  put16(f, l4, 40000);
+  put16(f, l4 + 2, 443);
+  put16(f, l4 + 4, 8 + payload);
+  for (std::size_t i = 0; i < payload; ++i)
+    f[l4 + 8 + i] = static_cast<std::uint8_t>(i * 11 + 5);
+  return f;
+}
+
 Bytes frame_of(Batch& b, std::size_t i) {
   return Bytes(b[i].data, b[i].data + b[i].len);
 }
@@ -126,7 +160,7 @@ TEST_CASE("IPv4 TCP super-frame is cut into MSS segments with every field right"
   CHECK(info.headers == 70);
 
   Batch out(64, 1600);
-  REQUIRE(segment_tcp(in.data(), in.size(), info, mss, out));
+  REQUIRE(segment(in.data(), in.size(), info, mss, out));
   REQUIRE(out.size() == 4);
   Bytes joined;
   for (std::size_t i = 0; i < 4; ++i) {
@@ -156,7 +190,7 @@ TEST_CASE("IPv6 TCP super-frame is cut into MSS segments with every field right"
   PacketInfo info;
   REQUIRE(parse_headers(in.data(), in.size(), true, info));
   Batch out(8, 1400);
-  REQUIRE(segment_tcp(in.data(), in.size(), info, mss, out));
+  REQUIRE(segment(in.data(), in.size(), info, mss, out));
   REQUIRE(out.size() == 3);
   Bytes joined;
   for (std::size_t i = 0; i < 3; ++i) {
@@ -172,22 +206,115 @@ TEST_CASE("IPv6 TCP super-frame is cut into MSS segments with every field right"
   CHECK(joined == Bytes(in.begin() + 74, in.end()));
 }
 
+TEST_CASE("UDP GSO super-frame to a plain link becomes datagrams of the segment size") {
+  // What a UDP_SEGMENT sender hands a veth: one frame, NEEDS_CSUM, GSO UDP_L4, gso_size 1200.
+  const std::size_t payload = 5000, gso = 1200;
+  Bytes f = udp_frame(4, payload);
+  Batch in(1, 70000);
+  std::uint8_t* slot = in.slot(0);
+  std::copy(f.begin(), f.end(), slot);
+  VirtioNetHdr h;
+  h.flags = VirtioNetHdr::kNeedsCsum;
+  h.gso_type = VirtioNetHdr::kGsoUdpL4;
+  h.gso_size = gso;
+  h.hdr_len = 42;
+  h.csum_start = 34;
+  h.csum_offset = 6;
+  std::memcpy(slot - sizeof h, &h, sizeof h);
+  in.push(slot, static_cast<std::uint32_t>(f.size()), true);
+  PacketInfo info;
+  REQUIRE_FALSE(check_vnet(h, slot, f.size(), true, info));  // a valid header
+  Batch spill(64, 1518);
+  in.set_spill(&spill);
+  EgressCaps caps;  // a plain egress: no virtio header, 1500 MTU
+  caps.frame_capacity = 1514;
+  CounterValues tally;
+  std::vector<Bytes> sent;
+  prepare_egress(in, caps, tally, [&](Batch& b) {
+    for (std::size_t i = 0; i < b.size(); ++i)
+      sent.push_back(frame_of(b, i));
+  });
+  CHECK(tally.total_drops() == 0);
+  CHECK(tally.gso_segments == 4);
+  REQUIRE(sent.size() == 5);
+  Bytes joined;
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    const Bytes& d = sent[i];
+    const std::size_t seg = i < 4 ? gso : payload - 4 * gso;
+    INFO("datagram " << i);
+    REQUIRE(d.size() == 42 + seg);
+    CHECK(get16(d, 16) == 28 + seg);                                  // IPv4 total length
+    CHECK(get16(d, 18) == ((0xFFFE + i) & 0xFFFF));                   // IPv4 id, wraps
+    CHECK(ref_checksum(Bytes(d.begin() + 14, d.begin() + 34)) == 0);  // header checksum
+    CHECK(get16(d, 38) == 8 + seg);                                   // UDP length
+    CHECK(get16(d, 40) != 0);                                         // a checksum is set
+    CHECK(verify_l4(d, 4, 14, 34, 17) == 0);                          // and it is right
+    joined.insert(joined.end(), d.begin() + 42, d.end());
+  }
+  CHECK(joined == Bytes(f.begin() + 42, f.end()));
+}
+
+TEST_CASE("IPv6 UDP super-frame is cut into datagrams with lengths and checksums right") {
+  const std::size_t payload = 2500, gso = 1000;
+  Bytes in = udp_frame(6, payload);
+  PacketInfo info;
+  REQUIRE(parse_headers(in.data(), in.size(), true, info));
+  Batch out(8, 1518);
+  REQUIRE(segment(in.data(), in.size(), info, gso, out));
+  REQUIRE(out.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    Bytes d = frame_of(out, i);
+    const std::size_t seg = i < 2 ? gso : payload - 2 * gso;
+    INFO("datagram " << i);
+    CHECK(get16(d, 18) == 8 + seg);  // IPv6 payload length
+    CHECK(get16(d, 58) == 8 + seg);  // UDP length
+    CHECK(verify_l4(d, 6, 14, 54, 17) == 0);
+  }
+}
+
+TEST_CASE("a UDP datagram over the MTU is too big unless it is a UDP GSO frame that fits") {
+  Bytes f = udp_frame(4, 3000);
+  auto egress = [&](VirtioNetHdr h, bool vnet) {
+    Batch in(1, 70000);
+    std::uint8_t* slot = in.slot(0);
+    std::copy(f.begin(), f.end(), slot);
+    std::memcpy(slot - sizeof h, &h, sizeof h);
+    in.push(slot, static_cast<std::uint32_t>(f.size()), vnet);
+    Batch spill(64, 1518);
+    in.set_spill(&spill);
+    EgressCaps caps;
+    caps.frame_capacity = 1514;
+    CounterValues tally;
+    std::size_t sent = 0;
+    prepare_egress(in, caps, tally, [&](Batch& b) { sent += b.size(); });
+    return std::pair{sent, tally.drop(DropReason::too_big)};
+  };
+  // A datagram is never cut into several (that would change what the receiver reads).
+  CHECK(egress(VirtioNetHdr{}, false) == std::pair<std::size_t, std::uint64_t>{0, 1});
+  VirtioNetHdr h;
+  h.gso_type = VirtioNetHdr::kGsoUdpL4;
+  h.gso_size = 1600;  // one datagram would not fit the 1500 MTU
+  CHECK(egress(h, true) == std::pair<std::size_t, std::uint64_t>{0, 1});
+  h.gso_size = 1472;  // the largest that fits
+  CHECK(egress(h, true) == std::pair<std::size_t, std::uint64_t>{3, 0});
+}
+
 TEST_CASE("segmentation ignores Ethernet padding and refuses when the batch is full") {
   Bytes small = tcp4_frame(0, kAck);
   small.resize(small.size() + 10);  // padding past the IP length
   PacketInfo info;
   REQUIRE(parse_headers(small.data(), small.size(), true, info));
   Batch out(2, 1600);
-  REQUIRE(segment_tcp(small.data(), small.size(), info, 1448, out));
+  REQUIRE(segment(small.data(), small.size(), info, 1448, out));
   REQUIRE(out.size() == 1);
   CHECK(out[0].len == 70);
 
   Bytes big = tcp4_frame(5000, kAck);
   REQUIRE(parse_headers(big.data(), big.size(), true, info));
-  CHECK_FALSE(segment_tcp(big.data(), big.size(), info, 1448, out));  // 1 free slot, 4 needed
+  CHECK_FALSE(segment(big.data(), big.size(), info, 1448, out));  // 1 free slot, 4 needed
   CHECK(out.size() == 1);
   Batch tiny(8, 500);
-  CHECK_FALSE(segment_tcp(big.data(), big.size(), info, 1448, tiny));  // slots too small
+  CHECK_FALSE(segment(big.data(), big.size(), info, 1448, tiny));  // slots too small
 }
 
 TEST_CASE("a NEEDS_CSUM frame gets its checksum finished") {
@@ -249,7 +376,10 @@ TEST_CASE("every malformed virtio header is named") {
   h = ok;
   h.hdr_len = 14;
   CHECK(reason(h, arp) == DropReason::vnet_bad_headers);  // GSO on a frame that is not IP
-  Bytes cut(f.begin(), f.begin() + 50);                   // TCP header cut short
+  h = ok;
+  h.gso_type = VirtioNetHdr::kGsoUdpL4;  // UDP segmentation on a TCP frame
+  CHECK(reason(h, f) == DropReason::vnet_bad_headers);
+  Bytes cut(f.begin(), f.begin() + 50);  // TCP header cut short
   h = ok;
   h.hdr_len = 0;
   CHECK(reason(h, cut) == DropReason::vnet_bad_headers);
