@@ -1,17 +1,41 @@
 #include "offload/checksum.hpp"
 
+#include <bit>
+#include <cstring>
+
 namespace fdlinkd::offload {
 
 std::uint32_t sum_words(const std::uint8_t* p, std::size_t len, std::uint32_t sum) {
-  // 64-bit accumulator over 16-bit words: no carry handling inside the loop.
-  std::uint64_t acc = sum;
+  // The ones' complement sum does not depend on byte order (RFC 1071, 2.B): add the bytes as
+  // native 32-bit words into 64 bits, 32 bytes per step, fold, and swap the 16-bit result to
+  // network order once at the end. (The 16-bit word loop this replaced was 10% of fdlinkd's
+  // CPU when it segmented TCP in software.)
+  static_assert(std::endian::native == std::endian::little);
+  std::uint64_t acc = 0;
   std::size_t i = 0;
-  for (; i + 1 < len; i += 2)
-    acc += load16(p + i);
-  if (i < len) acc += std::uint32_t{p[i]} << 8;
-  while (acc >> 32)
-    acc = (acc & 0xFFFFFFFF) + (acc >> 32);
-  return static_cast<std::uint32_t>(acc);
+  for (; i + 32 <= len; i += 32) {
+    std::uint32_t w[8];
+    std::memcpy(w, p + i, sizeof w);
+    acc += std::uint64_t{w[0]} + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
+  }
+  for (; i + 4 <= len; i += 4) {
+    std::uint32_t w;
+    std::memcpy(&w, p + i, sizeof w);
+    acc += w;
+  }
+  if (i + 2 <= len) {
+    std::uint16_t w;
+    std::memcpy(&w, p + i, sizeof w);
+    acc += w;
+    i += 2;
+  }
+  if (i < len) acc += p[i];  // the odd last byte is the high byte of a network-order word
+  while (acc >> 16)
+    acc = (acc & 0xFFFF) + (acc >> 16);
+  std::uint64_t total = std::uint64_t{sum} + __builtin_bswap16(static_cast<std::uint16_t>(acc));
+  while (total >> 32)
+    total = (total & 0xFFFFFFFF) + (total >> 32);
+  return static_cast<std::uint32_t>(total);
 }
 
 std::uint16_t fold(std::uint32_t sum) {
