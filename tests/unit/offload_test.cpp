@@ -341,6 +341,52 @@ TEST_CASE("the checksum sum matches a byte-at-a-time reference at every length a
         fold(sum_words(tail.data(), tail.size(), 0xFFFF)));  // carries out of 32 bits fold in
 }
 
+TEST_CASE("an inner checksum left to finish (VXLAN) is accepted and finished for a plain link") {
+  // Ethernet/IPv4/UDP 4789/VXLAN carrying Ethernet/IPv4/TCP: the sender's stack leaves the
+  // inner TCP checksum partial, the outer UDP checksum is 0 (none), as Linux's vxlan does.
+  Bytes inner = tcp4_frame(300, kAck | kPsh);
+  Bytes f(14 + 20 + 8 + 8);
+  f[12] = 0x08;
+  f[14] = 0x45;
+  put16(f, 16, 20 + 8 + 8 + inner.size());
+  f[22] = 64;
+  f[23] = 17;
+  put32(f, 26, 0xC0A80001);
+  put32(f, 30, 0xC0A80002);
+  put16(f, 36, 4789);
+  put16(f, 38, 8 + 8 + inner.size());
+  f[42] = 0x08;  // VXLAN: VNI present
+  f.insert(f.end(), inner.begin(), inner.end());
+  const std::size_t tcp = 50 + 38;  // the inner TCP header
+  std::uint32_t pseudo = get16(f, 50 + 26) + get16(f, 50 + 28) + get16(f, 50 + 30) +
+                         get16(f, 50 + 32) + 6 + static_cast<std::uint32_t>(f.size() - tcp);
+  while (pseudo >> 16)
+    pseudo = (pseudo & 0xFFFF) + (pseudo >> 16);
+  put16(f, tcp + 16, pseudo);
+
+  VirtioNetHdr h;
+  h.flags = VirtioNetHdr::kNeedsCsum;
+  h.csum_start = static_cast<std::uint16_t>(tcp);
+  h.csum_offset = 16;
+  PacketInfo info;
+  REQUIRE_FALSE(check_vnet(h, f.data(), f.size(), true, info));
+  Batch in(1, 2048);
+  std::copy(f.begin(), f.end(), in.slot(0));
+  std::memcpy(in.slot(0) - sizeof h, &h, sizeof h);
+  in.push(in.slot(0), static_cast<std::uint32_t>(f.size()), true);
+  Batch spill(8, 1518);
+  in.set_spill(&spill);
+  EgressCaps caps;
+  caps.frame_capacity = 1514;
+  CounterValues tally;
+  Bytes out;
+  prepare_egress(in, caps, tally, [&](Batch& b) { out = frame_of(b, 0); });
+  CHECK(tally.total_drops() == 0);
+  REQUIRE(out.size() == f.size());
+  CHECK(verify_l4(Bytes(out.begin() + 50, out.end()), 4, 14, 38, 6) == 0);  // inner TCP
+  CHECK(get16(out, 40) == 0);  // the outer UDP checksum stays "none"
+}
+
 TEST_CASE("a NEEDS_CSUM frame gets its checksum finished") {
   Bytes f = tcp4_frame(999, kAck | kPsh);  // odd length: the last byte is padded
   // The sender left only the folded pseudo-header sum in the field (CHECKSUM_PARTIAL).
@@ -383,14 +429,14 @@ TEST_CASE("every malformed virtio header is named") {
   h.hdr_len = static_cast<std::uint16_t>(f.size() + 1);
   CHECK(reason(h, f) == DropReason::vnet_bad_hdr_len);
   h = ok;
-  h.csum_start = 14;  // the IP header, not TCP
-  CHECK(reason(h, f) == DropReason::vnet_bad_csum);
-  h = ok;
-  h.csum_offset = 6;  // UDP's offset on a TCP segment
-  CHECK(reason(h, f) == DropReason::vnet_bad_csum);
-  h = ok;
   h.csum_start = 60000;  // outside the frame
   CHECK(reason(h, f) == DropReason::vnet_bad_csum);
+  h = ok;
+  h.csum_start = static_cast<std::uint16_t>(f.size() - 17);  // the field's 2 bytes run past
+  CHECK(reason(h, f) == DropReason::vnet_bad_csum);
+  h = ok;
+  h.csum_start = static_cast<std::uint16_t>(f.size() - 18);  // the field is the last 2 bytes
+  CHECK_FALSE(reason(h, f));
   h = ok;
   h.gso_type = VirtioNetHdr::kGsoTcpV6;  // on an IPv4 frame
   CHECK(reason(h, f) == DropReason::vnet_bad_headers);
