@@ -70,4 +70,26 @@ bool segment(const std::uint8_t* frame, std::size_t len, const PacketInfo& info,
   return true;
 }
 
+bool segment_tunnel(const std::uint8_t* frame, std::size_t len, const PacketInfo& outer,
+                    const PacketInfo& inner, std::size_t mss, Batch& out) {
+  const std::size_t first = out.size();
+  if (!segment(frame, len, inner, mss, out)) return false;
+  const std::uint16_t ip_id = outer.ip_version == 4 ? load16(frame + outer.l3 + 4) : 0;
+  const bool udp_csum = outer.ip_version == 6 || load16(frame + outer.l4 + 6) != 0;
+  for (std::size_t i = first; i < out.size(); ++i) {
+    std::uint8_t* s = out[i].data;
+    const std::size_t l4_len = out[i].len - outer.l4;
+    if (outer.ip_version == 4) {
+      store16(s + outer.l3 + 2, static_cast<std::uint16_t>(out[i].len - outer.l3));
+      store16(s + outer.l3 + 4, static_cast<std::uint16_t>(ip_id + (i - first)));
+      write_ipv4_checksum(s, outer);
+    } else {
+      store16(s + outer.l3 + 4, static_cast<std::uint16_t>(l4_len));
+    }
+    store16(s + outer.l4 + 4, static_cast<std::uint16_t>(l4_len));
+    if (udp_csum) write_l4_checksum(s, outer, l4_len);  // over the finished inner packet
+  }
+  return true;
+}
+
 }  // namespace fdlinkd::offload

@@ -25,4 +25,10 @@ std::size_t segment_count(std::size_t payload, std::size_t mss);
 bool segment(const std::uint8_t* frame, std::size_t len, const PacketInfo& info, std::size_t mss,
              Batch& out);
 
+/// The same for a TCP frame inside a UDP tunnel (parse_udp_tunnel): the inner IP and TCP
+/// headers are fixed as segment() does, then each segment's outer IP header, UDP length and,
+/// unless it was 0 over IPv4 ("none", Linux's vxlan default), UDP checksum.
+bool segment_tunnel(const std::uint8_t* frame, std::size_t len, const PacketInfo& outer,
+                    const PacketInfo& inner, std::size_t mss, Batch& out);
+
 }  // namespace fdlinkd::offload

@@ -1,5 +1,7 @@
 #include "offload/headers.hpp"
 
+#include <initializer_list>
+
 namespace fdlinkd::offload {
 
 bool parse_headers(const std::uint8_t* f, std::size_t len, bool l2, PacketInfo& info) {
@@ -50,6 +52,25 @@ bool parse_headers(const std::uint8_t* f, std::size_t len, bool l2, PacketInfo& 
   if (info.l4_proto == kProtoUdp) {
     if (len < l4 + 8) return false;
     info.headers = static_cast<std::uint16_t>(l4 + 8);
+    return true;
+  }
+  return false;
+}
+
+bool parse_udp_tunnel(const std::uint8_t* f, std::size_t len, const PacketInfo& outer,
+                      std::size_t inner_l4, PacketInfo& inner) {
+  if (outer.l4_proto != kProtoUdp || outer.fragment || len < outer.headers + 8u) return false;
+  // VXLAN: 8 bytes, then Ethernet. Geneve: 8 bytes plus 4 x the option length in byte 0.
+  const std::size_t vxlan = outer.headers + 8u;
+  const std::size_t geneve = vxlan + 4u * (f[outer.headers] & 0x3F);
+  for (const std::size_t off : {vxlan, geneve}) {
+    PacketInfo in;
+    if (off >= len || !parse_headers(f + off, len - off, true, in)) continue;
+    if (in.l4_proto != kProtoTcp || in.fragment || off + in.l4 != inner_l4) continue;
+    inner = in;
+    inner.l3 = static_cast<std::uint16_t>(inner.l3 + off);
+    inner.l4 = static_cast<std::uint16_t>(inner.l4 + off);
+    inner.headers = static_cast<std::uint16_t>(inner.headers + off);
     return true;
   }
   return false;

@@ -25,6 +25,13 @@ constexpr std::uint8_t kProtoUdp = 17;
 /// false for anything else (other protocols, truncated or inconsistent headers).
 bool parse_headers(const std::uint8_t* frame, std::size_t len, bool l2, PacketInfo& info);
 
+/// For a frame whose outer headers (`outer`) are UDP: finds an Ethernet frame carried in a
+/// VXLAN or Geneve header whose TCP header starts at `inner_l4` (where the kernel's virtio
+/// header points csum_start for the GSO frames Linux's vxlan and geneve devices send). Fills
+/// `inner` with offsets from the start of `frame`; false when there is none.
+bool parse_udp_tunnel(const std::uint8_t* frame, std::size_t len, const PacketInfo& outer,
+                      std::size_t inner_l4, PacketInfo& inner);
+
 inline std::uint16_t load16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
 }

@@ -14,12 +14,19 @@ std::optional<DropReason> check_vnet(const VirtioNetHdr& h, const std::uint8_t* 
 
   const bool parsed = parse_headers(frame, len, l2, info);
   if (gso != VirtioNetHdr::kGsoNone) {
+    const bool tcp = gso == VirtioNetHdr::kGsoTcpV4 || gso == VirtioNetHdr::kGsoTcpV6;
+    const int version = gso == VirtioNetHdr::kGsoTcpV4 ? 4 : 6;
+    auto tcp_of_type = [&](const PacketInfo& p) {
+      return p.l4_proto == kProtoTcp && p.ip_version == version;
+    };
+    // TCP in a UDP tunnel: the kernel's header says TCP and csum_start finds the inner TCP.
+    PacketInfo inner;
     const bool matches =
         parsed && !info.fragment &&
-        ((gso == VirtioNetHdr::kGsoTcpV4 && info.ip_version == 4 && info.l4_proto == kProtoTcp) ||
-         (gso == VirtioNetHdr::kGsoTcpV6 && info.ip_version == 6 && info.l4_proto == kProtoTcp) ||
-         ((gso == VirtioNetHdr::kGsoUdp || gso == VirtioNetHdr::kGsoUdpL4) &&
-          info.l4_proto == kProtoUdp));
+        (tcp ? tcp_of_type(info) ||
+                   ((h.flags & VirtioNetHdr::kNeedsCsum) &&
+                    parse_udp_tunnel(frame, len, info, h.csum_start, inner) && tcp_of_type(inner))
+             : info.l4_proto == kProtoUdp);
     if (!matches) return DropReason::vnet_bad_headers;
   }
   // The checksum to finish need not be the outer TCP/UDP one: in a VXLAN or GRE packet it is

@@ -24,10 +24,21 @@ bool is_udp_l4(const VirtioNetHdr& h) {
   return (h.gso_type & ~VirtioNetHdr::kGsoEcn) == VirtioNetHdr::kGsoUdpL4;
 }
 
-// Passed through as it is (header included) to an egress that takes offloads: any GSO frame,
-// and anything within the MTU.
+// TCP GSO in a UDP tunnel (VXLAN, Geneve): the kernel's virtio header cannot say "tunnel",
+// so it reads TCP while the outer header is UDP. No fd can take such a header back: fdlinkd
+// segments these frames itself, for every egress.
+bool is_tunnel_gso(const Frame& f, const VirtioNetHdr& h, bool l2) {
+  const std::uint8_t type = h.gso_type & static_cast<std::uint8_t>(~VirtioNetHdr::kGsoEcn);
+  if (type != VirtioNetHdr::kGsoTcpV4 && type != VirtioNetHdr::kGsoTcpV6) return false;
+  offload::PacketInfo outer;
+  return offload::parse_headers(f.data, f.len, l2, outer) && outer.l4_proto == offload::kProtoUdp;
+}
+
+// Passed through as it is (header included) to an egress that takes offloads: any GSO frame
+// but a tunnel's, and anything within the MTU.
 bool passes_through(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
-  return f.vnet && caps.passthrough && (is_gso(h) || f.len <= caps.frame_capacity);
+  if (!f.vnet || !caps.passthrough) return false;
+  return is_gso(h) ? !is_tunnel_gso(f, h, caps.l2) : f.len <= caps.frame_capacity;
 }
 
 bool needs_work(const Frame& f, const EgressCaps& caps) {
@@ -113,9 +124,10 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
       out->push(f.data, f.len, false);
       continue;
     }
-    // Too big for the wire: TCP is cut into segments that keep the sender's MSS, a UDP GSO
-    // frame into datagrams of exactly its gso_size (a plain UDP datagram cannot be cut).
-    // Segments fit both the wire and the spill batch's slots.
+    // Too big for the wire, or tunnel GSO: TCP is cut into segments that keep the sender's MSS
+    // (in a UDP tunnel, along the inner TCP header), a UDP GSO frame into datagrams of exactly
+    // its gso_size (a plain UDP datagram cannot be cut). Segments fit both the wire and the
+    // spill batch's slots.
     const std::size_t room =
         caps.frame_capacity < out->frame_capacity() ? caps.frame_capacity : out->frame_capacity();
     if (!offload::parse_headers(f.data, f.len, caps.l2, info) || info.headers >= room) {
@@ -123,7 +135,16 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
       continue;
     }
     std::size_t mss = room - info.headers;
-    if (info.l4_proto == offload::kProtoTcp) {
+    offload::PacketInfo inner;
+    if (gso && is_tunnel_gso(f, h, caps.l2)) {  // (check_vnet found the inner TCP header)
+      if (!offload::parse_udp_tunnel(f.data, f.len, info, h.csum_start, inner) ||
+          inner.headers >= room) {
+        ++tally.drop(DropReason::too_big);
+        continue;
+      }
+      mss = room - inner.headers;
+      if (h.gso_size < mss) mss = h.gso_size;
+    } else if (info.l4_proto == offload::kProtoTcp) {
       if (gso && h.gso_size < mss) mss = h.gso_size;
     } else if (info.l4_proto == offload::kProtoUdp && is_udp_l4(h) && h.gso_size <= mss) {
       mss = h.gso_size;
@@ -131,11 +152,15 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
       ++tally.drop(DropReason::too_big);
       continue;
     }
+    auto cut = [&] {
+      return inner.ip_version != 0 ? offload::segment_tunnel(f.data, f.len, info, inner, mss, *out)
+                                   : offload::segment(f.data, f.len, info, mss, *out);
+    };
     std::size_t before = out->size();
-    if (!offload::segment(f.data, f.len, info, mss, *out)) {
+    if (!cut()) {
       flush();
       before = 0;
-      if (!offload::segment(f.data, f.len, info, mss, *out)) {
+      if (!cut()) {
         ++tally.drop(DropReason::too_big);
         continue;
       }
