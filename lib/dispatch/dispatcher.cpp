@@ -1,5 +1,6 @@
 #include "dispatch/dispatcher.hpp"
 
+#include <linux/if_packet.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -11,6 +12,7 @@
 #include "core/log.hpp"
 #include "core/virtio_net.hpp"
 #include "dispatch/rx_ring.hpp"
+#include "dispatch/vlan.hpp"
 #include "link/link.hpp"
 #include "offload/vnet.hpp"
 #include "sink/sink.hpp"
@@ -18,6 +20,12 @@
 namespace fdlinkd {
 
 namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t kAuxSpace = CMSG_SPACE(sizeof(tpacket_auxdata));
+
+}  // namespace
 
 Dispatcher::Dispatcher(asio::io_context& io, std::size_t worker, Link& link, std::size_t port,
                        Sink& sink)
@@ -36,6 +44,25 @@ Dispatcher::Dispatcher(asio::io_context& io, std::size_t worker, Link& link, std
       overflow_(new std::uint8_t[kOverflowBytes]),
       ring_(link.port(port).rx_ring.get()) {
   batch_.set_spill(&spill_);
+  if (link.config().type == LinkType::af_packet && ring_ == nullptr)
+    aux_ = std::make_unique<std::uint8_t[]>(kAuxSpace * batch_.capacity());
+}
+
+std::uint8_t* Dispatcher::restore_vlan(std::size_t i, std::uint8_t* data, std::size_t& len,
+                                       std::size_t msg_controllen) const {
+  msghdr m{};
+  m.msg_control = aux_.get() + i * kAuxSpace;
+  m.msg_controllen = msg_controllen;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+    tpacket_auxdata aux;
+    std::memcpy(&aux, CMSG_DATA(c), sizeof aux);
+    if (!(aux.tp_status & TP_STATUS_VLAN_VALID)) break;
+    const std::uint16_t tpid =
+        (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) ? aux.tp_vlan_tpid : 0x8100;
+    return put_vlan_tag_back(data, len, tpid, aux.tp_vlan_tci, vnet_);
+  }
+  return data;
 }
 
 Dispatcher::~Dispatcher() {
@@ -146,7 +173,17 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
     const std::size_t hdr = vnet_ ? sizeof(VirtioNetHdr) : 0;
     iovec iov[3] = {
         {slot - hdr, hdr}, {slot, batch_.frame_capacity()}, {overflow_.get(), kOverflowBytes}};
-    const ssize_t n = vnet_ ? ::readv(fd_, iov, 3) : ::readv(fd_, iov + 1, 2);
+    ssize_t n;
+    msghdr m{};
+    if (aux_) {  // af_packet: recvmsg, for the VLAN tag in PACKET_AUXDATA
+      m.msg_iov = vnet_ ? iov : iov + 1;
+      m.msg_iovlen = vnet_ ? 3 : 2;
+      m.msg_control = aux_.get();
+      m.msg_controllen = kAuxSpace;
+      n = ::recvmsg(fd_, &m, 0);
+    } else {
+      n = vnet_ ? ::readv(fd_, iov, 3) : ::readv(fd_, iov + 1, 2);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       return read_error(errno, tally);
@@ -158,7 +195,9 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
       ++tally.drop(DropReason::runt);
       continue;
     }
-    accept_frame(slot, static_cast<std::size_t>(n) - hdr, false, tally);
+    std::size_t len = static_cast<std::size_t>(n) - hdr;
+    std::uint8_t* data = aux_ ? restore_vlan(0, slot, len, m.msg_controllen) : slot;
+    accept_frame(data, len, false, tally);
   }
   return ReadEnd::full;
 }
@@ -176,7 +215,11 @@ Dispatcher::ReadEnd Dispatcher::read_ring(CounterValues& tally) {
   RxRing::Frame f;
   while (batch_.size() < batch_.capacity()) {
     if (!ring_->next(f)) return ReadEnd::drained;
-    accept_frame(f.data, f.len, f.caplen < f.len, tally);
+    std::size_t len = f.caplen;
+    std::uint8_t* data = f.data;
+    if ((f.status & TP_STATUS_VLAN_VALID) && f.room >= (vnet_ ? sizeof(VirtioNetHdr) : 0) + 4)
+      data = put_vlan_tag_back(f.data, len, f.vlan_tpid, f.vlan_tci, vnet_);
+    accept_frame(data, len, f.caplen < f.len, tally);
   }
   return ReadEnd::full;
 }
@@ -192,6 +235,10 @@ Dispatcher::ReadEnd Dispatcher::read_recvmmsg(CounterValues& tally) {
     msgs[i].msg_hdr = {};
     msgs[i].msg_hdr.msg_iov = vnet_ ? &iov[2 * i] : &iov[2 * i + 1];
     msgs[i].msg_hdr.msg_iovlen = vnet_ ? 2 : 1;
+    if (aux_) {
+      msgs[i].msg_hdr.msg_control = aux_.get() + i * kAuxSpace;
+      msgs[i].msg_hdr.msg_controllen = kAuxSpace;
+    }
   }
   int n;
   do {
@@ -207,8 +254,11 @@ Dispatcher::ReadEnd Dispatcher::read_recvmmsg(CounterValues& tally) {
       ++tally.drop(DropReason::runt);
       continue;
     }
-    accept_frame(batch_.slot(static_cast<std::size_t>(i)), msgs[i].msg_len - hdr,
-                 (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, tally);
+    const auto k = static_cast<std::size_t>(i);
+    std::size_t len = msgs[i].msg_len - hdr;
+    std::uint8_t* data = batch_.slot(k);
+    if (aux_) data = restore_vlan(k, data, len, msgs[i].msg_hdr.msg_controllen);
+    accept_frame(data, len, (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, tally);
   }
   return static_cast<std::size_t>(n) == cap ? ReadEnd::full : ReadEnd::drained;
 }

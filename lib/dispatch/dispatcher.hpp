@@ -65,6 +65,10 @@ class Dispatcher {
   void accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally);
   /// Handles a failed read; returns how the loop ends.
   ReadEnd read_error(int err, CounterValues& tally);
+  /// af_packet: the VLAN tag PACKET_AUXDATA in control buffer `i` reports, put back into the
+  /// frame at `data` (which then starts 4 bytes earlier).
+  std::uint8_t* restore_vlan(std::size_t i, std::uint8_t* data, std::size_t& len,
+                             std::size_t msg_controllen) const;
 
   boost::asio::io_context& io_;
   Link& link_;
@@ -80,7 +84,9 @@ class Dispatcher {
   Batch spill_;  ///< where GSO segments for the egress link are built (batch_.spill())
   std::unique_ptr<std::uint8_t[]> overflow_;
   RxRing* ring_ = nullptr;  ///< packet_mmap: the port's ring
-  int last_error_ = 0;      ///< the errno last logged, to log a repeating error once
+  /// af_packet without a ring: one PACKET_AUXDATA control buffer per batch slot.
+  std::unique_ptr<std::uint8_t[]> aux_;
+  int last_error_ = 0;  ///< the errno last logged, to log a repeating error once
 };
 
 }  // namespace fdlinkd

@@ -29,9 +29,12 @@ class RxRing {
   /// One frame of the current block.
   struct Frame {
     std::uint8_t* data;
-    std::uint32_t caplen;  ///< bytes in the ring
-    std::uint32_t len;     ///< bytes on the wire (larger when the ring cut the frame)
-    std::uint32_t status;  ///< tp_status (TP_STATUS_CSUMNOTREADY, ...)
+    std::uint32_t caplen;     ///< bytes in the ring
+    std::uint32_t len;        ///< bytes on the wire (larger when the ring cut the frame)
+    std::uint32_t status;     ///< tp_status (TP_STATUS_VLAN_VALID, ...)
+    std::uint16_t vlan_tci;   ///< the VLAN tag the kernel took out, if TP_STATUS_VLAN_VALID
+    std::uint16_t vlan_tpid;  ///< its TPID (0x8100 when the kernel does not say)
+    std::size_t room;         ///< writable bytes in front of data (the virtio header's included)
   };
 
   /// The next frame, or false when no block is ready. Frames stay valid until release().

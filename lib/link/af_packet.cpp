@@ -87,8 +87,13 @@ void AfPacketLink::open_fds() {
     // tells a frame with an unfinished checksum or a GSO super-frame (and its MSS) from others.
     if (::setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0)
       throw LinkError("PACKET_VNET_HDR: " + errno_text(errno));
+    // The kernel takes the outermost VLAN tag out of every frame before a packet socket sees
+    // it; the ring says which tag it was, recvmsg says it in PACKET_AUXDATA. fdlinkd puts it
+    // back (dispatcher.cpp).
     if (config_.dispatch == DispatchMode::packet_mmap)
       ports_[q]->rx_ring = std::make_unique<RxRing>(fd, config_.ring);
+    else if (::setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) != 0)
+      throw LinkError("PACKET_AUXDATA: " + errno_text(errno));
 
     bind_to(fd, ifindex, ETH_P_ALL, ifname);
 

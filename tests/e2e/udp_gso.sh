@@ -43,7 +43,7 @@ ip netns exec "$ID-h1" ethtool -k "$dev" | grep -q "tx-udp-segmentation: on" ||
   fail "$dev has no UDP segmentation offload: the sender would segment before fdlinkd"
 ping_ok "$ID-h1" 10.77.10.2 3
 
-ip netns exec "$ID-h2" tcpdump -i h2 -Q in -s 100 -w "$TMP/h2.pcap" udp port 9000 2>/dev/null &
+ip netns exec "$ID-h2" tcpdump -i h2 -Q in -s 100 --immediate-mode -w "$TMP/h2.pcap" udp port 9000 2>/dev/null &
 CAP=$!
 BACKGROUND+=("$CAP")
 sleep 0.5

@@ -10,7 +10,9 @@
 #include <cstring>
 #include <vector>
 
+#include "core/virtio_net.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "dispatch/vlan.hpp"
 #include "link/link.hpp"
 #include "sink/forward.hpp"
 #include "writer/writer.hpp"
@@ -214,4 +216,38 @@ TEST_CASE("every drop reason has a distinct name") {
     names.insert(n);
   }
   CHECK(names.size() == kDropReasonCount);
+}
+
+TEST_CASE("a VLAN tag taken out by the kernel goes back between the MACs and the type") {
+  std::vector<std::uint8_t> buf(128 + 64);
+  std::uint8_t* data = buf.data() + 128;
+  for (std::size_t i = 0; i < 64; ++i)
+    data[i] = static_cast<std::uint8_t>(i + 1);
+  VirtioNetHdr h;
+  h.flags = VirtioNetHdr::kNeedsCsum;
+  h.csum_start = 34;
+  h.csum_offset = 16;
+  h.hdr_len = 54;
+  std::memcpy(data - sizeof h, &h, sizeof h);
+  const std::vector<std::uint8_t> before(data, data + 64);
+
+  std::size_t len = 64;
+  std::uint8_t* out = put_vlan_tag_back(data, len, 0x88A8, 0xA064, true);
+  REQUIRE(out == data - 4);
+  REQUIRE(len == 68);
+  CHECK(std::vector<std::uint8_t>(out, out + 12) ==
+        std::vector<std::uint8_t>(before.begin(), before.begin() + 12));
+  CHECK(std::vector<std::uint8_t>(out + 12, out + 16) ==
+        std::vector<std::uint8_t>{0x88, 0xA8, 0xA0, 0x64});
+  CHECK(std::vector<std::uint8_t>(out + 16, out + 68) ==
+        std::vector<std::uint8_t>(before.begin() + 12, before.end()));
+  VirtioNetHdr moved;
+  std::memcpy(&moved, out - sizeof moved, sizeof moved);
+  CHECK(moved.csum_start == 38);  // the kernel counted without the tag
+  CHECK(moved.csum_offset == 16);
+  CHECK(moved.hdr_len == 58);
+
+  std::size_t runt = 10;  // shorter than two MAC addresses: left alone
+  CHECK(put_vlan_tag_back(data, runt, 0x8100, 1, false) == data);
+  CHECK(runt == 10);
 }

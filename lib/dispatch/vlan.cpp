@@ -1,0 +1,31 @@
+#include "dispatch/vlan.hpp"
+
+#include <cstring>
+
+#include "core/virtio_net.hpp"
+
+namespace fdlinkd {
+
+std::uint8_t* put_vlan_tag_back(std::uint8_t* data, std::size_t& len, std::uint16_t tpid,
+                                std::uint16_t tci, bool vnet) {
+  if (len < 12) return data;  // a runt: dropped as such, tag or not
+  std::uint8_t* front = data - (vnet ? sizeof(VirtioNetHdr) : 0);
+  std::memmove(front - 4, front, static_cast<std::size_t>(data - front) + 12);
+  std::uint8_t* out = data - 4;
+  const std::uint8_t tag[4] = {static_cast<std::uint8_t>(tpid >> 8),
+                               static_cast<std::uint8_t>(tpid), static_cast<std::uint8_t>(tci >> 8),
+                               static_cast<std::uint8_t>(tci)};
+  std::memcpy(out + 12, tag, sizeof tag);
+  len += 4;
+  if (vnet) {
+    VirtioNetHdr h;
+    std::memcpy(&h, out - sizeof h, sizeof h);
+    if (h.flags & VirtioNetHdr::kNeedsCsum)
+      h.csum_start = static_cast<std::uint16_t>(h.csum_start + 4);
+    if (h.hdr_len != 0 && h.hdr_len < 0xFFFC) h.hdr_len = static_cast<std::uint16_t>(h.hdr_len + 4);
+    std::memcpy(out - sizeof h, &h, sizeof h);
+  }
+  return out;
+}
+
+}  // namespace fdlinkd
