@@ -1,5 +1,6 @@
 #include "offload/checksum.hpp"
 
+#include <array>
 #include <bit>
 #include <cstring>
 
@@ -51,6 +52,38 @@ bool finish_partial(std::uint8_t* frame, std::size_t len, std::size_t csum_start
   const std::uint16_t c =
       static_cast<std::uint16_t>(~fold(sum_words(frame + csum_start, len - csum_start)));
   store16(frame + csum_start + csum_offset, c);
+  return true;
+}
+
+namespace {
+
+constexpr std::array<std::uint32_t, 256> kCrc32cTable = [] {
+  std::array<std::uint32_t, 256> t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k)
+      c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;  // the reflected Castagnoli polynomial
+    t[i] = c;
+  }
+  return t;
+}();
+
+}  // namespace
+
+std::uint32_t crc32c(const std::uint8_t* p, std::size_t len) {
+  std::uint32_t c = 0xFFFFFFFFu;
+  for (std::size_t i = 0; i < len; ++i)
+    c = kCrc32cTable[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+  return ~c;
+}
+
+bool finish_sctp(std::uint8_t* frame, std::size_t len, std::size_t sctp) {
+  if (sctp >= len || len - sctp < 12) return false;
+  std::uint8_t* field = frame + sctp + 8;
+  std::memset(field, 0, 4);
+  const std::uint32_t c = crc32c(frame + sctp, len - sctp);
+  for (int i = 0; i < 4; ++i)  // stored least significant byte first, as Linux does
+    field[i] = static_cast<std::uint8_t>(c >> (8 * i));
   return true;
 }
 

@@ -22,6 +22,13 @@ std::uint16_t fold(std::uint32_t sum);
 bool finish_partial(std::uint8_t* frame, std::size_t len, std::size_t csum_start,
                     std::size_t csum_offset);
 
+/// CRC32c (Castagnoli), as SCTP uses it: the final value, inverted.
+std::uint32_t crc32c(const std::uint8_t* p, std::size_t len);
+/// Completes the CRC32c of the SCTP packet starting at `sctp` (what a NEEDS_CSUM header with
+/// csum_offset 8 on SCTP asks for: Linux offloads SCTP's CRC the same way, and a sum of 16-bit
+/// words there would be wrong). False when the header does not fit the frame.
+bool finish_sctp(std::uint8_t* frame, std::size_t len, std::size_t sctp);
+
 /// Writes the full TCP or UDP checksum (pseudo-header included) of the L4 segment described by
 /// `info`, whose L4 part (header + payload) is `l4_len` bytes.
 void write_l4_checksum(std::uint8_t* frame, const PacketInfo& info, std::size_t l4_len);

@@ -10,19 +10,6 @@ namespace {
 constexpr std::uint8_t kFin = 0x01, kPsh = 0x08, kCwr = 0x80;
 }  // namespace
 
-namespace {
-
-// Where the IP packet ends: its own length field says (short frames carry Ethernet padding),
-// bounded by the frame. An IPv6 payload length of 0 (a jumbogram) means "the whole frame".
-std::size_t ip_end(const std::uint8_t* frame, std::size_t len, const PacketInfo& info) {
-  std::size_t end = info.ip_version == 4 ? info.l3 + std::size_t{load16(frame + info.l3 + 2)}
-                                         : info.l4 + std::size_t{load16(frame + info.l3 + 4)};
-  if (info.ip_version == 6 && end == info.l4) end = len;
-  return end < len ? end : len;
-}
-
-}  // namespace
-
 std::size_t segment_count(std::size_t payload, std::size_t mss) {
   return payload == 0 ? 1 : (payload + mss - 1) / mss;
 }
@@ -32,7 +19,7 @@ bool segment(const std::uint8_t* frame, std::size_t len, const PacketInfo& info,
   const bool tcp = info.l4_proto == kProtoTcp;
   if ((!tcp && info.l4_proto != kProtoUdp) || mss == 0) return false;
   const std::size_t hdrs = info.headers;
-  const std::size_t end = ip_end(frame, len, info);
+  const std::size_t end = ip_packet_end(frame, len, info);
   const std::size_t payload = end > hdrs ? end - hdrs : 0;
   const std::size_t n = segment_count(payload, mss);
   if (out.size() + n > out.capacity() || hdrs + mss > out.frame_capacity()) return false;

@@ -49,12 +49,20 @@ bool parse_headers(const std::uint8_t* f, std::size_t len, bool l2, PacketInfo& 
     info.headers = static_cast<std::uint16_t>(l4 + doff);
     return true;
   }
-  if (info.l4_proto == kProtoUdp) {
-    if (len < l4 + 8) return false;
-    info.headers = static_cast<std::uint16_t>(l4 + 8);
+  if (info.l4_proto == kProtoUdp || info.l4_proto == kProtoSctp) {
+    const std::size_t hl = info.l4_proto == kProtoUdp ? 8 : 12;
+    if (len < l4 + hl) return false;
+    info.headers = static_cast<std::uint16_t>(l4 + hl);
     return true;
   }
   return false;
+}
+
+std::size_t ip_packet_end(const std::uint8_t* frame, std::size_t len, const PacketInfo& info) {
+  std::size_t end = info.ip_version == 4 ? info.l3 + std::size_t{load16(frame + info.l3 + 2)}
+                                         : info.l4 + std::size_t{load16(frame + info.l3 + 4)};
+  if (info.ip_version == 6 && end == info.l4) end = len;
+  return end < len ? end : len;
 }
 
 bool parse_udp_tunnel(const std::uint8_t* f, std::size_t len, const PacketInfo& outer,

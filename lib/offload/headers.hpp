@@ -20,10 +20,16 @@ struct PacketInfo {
 
 constexpr std::uint8_t kProtoTcp = 6;
 constexpr std::uint8_t kProtoUdp = 17;
+constexpr std::uint8_t kProtoSctp = 132;
 
-/// Fills `info` for an IPv4/IPv6 TCP or UDP frame whose headers lie whole within `len` bytes;
-/// false for anything else (other protocols, truncated or inconsistent headers).
+/// Fills `info` for an IPv4/IPv6 TCP, UDP or SCTP frame whose headers (SCTP: its 12-byte
+/// common header) lie whole within `len` bytes; false for anything else (other protocols,
+/// truncated or inconsistent headers).
 bool parse_headers(const std::uint8_t* frame, std::size_t len, bool l2, PacketInfo& info);
+
+/// Where the IP packet of a parsed frame ends: its own length field says (short frames carry
+/// Ethernet padding), bounded by the frame. An IPv6 payload length of 0 means "to the end".
+std::size_t ip_packet_end(const std::uint8_t* frame, std::size_t len, const PacketInfo& info);
 
 /// For a frame whose outer headers (`outer`) are UDP: finds an Ethernet frame carried in a
 /// VXLAN or Geneve header whose TCP header starts at `inner_l4` (where the kernel's virtio

@@ -20,6 +20,12 @@ bool is_gso(const VirtioNetHdr& h) {
   return h.gso_type != VirtioNetHdr::kGsoNone;
 }
 
+// A checksum field at offset 8 is SCTP's CRC32c (Linux offloads it as NEEDS_CSUM too). No fd
+// can take it back in a virtio header (it would be finished as a 16-bit sum): always done here.
+bool is_sctp_crc(const VirtioNetHdr& h) {
+  return (h.flags & VirtioNetHdr::kNeedsCsum) && h.csum_offset == 8;
+}
+
 bool is_udp_l4(const VirtioNetHdr& h) {
   return (h.gso_type & ~VirtioNetHdr::kGsoEcn) == VirtioNetHdr::kGsoUdpL4;
 }
@@ -37,7 +43,7 @@ bool is_tunnel_gso(const Frame& f, const VirtioNetHdr& h, bool l2) {
 // Passed through as it is (header included) to an egress that takes offloads: any GSO frame
 // but a tunnel's, and anything within the MTU.
 bool passes_through(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
-  if (!f.vnet || !caps.passthrough) return false;
+  if (!f.vnet || !caps.passthrough || is_sctp_crc(h)) return false;
   return is_gso(h) ? !is_tunnel_gso(f, h, caps.l2) : f.len <= caps.frame_capacity;
 }
 
@@ -116,7 +122,11 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
     }
     offload::PacketInfo info;
     if (!gso && f.len <= caps.frame_capacity) {  // only the checksum is left to do
-      if (!offload::finish_partial(f.data, f.len, h.csum_start, h.csum_offset)) {
+      const bool sctp = is_sctp_crc(h) && offload::parse_headers(f.data, f.len, caps.l2, info) &&
+                        info.l4_proto == offload::kProtoSctp && info.l4 == h.csum_start;
+      if (sctp ? !offload::finish_sctp(f.data, offload::ip_packet_end(f.data, f.len, info),
+                                       h.csum_start)
+               : !offload::finish_partial(f.data, f.len, h.csum_start, h.csum_offset)) {
         ++tally.drop(DropReason::vnet_bad_csum);
         continue;
       }
