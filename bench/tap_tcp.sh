@@ -7,6 +7,8 @@
 #   bridge        tb-h1 (veth) <-> br0 in tb-br <-> (veth) tb-h2
 #   fdlinkd-vnet  tb-h1 (TAP t0, vnet_hdr) <-> fdlinkd <-> af_packet vnet_hdr = true <-> tb-h2
 #   fdlinkd-soft  the same, af_packet without vnet_hdr: fdlinkd segments in software
+#   fdlinkd-default  the af_packet link at its defaults (no vnet_hdr, no qdisc_bypass key):
+#                 super-frames go to the kernel's qdisc path whole
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
@@ -42,7 +44,7 @@ run_bridge() {
   sleep 0.5
   iperf
 }
-run_fdlinkd() {  # VNET(true|false)
+run_fdlinkd() {  # VNET(true|false|default)
   up_hosts
   ip link add h2 netns tb-h2 type veth peer name pb netns tb-fw
   ip -n tb-fw link set pb up
@@ -61,8 +63,7 @@ sink = "to-wire"
 name = "wire"
 type = "af_packet"
 interface = "pb"
-vnet_hdr = $1
-qdisc_bypass = true
+$([ "$1" = default ] || printf 'vnet_hdr = %s\nqdisc_bypass = true' "$1")
 sink = "to-tap"
 [[sink]]
 name = "to-wire"
@@ -85,20 +86,22 @@ EOT
 }
 declare -A res
 for r in $(seq "$ROUNDS"); do
-  for f in bridge fdlinkd-vnet fdlinkd-soft; do
+  for f in bridge fdlinkd-vnet fdlinkd-soft fdlinkd-default; do
     case $f in
       bridge) v=$(run_bridge) ;;
       fdlinkd-vnet) v=$(run_fdlinkd true) ;;
       fdlinkd-soft) v=$(run_fdlinkd false) ;;
+      fdlinkd-default) v=$(run_fdlinkd default) ;;
     esac
     down
     echo "round $r $f: $v Gbit/s" >&2
     res[$f]="${res[$f]:-} $v"
   done
 done
-python3 - "${res[bridge]}" "${res[fdlinkd-vnet]}" "${res[fdlinkd-soft]}" <<'EOF'
+python3 - "${res[bridge]}" "${res[fdlinkd-vnet]}" "${res[fdlinkd-soft]}" "${res[fdlinkd-default]}" <<'EOF'
 import statistics, sys
-names = ["bridge", "fdlinkd-vnet (GSO pass-through)", "fdlinkd-soft (software GSO)"]
+names = ["bridge", "fdlinkd-vnet (GSO pass-through)", "fdlinkd-soft (software GSO)",
+         "fdlinkd-default (af_packet defaults: pass-through, qdisc path)"]
 vals = [[float(x) for x in a.split()] for a in sys.argv[1:]]
 b = vals[0]
 print("| path | median Gbit/s | min-max | ratio to bridge | per-round ratio |")

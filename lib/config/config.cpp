@@ -248,7 +248,19 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
     lr.reject("vnet_hdr", "virtio-net headers belong to TAP/TUN devices and AF_PACKET sockets");
     lr.reject("gso_max_size", "a unix link never receives GSO super-frames");
   }
-  if (auto v = lr.boolean("vnet_hdr")) l.vnet_hdr = *v;
+  if (auto v = lr.boolean("vnet_hdr")) {
+    l.vnet_hdr = *v;
+    if (*v && type == LinkType::af_packet && l.tx_ring)
+      errors.add(lr.where("vnet_hdr"),
+                 "vnet_hdr = true in " + label +
+                     " cannot go with tx_ring = true: a TX ring slot holds one wire frame, so "
+                     "GSO super-frames could not be passed on (use one or the other)");
+  } else if (type == LinkType::af_packet) {
+    // Unset: hand super-frames and unfinished checksums to the kernel when it can take them
+    // (the qdisc path segments for devices without TSO; the bypass path and TX ring slots
+    // cannot), else finish them in fdlinkd.
+    l.vnet_hdr = !l.qdisc_bypass && !l.tx_ring;
+  }
   if (type != LinkType::tap && type != LinkType::tun) {
     lr.reject("offloads", "it sets what a TAP/TUN device may hand fdlinkd");
   } else if (lr.has("offloads")) {

@@ -76,6 +76,7 @@ struct LinkConfig {
   RingConfig ring;
   /// tap/tun/af_packet: hand checksum offload and GSO super-frames to the kernel with a
   /// virtio-net header (IFF_VNET_HDR, PACKET_VNET_HDR) instead of finishing them in software.
+  /// af_packet without the key: true unless qdisc_bypass or tx_ring is (they cannot take them).
   bool vnet_hdr = false;
   /// tap/tun with vnet_hdr: what the device may hand fdlinkd (TUNSETOFFLOAD).
   bool offload_csum = true, offload_tso4 = true, offload_tso6 = true;

@@ -40,11 +40,20 @@ bool is_tunnel_gso(const Frame& f, const VirtioNetHdr& h, bool l2) {
   return offload::parse_headers(f.data, f.len, l2, outer) && outer.l4_proto == offload::kProtoUdp;
 }
 
-// Passed through as it is (header included) to an egress that takes offloads: any GSO frame
-// but a tunnel's, and anything within the MTU.
+// A GSO frame the egress can segment as it is: not a tunnel's, and its segments (the sender's
+// gso_size) fit the egress MTU (else the kernel would drop them; fdlinkd cuts them smaller).
+bool gso_fits(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
+  if (is_tunnel_gso(f, h, caps.l2)) return false;
+  offload::PacketInfo info;
+  return offload::parse_headers(f.data, f.len, caps.l2, info) &&
+         std::size_t{info.headers} + h.gso_size <= caps.frame_capacity;
+}
+
+// Passed through as it is (header included) to an egress that takes offloads: a GSO frame
+// the egress can segment, and anything within the MTU.
 bool passes_through(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
   if (!f.vnet || !caps.passthrough || is_sctp_crc(h)) return false;
-  return is_gso(h) ? !is_tunnel_gso(f, h, caps.l2) : f.len <= caps.frame_capacity;
+  return is_gso(h) ? gso_fits(f, h, caps) : f.len <= caps.frame_capacity;
 }
 
 bool needs_work(const Frame& f, const EgressCaps& caps) {

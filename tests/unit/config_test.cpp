@@ -476,6 +476,35 @@ TEST_CASE("af_packet fast-path keys parse") {
   CHECK(r.config->daemon.cpu_affinity == std::vector<unsigned>{1});
 }
 
+TEST_CASE("af_packet passes offloads to the kernel unless the bypass or a TX ring cannot") {
+  // a: only the key under test; b stays at the defaults.
+  auto a_with = [](const std::string& lines) {
+    auto text = kLinks;
+    text.replace(text.find("sink = \"to-b\""), 0, lines);
+    auto r = parse_config(text, "t.toml");
+    REQUIRE(r.config.has_value());
+    return r.config->links[0].vnet_hdr;
+  };
+  CHECK(a_with(""));                             // default: the qdisc path segments
+  CHECK_FALSE(a_with("qdisc_bypass = true\n"));  // the direct path cannot
+  CHECK_FALSE(a_with("tx_ring = true\n"));       // a slot holds one wire frame
+  CHECK_FALSE(a_with("vnet_hdr = false\n"));
+  CHECK(a_with("qdisc_bypass = true\nvnet_hdr = true\n"));  // asked for: the user's call
+  expect_one(R"([[link]]
+name = "a"
+type = "af_packet"
+interface = "veth-a"
+tx_ring = true
+vnet_hdr = true
+sink = "s"
+[[sink]]
+name = "s"
+type = "forward"
+to = "a"
+)",
+             6, 12, "vnet_hdr = true in link \"a\" cannot go with tx_ring = true");
+}
+
 TEST_CASE("vnet keys parse on a tap link") {
   auto r = parse_config(R"([[link]]
 name = "t"

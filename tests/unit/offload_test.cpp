@@ -166,7 +166,7 @@ Bytes udp_tunnel(const Bytes& inner, int version, bool geneve, std::size_t genev
 // Runs one frame with header `h` through prepare_egress to a plain 1500-MTU Ethernet link (or a
 // vnet_hdr one) and returns what was sent.
 std::vector<Bytes> egress_one(const Bytes& f, const VirtioNetHdr& h, CounterValues& tally,
-                              bool vnet_egress = false) {
+                              bool vnet_egress = false, std::size_t capacity = 1514) {
   Batch in(1, 70000);
   std::copy(f.begin(), f.end(), in.slot(0));
   std::memcpy(in.slot(0) - sizeof h, &h, sizeof h);
@@ -175,7 +175,7 @@ std::vector<Bytes> egress_one(const Bytes& f, const VirtioNetHdr& h, CounterValu
   in.set_spill(&spill);
   EgressCaps caps;
   caps.vnet_fd = caps.passthrough = vnet_egress;
-  caps.frame_capacity = 1514;
+  caps.frame_capacity = capacity;
   std::vector<Bytes> sent;
   prepare_egress(in, caps, tally, [&](Batch& b) {
     for (std::size_t i = 0; i < b.size(); ++i)
@@ -425,6 +425,28 @@ TEST_CASE("an inner checksum left to finish (VXLAN) is accepted and finished for
   REQUIRE(out.size() == f.size());
   CHECK(verify_l4(Bytes(out.begin() + 50, out.end()), 4, 14, 38, 6) == 0);  // inner TCP
   CHECK(get16(out, 40) == 0);  // the outer UDP checksum stays "none"
+}
+
+TEST_CASE("a GSO frame passes to a vnet egress only if its segments fit that egress") {
+  const Bytes f = tcp4_frame(5000, kAck);  // 70 bytes of headers
+  VirtioNetHdr h;
+  h.flags = VirtioNetHdr::kNeedsCsum;
+  h.gso_type = VirtioNetHdr::kGsoTcpV4;
+  h.gso_size = 1400;
+  h.csum_start = 38;
+  h.csum_offset = 16;
+  auto send = [&](std::size_t capacity) {
+    CounterValues tally;
+    std::vector<std::size_t> sizes;
+    for (const Bytes& d : egress_one(f, h, tally, true, capacity))
+      sizes.push_back(d.size());
+    CHECK(tally.total_drops() == 0);
+    return sizes;
+  };
+  CHECK(send(1514) == std::vector<std::size_t>{f.size()});  // 70 + 1400 fit: passed whole
+  // An egress of MTU 1400 (1414-byte frames): the kernel would drop 1470-byte segments, so
+  // fdlinkd cuts them to fit, 1344 bytes of payload each.
+  CHECK(send(1414) == std::vector<std::size_t>{1414, 1414, 1414, 70 + 5000 - 3 * 1344});
 }
 
 TEST_CASE("TCP GSO in VXLAN is cut along the inner TCP header with both layers fixed") {
