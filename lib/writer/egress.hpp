@@ -2,11 +2,13 @@
 //
 // A frame may arrive with work left in it: a checksum the sender left unfinished
 // (NEEDS_CSUM) or a GSO super-frame larger than the wire MTU. An egress link that passes
-// offloads on (vnet_hdr = true) gets such frames whole, with their virtio-net header. Any
-// other egress link gets what the wire needs: the checksum finished in place, TCP super-frames
-// cut into segments and UDP GSO super-frames into datagrams of their gso_size (gso.hpp) in the
-// dispatcher's spill batch, in their original order, and anything else that does not fit the
-// MTU dropped as too_big (a plain UDP datagram is never cut into several).
+// offloads on (vnet_hdr = true) gets such frames whole, with their virtio-net header, when
+// their segments fit its MTU. Any other egress link gets what the wire needs: the checksum
+// finished in place, TCP super-frames cut into segments and UDP GSO super-frames into
+// datagrams of their gso_size (gso.hpp) in the dispatcher's spill batch, in their original
+// order, and anything else that does not fit the MTU dropped as too_big (a plain UDP datagram
+// is never cut into several). Two kinds are always done here, whatever the egress, because no
+// virtio header can carry them back: TCP GSO inside a UDP tunnel, and SCTP's CRC32c.
 //
 // Fds that carry virtio-net headers (AF_PACKET always, TAP/TUN with vnet_hdr) need one in
 // front of every frame: frames that keep no header of their own get a zero one whose hdr_len
