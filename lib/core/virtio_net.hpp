@@ -19,6 +19,9 @@ struct VirtioNetHdr {
   std::uint16_t gso_size = 0;
   std::uint16_t csum_start = 0;
   std::uint16_t csum_offset = 0;
+
+  /// The GSO type without the ECN bit.
+  std::uint8_t gso_kind() const { return static_cast<std::uint8_t>(gso_type & ~kGsoEcn); }
 };
 static_assert(sizeof(VirtioNetHdr) == 10);
 

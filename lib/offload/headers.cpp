@@ -4,27 +4,29 @@
 
 namespace fdlinkd::offload {
 
+bool skip_l2(const std::uint8_t* f, std::size_t len, std::uint16_t& type, std::size_t& l3) {
+  if (len < 14) return false;
+  std::size_t off = 12;
+  type = load16(f + off);
+  for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88A8); ++tags) {
+    if (len < off + 6) return false;
+    off += 4;
+    type = load16(f + off);
+  }
+  l3 = off + 2;
+  return true;
+}
+
 bool parse_headers(const std::uint8_t* f, std::size_t len, bool l2, PacketInfo& info) {
   std::size_t off = 0;
   std::uint16_t type = 0;
-  if (l2) {
-    if (len < 14) return false;
-    off = 12;
-    type = load16(f + off);
-    for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88A8); ++tags) {
-      if (len < off + 6) return false;
-      off += 4;
-      type = load16(f + off);
-    }
-    off += 2;
-    if (type != 0x0800 && type != 0x86DD) return false;
-  }
+  if (l2 && (!skip_l2(f, len, type, off) || (type != kEthIPv4 && type != kEthIPv6))) return false;
   if (len < off + 1) return false;
   info.l3 = static_cast<std::uint16_t>(off);
   info.ip_version = f[off] >> 4;
   std::size_t l4;
   if (info.ip_version == 4) {
-    if (l2 && type != 0x0800) return false;
+    if (l2 && type != kEthIPv4) return false;
     if (len < off + 20) return false;
     const std::size_t ihl = (f[off] & 0x0F) * 4u;
     if (ihl < 20 || len < off + ihl) return false;
@@ -33,7 +35,7 @@ bool parse_headers(const std::uint8_t* f, std::size_t len, bool l2, PacketInfo& 
     info.fragment = (load16(f + off + 6) & 0x3FFF) != 0;
     l4 = off + ihl;
   } else if (info.ip_version == 6) {
-    if (l2 && type != 0x86DD) return false;
+    if (l2 && type != kEthIPv6) return false;
     if (len < off + 40) return false;
     info.l4_proto = f[off + 6];
     info.fragment = false;

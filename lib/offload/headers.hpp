@@ -22,6 +22,12 @@ constexpr std::uint8_t kProtoTcp = 6;
 constexpr std::uint8_t kProtoUdp = 17;
 constexpr std::uint8_t kProtoSctp = 132;
 
+constexpr std::uint16_t kEthIPv4 = 0x0800, kEthIPv6 = 0x86DD;
+
+/// Walks an Ethernet header and up to two VLAN tags (802.1Q or 802.1ad): the EtherType they
+/// lead to and where the L3 header starts. False when the frame ends inside them.
+bool skip_l2(const std::uint8_t* frame, std::size_t len, std::uint16_t& type, std::size_t& l3);
+
 /// Fills `info` for an IPv4/IPv6 TCP, UDP or SCTP frame whose headers (SCTP: its 12-byte
 /// common header) lie whole within `len` bytes; false for anything else (other protocols,
 /// truncated or inconsistent headers).

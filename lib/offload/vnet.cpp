@@ -4,7 +4,7 @@ namespace fdlinkd::offload {
 
 std::optional<DropReason> check_vnet(const VirtioNetHdr& h, const std::uint8_t* frame,
                                      std::size_t len, bool l2, PacketInfo& info) {
-  const std::uint8_t gso = h.gso_type & static_cast<std::uint8_t>(~VirtioNetHdr::kGsoEcn);
+  const std::uint8_t gso = h.gso_kind();
   if (gso != VirtioNetHdr::kGsoNone && gso != VirtioNetHdr::kGsoTcpV4 &&
       gso != VirtioNetHdr::kGsoTcpV6 && gso != VirtioNetHdr::kGsoUdp &&
       gso != VirtioNetHdr::kGsoUdpL4)

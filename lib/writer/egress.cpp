@@ -26,26 +26,19 @@ bool is_sctp_crc(const VirtioNetHdr& h) {
   return (h.flags & VirtioNetHdr::kNeedsCsum) && h.csum_offset == 8;
 }
 
-bool is_udp_l4(const VirtioNetHdr& h) {
-  return (h.gso_type & ~VirtioNetHdr::kGsoEcn) == VirtioNetHdr::kGsoUdpL4;
-}
-
 // TCP GSO in a UDP tunnel (VXLAN, Geneve): the kernel's virtio header cannot say "tunnel",
-// so it reads TCP while the outer header is UDP. No fd can take such a header back: fdlinkd
-// segments these frames itself, for every egress.
-bool is_tunnel_gso(const Frame& f, const VirtioNetHdr& h, bool l2) {
-  const std::uint8_t type = h.gso_type & static_cast<std::uint8_t>(~VirtioNetHdr::kGsoEcn);
-  if (type != VirtioNetHdr::kGsoTcpV4 && type != VirtioNetHdr::kGsoTcpV6) return false;
-  offload::PacketInfo outer;
-  return offload::parse_headers(f.data, f.len, l2, outer) && outer.l4_proto == offload::kProtoUdp;
+// so it reads TCP while the frame's own (`outer`) headers are UDP. No fd can take such a
+// header back: fdlinkd segments these frames itself, for every egress.
+bool is_tunnel_gso(const VirtioNetHdr& h, const offload::PacketInfo& outer) {
+  return (h.gso_kind() == VirtioNetHdr::kGsoTcpV4 || h.gso_kind() == VirtioNetHdr::kGsoTcpV6) &&
+         outer.l4_proto == offload::kProtoUdp;
 }
 
 // A GSO frame the egress can segment as it is: not a tunnel's, and its segments (the sender's
 // gso_size) fit the egress MTU (else the kernel would drop them; fdlinkd cuts them smaller).
 bool gso_fits(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
-  if (is_tunnel_gso(f, h, caps.l2)) return false;
   offload::PacketInfo info;
-  return offload::parse_headers(f.data, f.len, caps.l2, info) &&
+  return offload::parse_headers(f.data, f.len, caps.l2, info) && !is_tunnel_gso(h, info) &&
          std::size_t{info.headers} + h.gso_size <= caps.frame_capacity;
 }
 
@@ -56,11 +49,16 @@ bool passes_through(const Frame& f, const VirtioNetHdr& h, const EgressCaps& cap
   return is_gso(h) ? gso_fits(f, h, caps) : f.len <= caps.frame_capacity;
 }
 
+// What a frame that is not passed through needs done before the wire takes it.
+bool work_left(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
+  return f.len > caps.frame_capacity || (h.flags & VirtioNetHdr::kNeedsCsum) || is_gso(h);
+}
+
 bool needs_work(const Frame& f, const EgressCaps& caps) {
   const VirtioNetHdr h = header_of(f);  // all zero when the frame has none
   if (passes_through(f, h, caps))       // a GSO frame must carry a partial checksum
     return is_gso(h) && !(h.flags & VirtioNetHdr::kNeedsCsum);
-  return f.len > caps.frame_capacity || (h.flags & VirtioNetHdr::kNeedsCsum) || is_gso(h);
+  return work_left(f, h, caps);
 }
 
 // Writes the header the egress fd gets for frame i: the frame's own when passed through, else
@@ -124,7 +122,7 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
       out->push(f.data, f.len, true);
       continue;
     }
-    if (!needs_work(f, caps)) {
+    if (!work_left(f, h, caps)) {
       if (out->full()) flush();
       out->push(f.data, f.len, false);
       continue;
@@ -155,7 +153,7 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
     }
     std::size_t mss = room - info.headers;
     offload::PacketInfo inner;
-    if (gso && is_tunnel_gso(f, h, caps.l2)) {  // (check_vnet found the inner TCP header)
+    if (gso && is_tunnel_gso(h, info)) {  // (check_vnet found the inner TCP header)
       if (!offload::parse_udp_tunnel(f.data, f.len, info, h.csum_start, inner) ||
           inner.headers >= room) {
         ++tally.drop(DropReason::too_big);
@@ -165,7 +163,8 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
       if (h.gso_size < mss) mss = h.gso_size;
     } else if (info.l4_proto == offload::kProtoTcp) {
       if (gso && h.gso_size < mss) mss = h.gso_size;
-    } else if (info.l4_proto == offload::kProtoUdp && is_udp_l4(h) && h.gso_size <= mss) {
+    } else if (info.l4_proto == offload::kProtoUdp && h.gso_kind() == VirtioNetHdr::kGsoUdpL4 &&
+               h.gso_size <= mss) {
       mss = h.gso_size;
     } else {
       ++tally.drop(DropReason::too_big);

@@ -1,17 +1,13 @@
 #include "writer/flow_hash.hpp"
 
-#include <cstring>
+#include "offload/headers.hpp"
 
 namespace fdlinkd {
 
 namespace {
 
-constexpr std::uint16_t kEthIPv4 = 0x0800, kEthIPv6 = 0x86DD, kEthVlan = 0x8100, kEthQinQ = 0x88A8;
-constexpr std::uint8_t kTcp = 6, kUdp = 17;
-
-std::uint16_t be16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
-}
+using offload::load16;
+constexpr std::uint8_t kTcp = offload::kProtoTcp, kUdp = offload::kProtoUdp;
 
 // Mixes `n` bytes into h (FNV-1a over bytes is enough: the inputs are short and the result is
 // only reduced modulo a small number of fds; the final avalanche spreads the low bits).
@@ -37,8 +33,8 @@ std::uint32_t hash_ip(const std::uint8_t* p, std::size_t len) {
   const unsigned version = p[0] >> 4;
   if (version == 4 && len >= 20) {
     const std::size_t ihl = (p[0] & 0x0F) * 4u;
-    std::uint32_t h = mix(kSeed, p + 12, 8);            // source and destination address
-    const bool fragment = (be16(p + 6) & 0x3FFF) != 0;  // MF set or offset non-zero
+    std::uint32_t h = mix(kSeed, p + 12, 8);              // source and destination address
+    const bool fragment = (load16(p + 6) & 0x3FFF) != 0;  // MF set or offset non-zero
     const std::uint8_t proto = p[9];
     h = mix(h, &proto, 1);
     if (!fragment && (proto == kTcp || proto == kUdp) && ihl >= 20 && len >= ihl + 4)
@@ -61,15 +57,11 @@ std::uint32_t hash_ip(const std::uint8_t* p, std::size_t len) {
 
 std::uint32_t flow_hash(const std::uint8_t* frame, std::size_t len, bool l2) {
   if (!l2) return hash_ip(frame, len);
-  if (len < 14) return finish(mix(kSeed, frame, len));
-  std::size_t off = 12;
-  std::uint16_t type = be16(frame + off);
-  for (int tags = 0; tags < 2 && (type == kEthVlan || type == kEthQinQ) && len >= off + 6; ++tags) {
-    off += 4;
-    type = be16(frame + off);
-  }
-  off += 2;
-  if (type == kEthIPv4 || type == kEthIPv6) return hash_ip(frame + off, len - off);
+  std::uint16_t type = 0;
+  std::size_t l3 = 0;
+  if (!offload::skip_l2(frame, len, type, l3))  // cut short: what there is, or the MACs
+    return finish(mix(kSeed, frame, len < 14 ? len : 12));
+  if (type == offload::kEthIPv4 || type == offload::kEthIPv6) return hash_ip(frame + l3, len - l3);
   return finish(mix(kSeed, frame, 12));  // destination and source MAC
 }
 
