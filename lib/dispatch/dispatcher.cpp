@@ -214,7 +214,8 @@ Dispatcher::ReadEnd Dispatcher::read(CounterValues& tally) {
 Dispatcher::ReadEnd Dispatcher::read_ring(CounterValues& tally) {
   RxRing::Frame f;
   while (batch_.size() < batch_.capacity()) {
-    if (!ring_->next(f)) return ReadEnd::drained;
+    if (!ring_->next(f)) return batch_.empty() ? ring_woke_empty(tally) : ReadEnd::drained;
+    last_error_ = 0;
     std::size_t len = f.caplen;
     std::uint8_t* data = f.data;
     if ((f.status & TP_STATUS_VLAN_VALID) && f.room >= (vnet_ ? sizeof(VirtioNetHdr) : 0) + 4)
@@ -222,6 +223,18 @@ Dispatcher::ReadEnd Dispatcher::read_ring(CounterValues& tally) {
     accept_frame(data, len, f.caplen < f.len, tally);
   }
   return ReadEnd::full;
+}
+
+Dispatcher::ReadEnd Dispatcher::ring_woke_empty(CounterValues& tally) {
+  // A ring is never read with a system call, so nothing else collects an error the kernel
+  // sets on the socket (ENETDOWN when the interface goes down or is deleted). Left pending, it
+  // keeps the fd reporting EPOLLERR and the worker would spin on it: collect it here, where a
+  // wake-up found no frame.
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err == 0) return ReadEnd::drained;
+  return read_error(err, tally);
 }
 
 Dispatcher::ReadEnd Dispatcher::read_recvmmsg(CounterValues& tally) {

@@ -61,6 +61,8 @@ class Dispatcher {
   ReadEnd read_readv(CounterValues& tally);
   ReadEnd read_recvmmsg(CounterValues& tally);
   ReadEnd read_ring(CounterValues& tally);
+  /// packet_mmap: a wake-up with no frame in the ring; collects a pending socket error.
+  ReadEnd ring_woke_empty(CounterValues& tally);
   /// Checks one received frame: pushes it into the batch or counts why it was dropped.
   void accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally);
   /// Handles a failed read; returns how the loop ends.
