@@ -56,8 +56,11 @@ int main(int argc, char** argv) {
   if (!loaded.config) {
     for (const auto& e : loaded.errors)
       std::fprintf(stderr, "%s\n", e.to_string().c_str());
-    std::fprintf(stderr, "fdlinkd: %zu error%s in %s; nothing was started\n", loaded.errors.size(),
-                 loaded.errors.size() == 1 ? "" : "s", config_path.c_str());
+    if (loaded.error_count > loaded.errors.size())
+      std::fprintf(stderr, "fdlinkd: ... and %zu more errors not shown\n",
+                   loaded.error_count - loaded.errors.size());
+    std::fprintf(stderr, "fdlinkd: %zu error%s in %s; nothing was started\n", loaded.error_count,
+                 loaded.error_count == 1 ? "" : "s", config_path.c_str());
     return 2;
   }
   Config& config = *loaded.config;

@@ -1,10 +1,12 @@
 #include "config/config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 namespace fdlinkd {
 
@@ -63,6 +65,9 @@ const SinkConfig* Config::find_sink(std::string_view name) const {
 namespace {
 
 constexpr std::size_t kMaxNameLength = 64;
+constexpr std::uint64_t kMaxConfigBytes = 16 << 20;
+constexpr std::size_t kMaxKeyParts = 32;  // dots in one key (a.b.c has 2)
+constexpr std::size_t kMaxNesting = 32;   // arrays and inline tables inside each other
 constexpr std::size_t kIfNameMax = 15;    // IFNAMSIZ - 1
 constexpr std::size_t kSunPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1
 
@@ -75,10 +80,18 @@ bool valid_name(std::string_view s) {
 }
 
 bool valid_ifname(std::string_view s) {
-  if (s.empty() || s.size() > kIfNameMax || s == "." || s == "..") return false;
+  if (s.empty() || s.size() > kIfNameMax || s == "." || s == ".." || has_control_char(s))
+    return false;
   for (char c : s)
     if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c))) return false;
   return true;
+}
+
+// Where `key` itself is written in `t` (the table when it is absent).
+toml::source_region key_where(const toml::table& t, std::string_view key) {
+  for (const auto& [k, v] : t)
+    if (k.str() == key) return k.source();
+  return t.source();
 }
 
 // Reads `name` and checks its form; returns the label to use in later messages.
@@ -89,7 +102,7 @@ std::string read_name(const toml::table& t, std::string_view kind, std::size_t i
   auto n = r.string("name", true);
   if (!n) return label;
   if (!valid_name(*n)) {
-    errors.add(r.where("name"), std::string(kind) + " name \"" + *n +
+    errors.add(r.where("name"), std::string(kind) + " name \"" + shown(*n) +
                                     "\" must be 1-64 characters of letters, digits, '-', '_' "
                                     "or '.'");
     return label;
@@ -165,6 +178,7 @@ void read_ring(TableReader& lr, const std::string& label, LinkConfig& l, ConfigE
 LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& errors) {
   LinkConfig l;
   l.where = t.source();
+  l.name_where = key_where(t, "name");
   const std::string label = read_name(t, "link", index, errors, l.name);
   TableReader lr(t, label, errors);  // messages name the link from here on
   lr.skip("name");
@@ -189,9 +203,10 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
     const std::string no = "a " + tname + " link does not take it";
     if (*type == LinkType::unix_socket) {
       if (auto p = lr.string("path", true)) {
-        if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax)
-          errors.add(lr.where("path"), "path \"" + *p + "\" in " + label +
-                                           " must be an absolute path of at most 107 bytes");
+        if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax || has_control_char(*p))
+          errors.add(lr.where("path"), "path \"" + shown(*p) + "\" in " + label +
+                                           " must be an absolute path of at most 107 bytes, "
+                                           "without control characters");
         else
           l.path = *p;
       }
@@ -202,9 +217,10 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
           errors.add(lr.where("peer"), "peer in " + label +
                                            " needs socket = \"dgram\" (a seqpacket link sends "
                                            "to whoever connected)");
-        else if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax)
-          errors.add(lr.where("peer"), "peer \"" + *p + "\" in " + label +
-                                           " must be an absolute path of at most 107 bytes");
+        else if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax || has_control_char(*p))
+          errors.add(lr.where("peer"), "peer \"" + shown(*p) + "\" in " + label +
+                                           " must be an absolute path of at most 107 bytes, "
+                                           "without control characters");
         else
           l.peer = *p;
       }
@@ -214,9 +230,11 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
     } else {
       if (auto i = lr.string("interface", true)) {
         if (!valid_ifname(*i))
-          errors.add(lr.where("interface"),
-                     "interface \"" + *i + "\" in " + label +
-                         " is not a valid interface name (1-15 bytes, no '/', ':' or spaces)");
+          errors.add(
+              lr.where("interface"),
+              "interface \"" + shown(*i) + "\" in " + label +
+                  " is not a valid interface name (1-15 bytes, no '/', ':', spaces or control "
+                  "characters)");
         else
           l.interface = *i;
       }
@@ -322,9 +340,10 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
   if (auto v = lr.integer("mtu", 68, 65535)) l.mtu = static_cast<unsigned>(*v);
   if (type == LinkType::af_packet) read_ring(lr, label, l, errors);
   if (auto v = lr.string("netns")) {
-    if (v->empty())
-      errors.add(lr.where("netns"),
-                 "netns in " + label + " must name a namespace under /run/netns or be a path");
+    if (v->empty() || v->size() > 4096 || has_control_char(*v))
+      errors.add(lr.where("netns"), "netns \"" + shown(*v) + "\" in " + label +
+                                        " must name a namespace under /run/netns or be a path, "
+                                        "without control characters");
     else
       l.netns = *v;
   }
@@ -339,6 +358,7 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
 SinkConfig read_sink(const toml::table& t, std::size_t index, ConfigErrors& errors) {
   SinkConfig s;
   s.where = t.source();
+  s.name_where = key_where(t, "name");
   const std::string label = read_name(t, "sink", index, errors, s.name);
   TableReader sr(t, label, errors);
   sr.skip("name");
@@ -353,8 +373,8 @@ SinkConfig read_sink(const toml::table& t, std::size_t index, ConfigErrors& erro
   if (!type) return s;
   s.type = find_sink_type(*type);
   if (!s.type) {
-    errors.add(sr.where("type"),
-               "unknown sink type \"" + *type + "\" in " + label + " (known: " + known + ")");
+    errors.add(sr.where("type"), "unknown sink type \"" + shown(*type) + "\" in " + label +
+                                     " (known: " + known + ")");
     return s;
   }
   s.options = s.type->configure(sr);
@@ -383,9 +403,9 @@ void check_unique(const std::vector<T>& items, std::string_view kind, ConfigErro
     if (it.name.empty()) continue;
     auto [pos, fresh] = seen.emplace(it.name, &it);
     if (!fresh)
-      errors.add(it.where, "duplicate " + std::string(kind) + " name \"" + it.name +
-                               "\" (first defined at line " +
-                               std::to_string(pos->second->where.begin.line) + ")");
+      errors.add(it.name_where, "duplicate " + std::string(kind) + " name \"" + it.name +
+                                    "\" (first defined at line " +
+                                    std::to_string(pos->second->name_where.begin.line) + ")");
   }
 }
 
@@ -406,7 +426,7 @@ Config build(const toml::table& root, const std::string& path, ConfigErrors& err
       c.sinks.push_back(read_sink(*sinks->get(i)->as_table(), i, errors));
   for (const auto& [k, v] : root)
     if (k != "daemon" && k != "link" && k != "sink")
-      errors.add(k.source(), "unknown key " + std::string(k.str()) +
+      errors.add(k.source(), "unknown key " + shown(k.str()) +
                                  " at the top level (expected [daemon], [[link]] or [[sink]])");
 
   if (c.links.empty() && !root.contains("link"))
@@ -418,8 +438,8 @@ Config build(const toml::table& root, const std::string& path, ConfigErrors& err
   for (const auto& l : c.links) {
     if (l.sink.empty() || l.name.empty()) continue;
     if (!c.find_sink(l.sink))
-      errors.add(l.sink_where,
-                 "link \"" + l.name + "\" sends to sink \"" + l.sink + "\", which is not defined");
+      errors.add(l.sink_where, "link \"" + l.name + "\" sends to sink \"" + shown(l.sink) +
+                                   "\", which is not defined");
   }
   for (const auto& s : c.sinks)
     if (s.type && s.options) s.type->validate(s, c, errors);
@@ -432,18 +452,82 @@ ConfigResult finish(Config c, ConfigErrors& errors) {
     r.config = std::move(c);
   else
     r.errors = errors.sorted();
+  r.error_count = errors.size();
   return r;
+}
+
+// toml++ parses dotted keys and nested arrays and inline tables by recursion, without a depth
+// limit of its own for dotted keys: a key of 100,000 dots overflows the stack. This scan runs
+// first and refuses what is deeper than any real config could be. It knows just enough TOML
+// to skip strings and comments.
+std::optional<ConfigError> too_deep(std::string_view text, const std::string& path) {
+  std::uint32_t line = 1, col = 1;
+  std::size_t depth = 0;  // open [ and { outside strings
+  std::size_t dots = 0;   // dots in the current line's key, before its =
+  bool in_value = false;  // after the = of a key/value line
+  auto error = [&](std::string msg) { return ConfigError{path, line, col, std::move(msg)}; };
+  for (std::size_t i = 0; i < text.size(); ++i, ++col) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      col = 0;
+      dots = 0;
+      if (depth == 0) in_value = false;
+      continue;
+    }
+    if (c == '#') {
+      while (i + 1 < text.size() && text[i + 1] != '\n')
+        ++i;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      const bool multi = text.substr(i, 3) == std::string(3, c);
+      const std::string_view end = multi ? text.substr(i, 3) : text.substr(i, 1);
+      std::size_t j = i + end.size();
+      for (; j < text.size(); ++j) {
+        if (c == '"' && text[j] == '\\') {
+          ++j;
+          continue;
+        }
+        if (text.substr(j, end.size()) == end) break;
+        if (text[j] == '\n') {
+          if (!multi) break;  // the parser reports the unterminated string
+          ++line;
+          col = 0;
+        }
+      }
+      col += static_cast<std::uint32_t>(j - i);
+      i = j + end.size() - 1;
+      continue;
+    }
+    if (c == '=' && depth == 0) in_value = true;
+    if (c == '.' && !in_value && ++dots > kMaxKeyParts)
+      return error("a key with more than " + std::to_string(kMaxKeyParts) +
+                   " dotted parts; fdlinkd's config is never that deep");
+    if (c == '[' || c == '{') {
+      if (c == '{' || in_value) in_value = true;
+      if (++depth > kMaxNesting)
+        return error("arrays or tables nested more than " + std::to_string(kMaxNesting) +
+                     " deep; fdlinkd's config is never that deep");
+    }
+    if ((c == ']' || c == '}') && depth > 0) --depth;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
 
 ConfigResult parse_config(std::string_view text, const std::string& path) {
   ConfigErrors errors;
+  if (auto e = too_deep(text, path)) {
+    errors.add(e->file, e->line, e->column, e->message);
+    return finish({}, errors);
+  }
   toml::table root;
   try {
     root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
-    errors.add(e.source(), std::string(e.description()));
+    errors.add(e.source(), shown(e.description(), ConfigErrors::kMaxMessage));
     return finish({}, errors);
   }
   Config c = build(root, path, errors);
@@ -451,15 +535,44 @@ ConfigResult parse_config(std::string_view text, const std::string& path) {
 }
 
 ConfigResult load_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    ConfigErrors errors;
-    errors.add(path, 0, 0, std::string("cannot read config: ") + std::strerror(errno));
+  ConfigErrors errors;
+  auto fail = [&](std::string msg) {
+    errors.add(path, 0, 0, std::move(msg));
     return finish({}, errors);
+  };
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return fail(std::string("cannot read config: ") + std::strerror(errno));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return fail(std::string("cannot read config: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a regular file";
+    return fail(std::string("cannot read config: it is ") + kind + ", not a regular file");
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), path);
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxConfigBytes)
+    return fail("cannot read config: it is " + std::to_string(st.st_size) +
+                " bytes; the limit is " + std::to_string(kMaxConfigBytes) + " (16 MiB)");
+  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(std::string("cannot read config: ") + std::strerror(errno));
+    if (n == 0) break;  // the file shrank while it was read
+    got += static_cast<std::size_t>(n);
+  }
+  text.resize(got);
+  return parse_config(text, path);
 }
 
 }  // namespace fdlinkd

@@ -85,6 +85,7 @@ struct LinkConfig {
   std::uint32_t gso_max_size = 65536;
   std::string sink;
   toml::source_region where;       ///< the [[link]] table
+  toml::source_region name_where;  ///< its `name` key
   toml::source_region sink_where;  ///< its `sink` key
 
   Layer layer() const { return link_layer(type); }
@@ -105,6 +106,7 @@ struct SinkConfig {
   const SinkType* type = nullptr;
   std::shared_ptr<const SinkOptions> options;
   toml::source_region where;
+  toml::source_region name_where;  ///< its `name` key
 };
 
 struct Config {
@@ -119,7 +121,8 @@ struct Config {
 
 struct ConfigResult {
   std::optional<Config> config;
-  std::vector<ConfigError> errors;  ///< empty when config is set
+  std::vector<ConfigError> errors;  ///< empty when config is set; at most ConfigErrors::kMaxKept
+  std::size_t error_count = 0;      ///< how many errors there were in all
 };
 
 /// Reads and validates a config file.

@@ -6,6 +6,7 @@
 namespace fdlinkd {
 
 std::string ConfigError::to_string() const {
+  if (line == 0) return file + ": " + message;  // the file as a whole (it cannot be read)
   return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
 }
 
@@ -16,7 +17,39 @@ void ConfigErrors::add(const toml::source_region& where, std::string message) {
 
 void ConfigErrors::add(std::string file, std::uint32_t line, std::uint32_t column,
                        std::string message) {
+  ++total_;
+  if (errors_.size() >= kMaxKept) return;
+  if (message.size() > kMaxMessage) {
+    message.resize(kMaxMessage);
+    message += "...";
+  }
   errors_.push_back({std::move(file), line, column, std::move(message)});
+}
+
+std::string shown(std::string_view value, std::size_t max) {
+  std::string out;
+  const std::size_t n = value.size() < max ? value.size() : max;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  if (value.size() > max) out += "... (" + std::to_string(value.size()) + " bytes)";
+  return out;
+}
+
+bool has_control_char(std::string_view s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
 }
 
 std::vector<ConfigError> ConfigErrors::sorted() const {
@@ -156,7 +189,7 @@ std::optional<std::chrono::microseconds> TableReader::duration(std::string_view 
   const std::string& s = n->as_string()->get();
   auto d = parse_duration(s);
   if (!d)
-    errors_.add(n->source(), std::string(key) + " = \"" + s + "\" in " + what_ +
+    errors_.add(n->source(), std::string(key) + " = \"" + shown(s) + "\" in " + what_ +
                                  " is not a duration (use a number and us, ms, s, m or h, "
                                  "such as \"10s\")");
   return d;
@@ -172,8 +205,8 @@ std::optional<std::uint64_t> TableReader::size(std::string_view key, std::uint64
   } else if (n->is_string()) {
     v = parse_size(n->as_string()->get());
     if (!v) {
-      errors_.add(n->source(), std::string(key) + " = \"" + n->as_string()->get() + "\" in " +
-                                   what_ +
+      errors_.add(n->source(), std::string(key) + " = \"" + shown(n->as_string()->get()) +
+                                   "\" in " + what_ +
                                    " is not a size (use bytes or KiB, MiB, GiB, such as "
                                    "\"1MiB\")");
       return std::nullopt;
@@ -240,8 +273,8 @@ std::optional<std::string> TableReader::choice(std::string_view key,
   std::string list;
   for (auto c : choices)
     list += (list.empty() ? "" : ", ") + std::string(c);
-  errors_.add(where(key),
-              std::string(key) + " = \"" + *v + "\" in " + what_ + " is not one of: " + list);
+  errors_.add(where(key), std::string(key) + " = \"" + shown(*v) + "\" in " + what_ +
+                              " is not one of: " + list);
   return std::nullopt;
 }
 
@@ -255,7 +288,7 @@ void TableReader::reject(std::string_view key, std::string_view why) {
 void TableReader::finish() {
   for (const auto& [k, v] : table_) {
     if (known_.count(k.str())) continue;
-    errors_.add(k.source(), "unknown key " + std::string(k.str()) + " in " + what_);
+    errors_.add(k.source(), "unknown key " + shown(k.str()) + " in " + what_);
   }
 }
 

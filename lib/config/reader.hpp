@@ -23,23 +23,38 @@ struct ConfigError {
   std::uint32_t column = 0;
   std::string message;
 
-  /// "path:line:col: message"
+  /// "path:line:col: message" ("path: message" when line is 0: the file as a whole)
   std::string to_string() const;
 };
 
-/// Every error found while reading one config file, in file order.
+/// Every error found while reading one config file, in file order. Only the first kMaxKept are
+/// kept (a file of a million bad lines must not take a million messages' memory); the rest
+/// are counted.
 class ConfigErrors {
  public:
+  static constexpr std::size_t kMaxKept = 100;
+  /// A message is cut to this many bytes (a value it quotes is already cut by shown()).
+  static constexpr std::size_t kMaxMessage = 512;
+
   void add(const toml::source_region& where, std::string message);
   void add(std::string file, std::uint32_t line, std::uint32_t column, std::string message);
-  bool empty() const { return errors_.empty(); }
-  std::size_t size() const { return errors_.size(); }
-  /// Sorted by line and column.
+  bool empty() const { return total_ == 0; }
+  /// How many errors were found, kept or not.
+  std::size_t size() const { return total_; }
+  /// The kept errors, sorted by line and column.
   std::vector<ConfigError> sorted() const;
 
  private:
   std::vector<ConfigError> errors_;
+  std::size_t total_ = 0;
 };
+
+/// A value from the config as it may appear in a message: control characters (and bytes that
+/// are not printable ASCII) escaped as \xNN, and cut after `max` bytes with the length said.
+std::string shown(std::string_view value, std::size_t max = 64);
+
+/// Whether `s` holds a NUL or another control character (never valid in a name or a path).
+bool has_control_char(std::string_view s);
 
 class TableReader {
  public:

@@ -245,10 +245,10 @@ TEST_CASE("bad config: duplicate link names") {
   // The second "a" is reported; the sink that names "b" now points nowhere as well.
   const auto errs = errors_of(text);
   REQUIRE(errs.size() == 2);
-  CHECK(errs[0].line == 8);
+  CHECK(errs[0].line == 9);  // the repeated name key, not the [[link]] header
   CHECK(errs[0].column == 1);
   CHECK_THAT(errs[0].message,
-             Catch::Contains("duplicate link name \"a\" (first defined at line 2)"));
+             Catch::Contains("duplicate link name \"a\" (first defined at line 3)"));
   CHECK_THAT(errs[1].message, Catch::Contains("forwards to link \"b\", which is not defined"));
 }
 
@@ -259,9 +259,9 @@ TEST_CASE("bad config: duplicate sink names") {
   REQUIRE(errs.size() == 2);
   CHECK(errs[0].line == 12);  // link b's sink = "to-a" now names nothing
   CHECK_THAT(errs[0].message, Catch::Contains("sends to sink \"to-a\", which is not defined"));
-  CHECK(errs[1].line == 19);
+  CHECK(errs[1].line == 20);
   CHECK_THAT(errs[1].message,
-             Catch::Contains("duplicate sink name \"to-b\" (first defined at line 14)"));
+             Catch::Contains("duplicate sink name \"to-b\" (first defined at line 15)"));
 }
 
 TEST_CASE("bad config: link names a sink that does not exist") {
@@ -608,7 +608,7 @@ TEST_CASE("bad config: unreadable file") {
   REQUIRE_FALSE(r.config.has_value());
   REQUIRE(r.errors.size() == 1);
   CHECK_THAT(r.errors[0].to_string(),
-             Catch::StartsWith("/nonexistent/fdlinkd.toml:0:0: cannot read config"));
+             Catch::StartsWith("/nonexistent/fdlinkd.toml: cannot read config"));
 }
 
 TEST_CASE("durations parse with units") {
@@ -624,4 +624,78 @@ TEST_CASE("durations parse with units") {
   CHECK_FALSE(parse_duration("-1s"));
   CHECK_FALSE(parse_duration("1.5s"));
   CHECK_FALSE(parse_duration("10 s"));
+}
+
+TEST_CASE("hostile config: a key of 100000 dotted parts is refused before the parser recurses") {
+  std::string text = "a";
+  for (int i = 0; i < 100000; ++i)
+    text += ".a";
+  text += " = 1\n";
+  const auto errs = errors_of(text);
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].line == 1);
+  CHECK_THAT(errs[0].message, Catch::Contains("more than 32 dotted parts"));
+}
+
+TEST_CASE("hostile config: arrays nested 100000 deep are refused") {
+  const std::string text = "a = " + std::string(100000, '[') + "\n";
+  const auto errs = errors_of(text);
+  REQUIRE(errs.size() == 1);
+  CHECK_THAT(errs[0].message, Catch::Contains("nested more than 32 deep"));
+}
+
+TEST_CASE("hostile config: dots and brackets inside strings and comments do not count") {
+  auto text = kLinks;
+  text += "# " + std::string(100, '[') + std::string(100, '.') + "\n";
+  text.replace(text.find("interface = \"veth-b\""), 20,
+               "interface = \"veth-b\" # ..........................................");
+  const auto r = parse_config(text, "t.toml");
+  CHECK(r.config.has_value());
+}
+
+TEST_CASE("hostile config: only the first 100 of a million errors are kept") {
+  std::string text = kLinks;
+  for (int i = 0; i < 1000000; ++i)
+    text += "k" + std::to_string(i) + " = 1\n";
+  // (the keys land in the last [[sink]] table)
+  const auto r = parse_config(text, "t.toml");
+  REQUIRE_FALSE(r.config.has_value());
+  CHECK(r.errors.size() == 100);
+  CHECK(r.error_count == 1000000);
+}
+
+TEST_CASE("hostile config: a long value is cut in the message") {
+  auto text = kLinks;
+  text.replace(text.find("veth-a"), 6, std::string(1000000, 'x'));
+  const auto errs = errors_of(text);
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].message.size() < 300);
+  CHECK_THAT(errs[0].message, Catch::Contains("(1000000 bytes)"));
+}
+
+TEST_CASE("hostile config: NUL and control characters in names are refused") {
+  for (const char* bad : {"ve\\u0000th", "ve\\u0001th", "veth\\n", "ve\\u007fth"}) {
+    auto text = kLinks;
+    text.replace(text.find("veth-a"), 6, bad);
+    const auto errs = errors_of(text);
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].line == 5);
+    CHECK_THAT(errs[0].message, Catch::Contains("is not a valid interface name"));
+    CHECK_THAT(errs[0].message, Catch::Contains("\\x"));
+  }
+  const std::string unix_link = kLinks + R"(
+[[link]]
+name = "u"
+type = "unix"
+path = "/tmp/a\u0000b"
+sink = "to-b"
+)";
+  auto netns = kLinks;
+  netns.replace(netns.find("interface = \"veth-a\""), 20,
+                "interface = \"veth-a\"\nnetns = \"x\\u0001y\"");
+  for (const std::string& text : {unix_link, netns}) {
+    const auto errs = errors_of(text);
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0].message, Catch::Contains("without control characters"));
+  }
 }
