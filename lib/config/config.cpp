@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,9 +126,53 @@ void read_daemon(const toml::table& t, DaemonConfig& d, ConfigErrors& errors) {
 }
 
 // Keys that only some link types take; a type that does not take one rejects it by name.
-constexpr std::string_view kTypeKeys[] = {"interface",    "path",    "socket",  "peer",
-                                          "promisc",      "persist", "fanout",  "tx_ring",
-                                          "qdisc_bypass", "ring",    "offloads"};
+constexpr std::string_view kTypeKeys[] = {
+    "interface", "path",   "socket",  "peer",         "socket_mode", "socket_group", "promisc",
+    "persist",   "fanout", "tx_ring", "qdisc_bypass", "ring",        "offloads"};
+
+// socket_mode: 0o600 (a TOML octal integer) or "0600" (a string of octal digits); at most 0777.
+void read_socket_mode(TableReader& lr, const std::string& label, LinkConfig& l,
+                      ConfigErrors& errors) {
+  const toml::node* n = lr.table().get("socket_mode");
+  lr.skip("socket_mode");
+  if (!n) return;
+  std::int64_t mode = -1;
+  if (n->is_integer()) {
+    mode = n->as_integer()->get();
+  } else if (n->is_string()) {
+    const std::string& v = n->as_string()->get();
+    if (!v.empty() && v.size() <= 4 && v.find_first_not_of("01234567") == std::string::npos)
+      mode = std::stoll(v, nullptr, 8);
+  }
+  if (mode < 0 || mode > 0777) {
+    errors.add(n->source(), "socket_mode in " + label +
+                                " must be a file mode such as 0o600 or \"0660\" (at most 0777)");
+    return;
+  }
+  l.socket_mode = static_cast<unsigned>(mode);
+}
+
+// socket_group: a group name or number that exists on this host.
+void read_socket_group(TableReader& lr, const std::string& label, LinkConfig& l,
+                       ConfigErrors& errors) {
+  auto g = lr.string("socket_group");
+  if (!g) return;
+  group grp{};
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  if (!g->empty() && !has_control_char(*g) &&
+      ::getgrnam_r(g->c_str(), &grp, buf.data(), buf.size(), &found) == 0 && found) {
+    l.socket_gid = static_cast<int>(found->gr_gid);
+  } else if (!g->empty() && g->find_first_not_of("0123456789") == std::string::npos &&
+             g->size() < 10) {
+    l.socket_gid = std::stoi(*g);
+  } else {
+    errors.add(lr.where("socket_group"),
+               "socket_group \"" + shown(*g) + "\" in " + label + " is not a group on this host");
+    return;
+  }
+  l.socket_group = *g;
+}
 
 // [link.ring]: the PACKET_MMAP ring sizes of an af_packet link.
 void read_ring(TableReader& lr, const std::string& label, LinkConfig& l, ConfigErrors& errors) {
@@ -224,6 +269,8 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
         else
           l.peer = *p;
       }
+      read_socket_mode(lr, label, l, errors);
+      read_socket_group(lr, label, l, errors);
       lr.reject("interface", no + " (unix links use path)");
       lr.reject("promisc", no);
       lr.reject("persist", no);
@@ -238,9 +285,8 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
         else
           l.interface = *i;
       }
-      lr.reject("path", no);
-      lr.reject("socket", no);
-      lr.reject("peer", no);
+      for (auto k : {"path", "socket", "peer", "socket_mode", "socket_group"})
+        lr.reject(k, no);
       if (*type == LinkType::af_packet) {
         if (auto v = lr.boolean("promisc")) l.promisc = *v;
         if (auto v = lr.choice("fanout", {"hash", "lb", "cpu", "rollover", "rnd", "qm"})) {

@@ -188,7 +188,7 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
       if (errno == EINTR) continue;
       return read_error(errno, tally);
     }
-    if (n == 0 && link_.zero_read_is_eof()) return ReadEnd::closed;
+    if (n == 0 && link_.zero_read_is_eof(fd_)) return ReadEnd::closed;
     last_error_ = 0;
     if (static_cast<std::size_t>(n) < hdr) {
       ++tally.rx_packets;
@@ -258,10 +258,10 @@ Dispatcher::ReadEnd Dispatcher::read_recvmmsg(CounterValues& tally) {
     n = ::recvmmsg(fd_, msgs, static_cast<unsigned>(cap), MSG_DONTWAIT | MSG_TRUNC, nullptr);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return read_error(errno, tally);
-  if (n == 0) return link_.zero_read_is_eof() ? ReadEnd::closed : ReadEnd::drained;
+  if (n == 0) return link_.zero_read_is_eof(fd_) ? ReadEnd::closed : ReadEnd::drained;
   last_error_ = 0;
   for (int i = 0; i < n; ++i) {
-    if (msgs[i].msg_len == 0 && link_.zero_read_is_eof()) return ReadEnd::closed;
+    if (msgs[i].msg_len == 0 && link_.zero_read_is_eof(fd_)) return ReadEnd::closed;
     if (msgs[i].msg_len < hdr) {
       ++tally.rx_packets;
       ++tally.drop(DropReason::runt);

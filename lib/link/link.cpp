@@ -1,5 +1,6 @@
 #include "link/link.hpp"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <bit>
@@ -20,6 +21,13 @@ namespace fdlinkd {
 
 std::string errno_text(int err) {
   return std::strerror(err);
+}
+
+bool peer_hung_up(int fd) {
+  // A zero-length message and a hang-up both read as 0 bytes; only a hang-up also shows as
+  // POLLHUP or POLLRDHUP.
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
 }
 
 Port::Port() = default;

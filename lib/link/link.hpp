@@ -71,8 +71,9 @@ class Link {
   /// sent by send_batch().
   void transmit(Batch& batch);
 
-  /// A 0-byte read means the peer hung up (seqpacket) rather than an empty frame.
-  virtual bool zero_read_is_eof() const { return false; }
+  /// Whether a 0-byte read on `fd` means the peer hung up (seqpacket) rather than an empty
+  /// message.
+  virtual bool zero_read_is_eof(int /*fd*/) const { return false; }
 
   /// Adds what the kernel counted on its side of the fds (frames it dropped before fdlinkd
   /// could read them) to the ports' counters. Called from the stats timer.
@@ -119,6 +120,10 @@ class LinkSet {
 
 /// Builds the Link subclass for config.type (not yet opened).
 std::unique_ptr<Link> make_link(const LinkConfig& config);
+
+/// Whether the peer of a connected socket hung up (after a 0-byte read, which an empty message
+/// also gives).
+bool peer_hung_up(int fd);
 
 /// "strerror" of an errno value, for LinkError messages.
 std::string errno_text(int err);

@@ -24,12 +24,31 @@ sockaddr_un address_of(const std::string& path, socklen_t& len) {
   return a;
 }
 
-// A socket file left by an earlier run is removed; anything else at the path is an error.
-void remove_stale(const std::string& path) {
+// Whether a process is serving the socket at `path`: a connect that is refused means nobody
+// is (a file left by a crash); one that is accepted, or refused for being of another type,
+// means somebody is.
+bool in_use(const std::string& path, int type) {
+  const int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return false;
+  socklen_t len = 0;
+  const sockaddr_un a = address_of(path, len);
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), len);
+  const int err = rc == 0 ? 0 : errno;
+  ::close(fd);
+  return err != ECONNREFUSED && err != ENOENT;
+}
+
+// A socket file left by an earlier run is removed; a live one, or anything that is not a
+// socket, is an error: fdlinkd never takes over another process's socket.
+void remove_stale(const std::string& path, int type) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return;
   if (!S_ISSOCK(st.st_mode))
     throw LinkError(path + " exists and is not a socket; fdlinkd will not remove it");
+  if (in_use(path, type))
+    throw LinkError(path +
+                    " is in use: another process (another fdlinkd?) is listening on it; "
+                    "fdlinkd will not take it over");
   ::unlink(path.c_str());
 }
 
@@ -52,15 +71,30 @@ void UnixLink::open_fds() {
   else
     ports_[0]->fd = fd;
 
-  remove_stale(config_.path);
+  remove_stale(config_.path, seqpacket ? SOCK_SEQPACKET : SOCK_DGRAM);
   socklen_t len = 0;
   const sockaddr_un addr = address_of(config_.path, len);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0)
-    throw LinkError("cannot bind " + config_.path + ": " + errno_text(errno));
+  // The file is created with the umask applied; a umask that lets everyone in must not leave
+  // the socket open for a moment before the chmod below. (Links open before workers start.)
+  const mode_t old_mask = ::umask(0177);
+  const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len);
+  const int bind_errno = errno;
+  ::umask(old_mask);
+  if (rc != 0) throw LinkError("cannot bind " + config_.path + ": " + errno_text(bind_errno));
   bound_ = true;
+  if (::chmod(config_.path.c_str(), config_.socket_mode) != 0)
+    throw LinkError("cannot set mode of " + config_.path + ": " + errno_text(errno));
+  if (config_.socket_gid >= 0 && ::chown(config_.path.c_str(), static_cast<uid_t>(-1),
+                                         static_cast<gid_t>(config_.socket_gid)) != 0)
+    throw LinkError("cannot give " + config_.path + " to group " + config_.socket_group + ": " +
+                    errno_text(errno));
   if (seqpacket && ::listen(fd, 4) != 0)
     throw LinkError("cannot listen on " + config_.path + ": " + errno_text(errno));
   if (!config_.peer.empty()) peer_ = address_of(config_.peer, peer_len_);
+}
+
+bool UnixLink::zero_read_is_eof(int fd) const {
+  return config_.socket == UnixSocket::seqpacket && peer_hung_up(fd);
 }
 
 const sockaddr* UnixLink::tx_address(socklen_t& len) const {

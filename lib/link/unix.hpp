@@ -6,10 +6,14 @@
 // socket = "dgram": fdlinkd binds `path` and reads datagrams from anyone; it sends to `peer`
 // (a path the other process bound). Without `peer` the link only receives.
 //
-// A stale socket file at `path` (left by a crash) is replaced; fdlinkd removes it on exit.
+// A stale socket file at `path` (left by a crash: a connect to it is refused) is replaced; a
+// live one (another process listening) is never touched, and the link fails to open. The
+// file gets `socket_mode` (default 0600) whatever the umask, and `socket_group` if set;
+// fdlinkd removes it on exit. On a seqpacket link a zero-length message is a runt, counted
+// and skipped; only the peer hanging up ends the connection.
 // Frames are Ethernet frames, as on a TAP (qemu's `-netdev stream/dgram` convention).
 //
-// Keys: path (required), socket, peer, plus the common link keys.
+// Keys: path (required), socket, peer, socket_mode, socket_group, plus the common link keys.
 #pragma once
 
 #include <sys/un.h>
@@ -28,7 +32,7 @@ class UnixLink : public Link {
 
   void start(const std::vector<Dispatcher*>& dispatchers) override;
   void port_closed(std::size_t i, Dispatcher& d) override;
-  bool zero_read_is_eof() const override { return config_.socket == UnixSocket::seqpacket; }
+  bool zero_read_is_eof(int fd) const override;
 
  protected:
   void open_fds() override;

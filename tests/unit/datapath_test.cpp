@@ -26,7 +26,7 @@ class PairLink : public Link {
  public:
   PairLink(const LinkConfig& c, int fd) : Link(c) { ports_[0]->fd = fd; }
   bool eof = false;
-  bool zero_read_is_eof() const override { return true; }
+  bool zero_read_is_eof(int fd) const override { return peer_hung_up(fd); }
   void port_closed(std::size_t, Dispatcher&) override { eof = true; }
 
  protected:
@@ -143,6 +143,26 @@ TEST_CASE("a peer hanging up ends the dispatcher and tells the link") {
   ::shutdown(a.outside, SHUT_WR);
   run_until(io, [&] { return la.eof; });
   CHECK(la.eof);
+}
+
+TEST_CASE("a zero-length message is a runt and the connection goes on") {
+  for (auto mode : {DispatchMode::readv, DispatchMode::recvmmsg}) {
+    Pair a, b;
+    auto ca = link_config("a");
+    ca.dispatch = mode;
+    PairLink la(ca, a.inside), lb(link_config("b"), b.inside);
+    ForwardSink to_b(lb);
+    boost::asio::io_context io;
+    Dispatcher d(io, 0, la, 0, to_b);
+    d.attach(a.inside);
+    const auto f = frame(60, 1);
+    REQUIRE(::send(a.outside, f.data(), 0, 0) == 0);
+    REQUIRE(::send(a.outside, f.data(), f.size(), 0) == 60);
+    run_until(io, [&] { return la.totals().rx_packets == 2; });
+    CHECK(la.totals().drop(DropReason::runt) == 1);
+    CHECK(lb.totals().tx_packets == 1);
+    CHECK_FALSE(la.eof);
+  }
 }
 
 TEST_CASE("a full egress queue drops frames as tx_queue_full and counts every one") {
