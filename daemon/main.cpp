@@ -16,10 +16,23 @@
 namespace {
 
 std::string sink_type_help() {
-  std::string s = "\nSink types:\n";
+  std::string s = "\nSink types (--list-sinks for their keys):\n";
   for (const fdlinkd::SinkType* t : fdlinkd::sink_types())
     s += "  " + std::string(t->name) + "  " + std::string(t->help) + "\n";
   return s;
+}
+
+// --list-sinks: every sink type, its one-line help and its keys.
+void list_sinks() {
+  for (const fdlinkd::SinkType* t : fdlinkd::sink_types()) {
+    std::printf("%.*s: %.*s%s\n", static_cast<int>(t->name.size()), t->name.data(),
+                static_cast<int>(t->help.size()), t->help.data(),
+                t->ethernet_only ? " (Ethernet links only)" : "");
+    for (const fdlinkd::SinkKey& k : t->keys)
+      std::printf("    %-12.*s %.*s\n", static_cast<int>(k.name.size()), k.name.data(),
+                  static_cast<int>(k.help.size()), k.help.data());
+    if (t->keys.empty()) std::printf("    (no keys of its own)\n");
+  }
 }
 
 }  // namespace
@@ -39,6 +52,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", format_arg, "text|json (overrides the file)")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--version", show_version, "print the version and exit");
+  bool show_sinks = false;
+  app.add_flag("--list-sinks", show_sinks, "list the sink types with their keys and exit");
   app.footer(sink_type_help());
 
   try {
@@ -49,6 +64,10 @@ int main(int argc, char** argv) {
   }
   if (show_version) {
     std::printf("fdlinkd %s\n", kVersion);
+    return 0;
+  }
+  if (show_sinks) {
+    list_sinks();
     return 0;
   }
 

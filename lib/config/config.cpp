@@ -455,6 +455,92 @@ void check_unique(const std::vector<T>& items, std::string_view kind, ConfigErro
   }
 }
 
+std::string_view layer_name(Layer l) {
+  return l == Layer::ethernet ? "Ethernet frames" : "IP packets";
+}
+
+std::string describe_link(const LinkConfig& l) {
+  return "link \"" + l.name + "\" (" + std::string(link_type_name(l.type)) + ", " +
+         std::string(layer_name(l.layer())) + ")";
+}
+
+// The stage graph: every output names a link or a sink; sinks never feed back into themselves;
+// frames from a link reach only links of the same kind, and no Ethernet-only sink gets IP.
+void check_graph(const Config& c, ConfigErrors& errors) {
+  const std::size_t n = c.sinks.size();
+  std::vector<std::vector<OutputRef>> outs(n);
+  auto sink_index = [&](std::string_view name) {
+    for (std::size_t i = 0; i < n; ++i)
+      if (c.sinks[i].name == name) return i;
+    return n;
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    const SinkConfig& s = c.sinks[i];
+    if (!s.type || !s.options) continue;
+    outs[i] = s.type->outputs(s, c);
+    for (const OutputRef& o : outs[i])
+      if (!c.find_link(o.name) && sink_index(o.name) == n)
+        errors.add(o.where, "sink \"" + s.name + "\" sends to \"" + shown(o.name) +
+                                "\", which is neither a link nor a sink");
+  }
+  // Cycles: depth-first, reported at the output that closes one.
+  std::vector<int> state(n, 0);  // 0 new, 1 on the path, 2 done
+  bool cyclic = false;
+  auto visit = [&](auto&& self, std::size_t i) -> void {
+    state[i] = 1;
+    for (const OutputRef& o : outs[i]) {
+      const std::size_t j = sink_index(o.name);
+      if (j == n || c.find_link(o.name)) continue;
+      if (state[j] == 1) {
+        errors.add(o.where, "sink \"" + c.sinks[i].name + "\" sends to sink \"" + o.name +
+                                "\", which leads back to it: the sinks form a cycle");
+        cyclic = true;
+      } else if (state[j] == 0) {
+        self(self, j);
+      }
+    }
+    state[i] = 2;
+  };
+  for (std::size_t i = 0; i < n; ++i)
+    if (state[i] == 0) visit(visit, i);
+  if (cyclic) return;
+  // What each link's frames reach.
+  for (const auto& l : c.links) {
+    const std::size_t root = sink_index(l.sink);
+    if (l.name.empty() || root == n) continue;
+    std::vector<bool> seen(n, false);
+    std::vector<std::size_t> todo = {root};
+    seen[root] = true;
+    bool reported = false;
+    while (!todo.empty() && !reported) {
+      const std::size_t i = todo.back();
+      todo.pop_back();
+      const SinkConfig& s = c.sinks[i];
+      const std::string who = i == root ? "it" : "sink \"" + s.name + "\", after it,";
+      if (s.type && s.type->ethernet_only && l.layer() != Layer::ethernet) {
+        errors.add(l.sink_where, describe_link(l) + " cannot use sink \"" + l.sink + "\": " + who +
+                                     " takes only Ethernet frames (type " +
+                                     std::string(s.type->name) + ")");
+        break;
+      }
+      for (const OutputRef& o : outs[i]) {
+        if (const LinkConfig* to = c.find_link(o.name)) {
+          if (to->layer() == l.layer()) continue;
+          errors.add(l.sink_where, describe_link(l) + " cannot use sink \"" + l.sink +
+                                       "\": " + who + " sends to " + describe_link(*to));
+          reported = true;
+          break;
+        }
+        const std::size_t j = sink_index(o.name);
+        if (j < n && !seen[j]) {
+          seen[j] = true;
+          todo.push_back(j);
+        }
+      }
+    }
+  }
+}
+
 Config build(const toml::table& root, const std::string& path, ConfigErrors& errors) {
   Config c;
   c.path = path;
@@ -487,8 +573,9 @@ Config build(const toml::table& root, const std::string& path, ConfigErrors& err
       errors.add(l.sink_where, "link \"" + l.name + "\" sends to sink \"" + shown(l.sink) +
                                    "\", which is not defined");
   }
+  check_graph(c, errors);
   for (const auto& s : c.sinks)
-    if (s.type && s.options) s.type->validate(s, c, errors);
+    if (s.type && s.options && s.type->validate) s.type->validate(s, c, errors);
   return c;
 }
 

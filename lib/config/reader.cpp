@@ -256,6 +256,48 @@ std::optional<std::vector<std::int64_t>> TableReader::integers(std::string_view 
   return out;
 }
 
+std::optional<std::vector<OutputRef>> TableReader::names(std::string_view key, bool required) {
+  const toml::node* n = get(key);
+  if (!n) {
+    if (required) errors_.add(where(), what_ + " is missing required key " + std::string(key));
+    return std::nullopt;
+  }
+  std::vector<OutputRef> out;
+  if (n->is_string()) {
+    out.push_back({n->as_string()->get(), n->source()});
+    return out;
+  }
+  const toml::array* a = n->as_array();
+  if (!a) {
+    wrong_type(key, *n, "an array of link or sink names");
+    return std::nullopt;
+  }
+  bool ok = true;
+  for (const toml::node& e : *a) {
+    if (!e.is_string()) {
+      errors_.add(e.source(), std::string(key) + " in " + what_ + " must hold names, not " +
+                                  std::string(toml_type_name(e)));
+      ok = false;
+      continue;
+    }
+    const std::string& v = e.as_string()->get();
+    for (const auto& seen : out)
+      if (seen.name == v) {
+        errors_.add(e.source(), std::string(key) + " in " + what_ + " names \"" + shown(v) +
+                                    "\" twice (first at line " +
+                                    std::to_string(seen.where.begin.line) + ")");
+        ok = false;
+      }
+    out.push_back({v, e.source()});
+  }
+  if (ok && out.empty()) {
+    errors_.add(n->source(), std::string(key) + " in " + what_ + " is empty");
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
 const toml::table* TableReader::subtable(std::string_view key) {
   const toml::node* n = get(key);
   if (!n) return nullptr;

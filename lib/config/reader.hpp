@@ -17,6 +17,12 @@
 
 namespace fdlinkd {
 
+/// A link or sink named in the config (a sink's output), with where it is written.
+struct OutputRef {
+  std::string name;
+  toml::source_region where;
+};
+
 struct ConfigError {
   std::string file;
   std::uint32_t line = 0;
@@ -81,6 +87,9 @@ class TableReader {
   /// An array of integers, each in min..max.
   std::optional<std::vector<std::int64_t>> integers(std::string_view key, std::int64_t min,
                                                     std::int64_t max);
+  /// A list of names of links or sinks: an array of strings (a single string is taken as a
+  /// list of one). Each keeps where it is written; a name given twice is an error.
+  std::optional<std::vector<OutputRef>> names(std::string_view key, bool required = false);
   /// A sub-table (e.g. [link.ring]); nullptr when absent, reported when not a table.
   const toml::table* subtable(std::string_view key);
   /// A string that must be one of `choices`.

@@ -8,11 +8,13 @@ Batch::Batch(std::size_t capacity, std::size_t frame_capacity, std::size_t worke
     : capacity_(capacity),
       frame_capacity_(frame_capacity),
       worker_(worker),
-      storage_(new std::uint8_t[capacity * (kHeadroom + frame_capacity)]),
+      storage_(frame_capacity ? new std::uint8_t[capacity * (kHeadroom + frame_capacity)]
+                              : nullptr),
       frames_(new Frame[capacity]),
       iov_(new iovec[2 * capacity]),
       msgs_(new mmsghdr[capacity]),
-      out_port_(new std::uint8_t[capacity]()) {
+      out_port_(new std::uint8_t[capacity]()),
+      tx_hdr_(new VirtioNetHdr[capacity]) {
   std::memset(msgs_.get(), 0, capacity * sizeof(mmsghdr));
 }
 

@@ -1,14 +1,17 @@
 // Counters: every frame fdlinkd receives is either sent or dropped under a named reason.
 //
 // The reasons come from one list (FDLINKD_DROP_REASONS) so the same names appear in logs, in
-// `stats` events and, later, in metrics and `fdlinkctl stats`. Counters are relaxed atomics
-// kept per fd ("port"); the data path adds to them once per batch, not once per frame.
+// `stats` events and, later, in metrics and `fdlinkctl stats`. Every counter has one writer:
+// each worker thread has its own copy per fd ("port") of a link and per sink, written with a
+// plain relaxed load and store (no locked add, no cache line shared between workers) once per
+// batch, and summed over the workers when read.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 namespace fdlinkd {
@@ -28,6 +31,8 @@ namespace fdlinkd {
   X(tx_nobufs, "egress fd out of buffers (ENOBUFS)")                                         \
   X(link_down, "egress interface is down or gone (ENETDOWN, ENXIO, EIO)")                    \
   X(no_peer, "egress unix link has no connected peer")                                       \
+  X(no_buffer,                                                                               \
+    "no free copy slot for a frame that is changed for one output and kept for another")     \
   X(tx_error, "any other transmit error")
 
 enum class DropReason : std::uint8_t {
@@ -63,19 +68,38 @@ struct CounterValues {
   CounterValues& operator+=(const CounterValues& o);
 };
 
-/// Counters of one fd of a link. Written by whichever worker handles a batch, read by stats.
-class PortCounters {
+/// Adds to a counter that only the calling thread writes (others may read it at any time).
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t v) {
+  if (v != 0) c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+}
+
+/// Counters of one fd of a link on one worker thread: only that worker writes them; stats
+/// read them from another thread. A cache line of its own, so two workers never share one.
+class alignas(64) PortCounters {
  public:
   void add(const CounterValues& v);
   CounterValues snapshot() const;
 
  private:
-  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t v) {
-    if (v != 0) c.fetch_add(v, std::memory_order_relaxed);
-  }
   std::atomic<std::uint64_t> rx_packets_{0}, rx_bytes_{0}, tx_packets_{0}, tx_bytes_{0};
   std::atomic<std::uint64_t> rx_errors_{0}, gso_segments_{0};
   std::array<std::atomic<std::uint64_t>, kDropReasonCount> drops_{};
+};
+
+/// A sink's own named counters on one worker thread (single writer, as PortCounters).
+class alignas(64) SinkCounters {
+ public:
+  explicit SinkCounters(std::size_t n) : n_(n), v_(new std::atomic<std::uint64_t>[n]) {
+    for (std::size_t i = 0; i < n; ++i)
+      v_[i].store(0, std::memory_order_relaxed);
+  }
+  std::size_t size() const { return n_; }
+  void add(std::size_t i, std::uint64_t v) { bump(v_[i], v); }
+  std::uint64_t get(std::size_t i) const { return v_[i].load(std::memory_order_relaxed); }
+
+ private:
+  std::size_t n_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> v_;
 };
 
 }  // namespace fdlinkd

@@ -8,14 +8,16 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "core/log.hpp"
 #include "core/virtio_net.hpp"
+#include "core/worker.hpp"
 #include "dispatch/rx_ring.hpp"
 #include "dispatch/vlan.hpp"
 #include "link/link.hpp"
 #include "offload/vnet.hpp"
-#include "sink/sink.hpp"
+#include "sink/graph.hpp"
 
 namespace fdlinkd {
 
@@ -27,23 +29,21 @@ constexpr std::size_t kAuxSpace = CMSG_SPACE(sizeof(tpacket_auxdata));
 
 }  // namespace
 
-Dispatcher::Dispatcher(asio::io_context& io, std::size_t worker, Link& link, std::size_t port,
-                       Sink& sink)
-    : io_(io),
+Dispatcher::Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& graph)
+    : io_(worker.io),
+      worker_(worker),
       link_(link),
       port_(port),
-      sink_(sink),
-      desc_(io),
+      graph_(graph),
+      root_(graph.find(link.config().sink)),
+      desc_(worker.io),
       mode_(link.config().dispatch),
       min_frame_(link.config().layer() == Layer::ethernet ? 14 : 1),
+      wire_capacity_(link.config().frame_capacity()),
       vnet_(link.config().vnet_fd()),
-      batch_(link.config().rx_batch, link.config().rx_capacity(), worker),
-      // Segments are at most one wire frame; 1518 covers an Ethernet egress link of MTU 1500
-      // (a larger MTU elsewhere just gets segments of this size).
-      spill_(kSpillFrames, std::max<std::size_t>(link.config().frame_capacity(), 1518), worker),
+      batch_(link.config().rx_batch, link.config().rx_capacity(), worker.id),
       overflow_(new std::uint8_t[kOverflowBytes]),
       ring_(link.port(port).rx_ring.get()) {
-  batch_.set_spill(&spill_);
   if (link.config().type == LinkType::af_packet && ring_ == nullptr)
     aux_ = std::make_unique<std::uint8_t[]>(kAuxSpace * batch_.capacity());
 }
@@ -104,9 +104,12 @@ void Dispatcher::on_ready() {
     CounterValues tally;
     batch_.clear();
     const ReadEnd end = read(tally);
-    if (!batch_.empty()) sink_.consume(link_, batch_);
+    if (!batch_.empty()) {
+      if (mode_ != DispatchMode::packet_mmap) stamp_time();
+      graph_.run(worker_, link_, root_, batch_);
+    }
     if (ring_) ring_->release();  // the batch is sent: its blocks can go back to the kernel
-    link_.port(port_).counters.add(tally);
+    link_.counters(worker_.id, port_).add(tally);
     if (end == ReadEnd::closed) {
       detach();
       link_.port_closed(port_, *this);
@@ -123,32 +126,47 @@ void Dispatcher::on_ready() {
   });
 }
 
-void Dispatcher::accept_frame(std::uint8_t* data, std::size_t len, bool truncated,
+void Dispatcher::stamp_time() {
+  // These fds give no per-frame time without SO_TIMESTAMPNS control messages: the time the
+  // batch was read stands in (the frames were read within microseconds of each other).
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  const std::int64_t ns = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  for (std::size_t i = 0; i < batch_.size(); ++i)
+    batch_[i].rx_ns = ns;
+}
+
+bool Dispatcher::accept_frame(std::uint8_t* data, std::size_t len, bool truncated,
                               CounterValues& tally) {
   ++tally.rx_packets;
   tally.rx_bytes += len;
   if (truncated || len > batch_.frame_capacity()) {
     ++tally.drop(DropReason::oversize);
-    return;
+    return false;
   }
   if (len < min_frame_) {
     ++tally.drop(DropReason::runt);
-    return;
+    return false;
   }
-  if (vnet_) {
-    VirtioNetHdr h;
-    std::memcpy(&h, data - sizeof h, sizeof h);
-    // Only a header that claims something needs checking (most small frames carry zeros).
-    if ((h.flags & VirtioNetHdr::kNeedsCsum) || h.gso_type != VirtioNetHdr::kGsoNone ||
-        h.hdr_len > len) {
-      offload::PacketInfo info;
-      if (auto why = offload::check_vnet(h, data, len, min_frame_ == 14, info)) {
-        ++tally.drop(*why);
-        return;
-      }
+  VirtioNetHdr h;
+  if (vnet_) std::memcpy(&h, data - sizeof h, sizeof h);
+  // Only a GSO super-frame may be larger than the link's MTU allows (the receive slots are
+  // sized for super-frames where the fd can deliver them).
+  if (len > wire_capacity_ && h.gso_type == VirtioNetHdr::kGsoNone) {
+    ++tally.drop(DropReason::oversize);
+    return false;
+  }
+  // Only a header that claims something needs checking (most small frames carry zeros).
+  if (vnet_ && ((h.flags & VirtioNetHdr::kNeedsCsum) || h.gso_type != VirtioNetHdr::kGsoNone ||
+                h.hdr_len > len)) {
+    offload::PacketInfo info;
+    if (auto why = offload::check_vnet(h, data, len, min_frame_ == 14, info)) {
+      ++tally.drop(*why);
+      return false;
     }
   }
   batch_.push(data, static_cast<std::uint32_t>(len), vnet_);
+  return true;
 }
 
 Dispatcher::ReadEnd Dispatcher::read_error(int err, CounterValues& tally) {
@@ -220,7 +238,7 @@ Dispatcher::ReadEnd Dispatcher::read_ring(CounterValues& tally) {
     std::uint8_t* data = f.data;
     if ((f.status & TP_STATUS_VLAN_VALID) && f.room >= (vnet_ ? sizeof(VirtioNetHdr) : 0) + 4)
       data = put_vlan_tag_back(f.data, len, f.vlan_tpid, f.vlan_tci, vnet_);
-    accept_frame(data, len, f.caplen < f.len, tally);
+    if (accept_frame(data, len, f.caplen < f.len, tally)) batch_[batch_.size() - 1].rx_ns = f.rx_ns;
   }
   return ReadEnd::full;
 }

@@ -1,11 +1,12 @@
-// Dispatcher: reads frames from one fd in batches and hands each batch to the link's sink.
+// Dispatcher: reads frames from one fd in batches and runs each batch through the graph,
+// starting at the link's sink.
 //
 // The fd is wrapped in an Asio descriptor; async_wait(wait_read) wakes the dispatcher, which
 // then drains the fd with plain non-blocking system calls (readv: one frame per call, any fd;
 // recvmmsg: a batch per call, sockets only) into its one reusable Batch, or takes the frames
-// where they lie in a PACKET_MMAP ring (packet_mmap), passes each batch to the sink, and waits
-// again. After kMaxBatchesPerWake batches it yields (posts itself) so the
-// other fds of the same worker get their turn.
+// where they lie in a PACKET_MMAP ring (packet_mmap), runs each batch through the graph (which
+// sends everything before it returns), and waits again. After kMaxBatchesPerWake batches it yields
+// (posts itself) so the other fds of the same worker get their turn.
 //
 // A frame that cannot be forwarded (runt, oversize) is counted under its reason and skipped:
 // it never ends the loop. EOF or a dead device ends the fd: the link is told (port_closed).
@@ -23,21 +24,19 @@
 
 namespace fdlinkd {
 
+class Graph;
 class Link;
 class RxRing;
-class Sink;
+struct Worker;
 
 class Dispatcher {
  public:
   static constexpr int kMaxBatchesPerWake = 16;
   /// Catches the bytes of a frame larger than a slot, so it is seen whole and dropped.
   static constexpr std::size_t kOverflowBytes = 64 * 1024;
-  /// Frames the spill batch holds: a 64 KiB super-frame at MSS 536 makes 123 segments.
-  static constexpr std::size_t kSpillFrames = 256;
-
-  /// Reads port `port` of `link` on `io`, the io_context of worker thread `worker`.
-  Dispatcher(boost::asio::io_context& io, std::size_t worker, Link& link, std::size_t port,
-             Sink& sink);
+  /// Reads port `port` of `link` on worker thread `worker`, whose batches go to `graph`'s node
+  /// named by the link's `sink`.
+  Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& graph);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -63,8 +62,10 @@ class Dispatcher {
   ReadEnd read_ring(CounterValues& tally);
   /// packet_mmap: a wake-up with no frame in the ring; collects a pending socket error.
   ReadEnd ring_woke_empty(CounterValues& tally);
-  /// Checks one received frame: pushes it into the batch or counts why it was dropped.
-  void accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally);
+  /// Checks one received frame: pushes it into the batch (true) or counts why it was dropped.
+  bool accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally);
+  /// Sets the receive time of every frame of batch_ to now.
+  void stamp_time();
   /// Handles a failed read; returns how the loop ends.
   ReadEnd read_error(int err, CounterValues& tally);
   /// af_packet: the VLAN tag PACKET_AUXDATA in control buffer `i` reports, put back into the
@@ -73,17 +74,19 @@ class Dispatcher {
                              std::size_t msg_controllen) const;
 
   boost::asio::io_context& io_;
+  Worker& worker_;
   Link& link_;
   std::size_t port_;
-  Sink& sink_;
+  Graph& graph_;
+  std::size_t root_;  ///< the graph node of the link's sink
   boost::asio::posix::stream_descriptor desc_;
   int fd_ = -1;
   std::uint64_t generation_ = 0;  ///< bumped by detach(): stale wake-ups are ignored
   DispatchMode mode_;
   std::size_t min_frame_;
+  std::size_t wire_capacity_;  ///< the largest frame the link's MTU allows (not GSO)
   bool vnet_;  ///< reads start with a virtio-net header (stored just before the frame)
   Batch batch_;
-  Batch spill_;  ///< where GSO segments for the egress link are built (batch_.spill())
   std::unique_ptr<std::uint8_t[]> overflow_;
   RxRing* ring_ = nullptr;  ///< packet_mmap: the port's ring
   /// af_packet without a ring: one PACKET_AUXDATA control buffer per batch slot.

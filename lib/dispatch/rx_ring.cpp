@@ -71,6 +71,7 @@ bool RxRing::next(Frame& out) {
   out.vlan_tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID)
                       ? static_cast<std::uint16_t>(h->hv1.tp_vlan_tpid)
                       : std::uint16_t{0x8100};
+  out.rx_ns = std::int64_t{h->tp_sec} * 1'000'000'000 + h->tp_nsec;
   out.room = h->tp_mac > TPACKET3_HDRLEN ? h->tp_mac - TPACKET3_HDRLEN : 0;
   --remaining_;
   frame_ = reinterpret_cast<tpacket3_hdr*>(reinterpret_cast<std::uint8_t*>(h) + h->tp_next_offset);

@@ -35,6 +35,7 @@ class RxRing {
     std::uint16_t vlan_tci;   ///< the VLAN tag the kernel took out, if TP_STATUS_VLAN_VALID
     std::uint16_t vlan_tpid;  ///< its TPID (0x8100 when the kernel does not say)
     std::size_t room;         ///< writable bytes in front of data (the virtio header's included)
+    std::int64_t rx_ns;       ///< when the kernel received it (tp_sec, tp_nsec)
   };
 
   /// The next frame, or false when no block is ready. Frames stay valid until release().

@@ -179,7 +179,7 @@ void AfPacketLink::collect_kernel_counters() {
     CounterValues v;
     v.rx_packets = st.tp_drops;  // received by the kernel for this fd, then dropped
     v.drop(DropReason::rx_queue_full) = st.tp_drops;
-    port->counters.add(v);
+    kernel_counters_[&port - ports_.data()].add(v);
   }
 }
 
@@ -192,7 +192,7 @@ void AfPacketLink::send_batch(Batch& batch) {
   // receiving fd, hence one worker, hence one ring: they stay in order.
   CounterValues tally;
   tx_[batch.worker() % tx_.size()].ring->send(batch, tally);
-  ports_[0]->counters.add(tally);
+  counters(batch.worker(), 0).add(tally);
 }
 
 }  // namespace fdlinkd

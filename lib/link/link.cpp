@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "core/worker.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "dispatch/rx_ring.hpp"
 #include "link/af_packet.hpp"
@@ -36,6 +37,20 @@ Port::~Port() = default;
 Link::Link(const LinkConfig& config) : config_(config) {
   for (unsigned i = 0; i < config_.fds; ++i)
     ports_.push_back(std::make_unique<Port>());
+  set_workers(1);
+}
+
+void Link::set_workers(unsigned workers) {
+  workers_ = workers;
+  counters_.reset(new PortCounters[workers * ports_.size()]);
+  kernel_counters_.reset(new PortCounters[ports_.size()]);
+}
+
+CounterValues Link::port_totals(std::size_t port) const {
+  CounterValues v = kernel_counters_[port].snapshot();
+  for (unsigned w = 0; w < workers_; ++w)
+    v += counters_[w * ports_.size() + port].snapshot();
+  return v;
 }
 
 Link::~Link() {
@@ -49,7 +64,7 @@ void Link::close_port(std::size_t i) {
 }
 
 void Link::open(unsigned workers) {
-  workers_ = workers;
+  set_workers(workers);
   try {
     NetnsGuard ns(config_.netns);
     open_fds();
@@ -70,15 +85,15 @@ void Link::port_closed(std::size_t i, Dispatcher&) {
              {{"link", name()}, {"queue", i}});
 }
 
-void Link::transmit(Batch& batch) {
+void Link::transmit(Worker& w, Batch& batch) {
   EgressCaps caps;
   caps.vnet_fd = config_.vnet_fd();
   caps.passthrough = config_.vnet_hdr;
   caps.l2 = config_.layer() == Layer::ethernet;
   caps.frame_capacity = config_.frame_capacity();
   CounterValues tally;
-  prepare_egress(batch, caps, tally, [this](Batch& b) { send_batch(b); });
-  if (tally.total_drops() != 0 || tally.gso_segments != 0) ports_[0]->counters.add(tally);
+  prepare_egress(batch, caps, w, tally, [this](Batch& b) { send_batch(b); });
+  if (tally.total_drops() != 0 || tally.gso_segments != 0) counters(w.id, 0).add(tally);
 }
 
 void Link::send_batch(Batch& batch) {
@@ -101,7 +116,7 @@ void Link::send_batch(Batch& batch) {
 }
 
 void Link::send_on_port(Batch& batch, std::size_t q, int select) {
-  Port& port = *ports_[q];
+  const Port& port = *ports_[q];
   CounterValues tally;
   const int fd = port.fd.load(std::memory_order_relaxed);
   if (fd < 0) {
@@ -119,13 +134,13 @@ void Link::send_on_port(Batch& batch, std::size_t q, int select) {
     t.vnet = config_.vnet_fd();
     write_batch(t, batch, select, tally);
   }
-  port.counters.add(tally);
+  counters(batch.worker(), q).add(tally);
 }
 
 CounterValues Link::totals() const {
   CounterValues v;
-  for (const auto& p : ports_)
-    v += p->counters.snapshot();
+  for (std::size_t q = 0; q < ports_.size(); ++q)
+    v += port_totals(q);
   return v;
 }
 

@@ -32,13 +32,14 @@ class LinkError : public std::runtime_error {
 
 class RxRing;
 
-/// One fd of a link with its counters. `fd` is -1 while there is none (a unix seqpacket link
-/// without a connected peer); workers that transmit read it without a lock.
+struct Worker;
+
+/// One fd of a link. `fd` is -1 while there is none (a unix seqpacket link without a connected
+/// peer); workers that transmit read it without a lock.
 struct Port {
   Port();
   ~Port();
   std::atomic<int> fd{-1};
-  PortCounters counters;
   std::unique_ptr<RxRing> rx_ring;  ///< dispatch = "packet_mmap": the fd's receive ring
 };
 
@@ -51,6 +52,9 @@ class Link {
 
   const LinkConfig& config() const { return config_; }
   const std::string& name() const { return config_.name; }
+  /// This link's place in the config's [[link]] list (what Pass::ingress() reports).
+  std::size_t index() const { return index_; }
+  void set_index(std::size_t i) { index_ = i; }
   std::size_t port_count() const { return ports_.size(); }
   Port& port(std::size_t i) { return *ports_[i]; }
   const Port& port(std::size_t i) const { return *ports_[i]; }
@@ -58,6 +62,15 @@ class Link {
   /// Opens every fd, inside config().netns when set. `workers` is how many threads may
   /// transmit on the link (links with per-thread TX state size it by that). Throws LinkError.
   void open(unsigned workers = 1);
+  /// Sizes the per-worker counters for `workers` threads (open() does it too).
+  void set_workers(unsigned workers);
+
+  /// The counters of port `port` that worker `worker` writes (one writer each).
+  PortCounters& counters(std::size_t worker, std::size_t port) {
+    return counters_[worker * ports_.size() + port];
+  }
+  /// Port `port`'s counters summed over the workers.
+  CounterValues port_totals(std::size_t port) const;
 
   /// Hands each port to its dispatcher (dispatchers[i] reads port i). A unix seqpacket link
   /// overrides this to accept a peer first.
@@ -66,17 +79,18 @@ class Link {
   /// the port silent; links that can recover (a unix listener) override it.
   virtual void port_closed(std::size_t i, Dispatcher& d);
 
-  /// Sends every frame of `batch` out of this link and counts the outcome per port: first
-  /// fitted to the link (egress.hpp: checksums finished, super-frames segmented, headers), then
-  /// sent by send_batch().
-  void transmit(Batch& batch);
+  /// Sends every frame of `batch` out of this link on worker `w`, and counts the outcome per
+  /// port: first fitted to the link (egress.hpp: checksums finished, super-frames segmented,
+  /// headers), then sent by send_batch(). Frames another output also holds are not changed.
+  void transmit(Worker& w, Batch& batch);
 
   /// Whether a 0-byte read on `fd` means the peer hung up (seqpacket) rather than an empty
   /// message.
   virtual bool zero_read_is_eof(int /*fd*/) const { return false; }
 
   /// Adds what the kernel counted on its side of the fds (frames it dropped before fdlinkd
-  /// could read them) to the ports' counters. Called from the stats timer.
+  /// could read them) to the ports' counters. Called from the stats timer, on the thread that
+  /// owns kernel_counters_.
   virtual void collect_kernel_counters() {}
 
   /// Sum of all ports' counters.
@@ -102,15 +116,22 @@ class Link {
   void send_on_port(Batch& batch, std::size_t q, int select);
 
   unsigned workers_ = 1;
+  std::size_t index_ = 0;
 
   LinkConfig config_;
   std::vector<std::unique_ptr<Port>> ports_;
+  std::unique_ptr<PortCounters[]> counters_;  ///< [worker * ports + port]
+  /// What the kernel counted (collect_kernel_counters): written by the stats thread only.
+  std::unique_ptr<PortCounters[]> kernel_counters_;
 };
 
 /// The links of the running config, by name.
 class LinkSet {
  public:
-  void add(std::unique_ptr<Link> link) { links_.push_back(std::move(link)); }
+  void add(std::unique_ptr<Link> link) {
+    link->set_index(links_.size());
+    links_.push_back(std::move(link));
+  }
   Link* find(std::string_view name) const;
   const std::vector<std::unique_ptr<Link>>& all() const { return links_; }
 

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <boost/asio/executor_work_guard.hpp>
 
+#include <algorithm>
 #include <csignal>
 
 #include "core/log.hpp"
@@ -45,19 +46,24 @@ bool Runtime::open_links() {
 }
 
 void Runtime::build_data_path() {
-  for (const auto& sc : config_.sinks)
-    sinks_.emplace(sc.name, sc.type->create(sc, links_));
+  graph_ = Graph::build(config_, links_, config_.daemon.workers);
 
-  for (unsigned i = 0; i < config_.daemon.workers; ++i)
+  std::size_t wire = 0, rx = 0;
+  for (const auto& l : config_.links) {
+    wire = std::max(wire, l.frame_capacity());
+    rx = std::max(rx, l.rx_capacity());
+  }
+  for (unsigned i = 0; i < config_.daemon.workers; ++i) {
     workers_.push_back(std::make_unique<asio::io_context>(1));
+    contexts_.push_back(std::make_unique<Worker>(*workers_.back(), i, wire, rx));
+  }
 
   std::size_t next_worker = 0;
   for (const auto& link : links_.all()) {
-    Sink& sink = *sinks_.find(link->config().sink)->second;
     std::vector<Dispatcher*> mine;
     for (std::size_t q = 0; q < link->port_count(); ++q) {
       const std::size_t w = next_worker++ % workers_.size();
-      dispatchers_.push_back(std::make_unique<Dispatcher>(*workers_[w], w, *link, q, sink));
+      dispatchers_.push_back(std::make_unique<Dispatcher>(*contexts_[w], *link, q, *graph_));
       mine.push_back(dispatchers_.back().get());
     }
     link->start(mine);
@@ -110,7 +116,7 @@ int Runtime::run() {
 
   log::info(
       "ready", "forwarding",
-      {{"links", links_.all().size()}, {"sinks", sinks_.size()}, {"workers", workers_.size()}});
+      {{"links", links_.all().size()}, {"sinks", graph_->size()}, {"workers", workers_.size()}});
   sd_notifyf(0, "READY=1\nSTATUS=%s", status_line().c_str());
 
   control_.run();
@@ -158,6 +164,7 @@ void Runtime::schedule_watchdog(std::chrono::microseconds period) {
 }
 
 void Runtime::log_stats(bool final) {
+  log_sink_stats(final);
   for (const auto& link : links_.all())
     link->collect_kernel_counters();
   for (const auto& link : links_.all()) {
@@ -178,7 +185,7 @@ void Runtime::log_stats(bool final) {
     // How the fds share the load (fanout, multi-queue, flow hash): debug while running, and
     // always at exit.
     for (std::size_t q = 0; q < link->port_count(); ++q) {
-      const CounterValues p = link->port(q).counters.snapshot();
+      const CounterValues p = link->port_totals(q);
       log::write(final ? log::Level::info : log::Level::debug, "queue_stats",
                  final ? "final counters of one fd" : "counters of one fd",
                  {{"link", link->name()},
@@ -188,6 +195,20 @@ void Runtime::log_stats(bool final) {
                   {"drops", p.total_drops()},
                   {"final", final}});
     }
+  }
+}
+
+void Runtime::log_sink_stats(bool final) {
+  for (std::size_t n = 0; n < graph_->size(); ++n) {
+    const auto names = graph_->sink(n).counter_names();
+    if (names.empty()) continue;
+    const std::vector<std::uint64_t> values = graph_->counters(n);
+    std::vector<log::Field> f = {{"sink", graph_->name(n)}};
+    for (std::size_t i = 0; i < names.size(); ++i)
+      f.emplace_back(names[i], values[i]);
+    f.emplace_back("final", final);
+    log::write(log::Level::info, "sink_stats",
+               final ? "final counters of a sink" : "counters of a sink", f);
   }
 }
 

@@ -1,7 +1,8 @@
 // Runtime: a running fdlinkd, built from a validated Config.
 //
-// run() opens every link (main thread, before any worker), builds the sinks, gives each fd a
-// Dispatcher on one of `workers` threads (one io_context per thread, fds spread round-robin),
+// run() opens every link (main thread, before any worker), builds the stage graph, gives each
+// fd a Dispatcher on one of `workers` threads (one io_context and one Worker context per
+// thread, fds spread round-robin),
 // tells systemd READY=1, and serves until SIGINT/SIGTERM. Then it stops the workers (a batch
 // in flight is finished, not cut), logs the final counters and closes everything: TAP devices
 // fdlinkd created disappear, unix socket files are removed.
@@ -17,9 +18,10 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "core/worker.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "link/link.hpp"
-#include "sink/sink.hpp"
+#include "sink/graph.hpp"
 
 namespace fdlinkd {
 
@@ -42,6 +44,7 @@ class Runtime {
   void schedule_stats();
   void schedule_watchdog(std::chrono::microseconds period);
   void log_stats(bool final);
+  void log_sink_stats(bool final);
   std::string status_line() const;
 
   Config config_;
@@ -49,9 +52,10 @@ class Runtime {
   // and both go before the io_contexts they are registered with.
   boost::asio::io_context control_;  ///< signals and timers, on the main thread
   std::vector<std::unique_ptr<boost::asio::io_context>> workers_;
+  std::vector<std::unique_ptr<Worker>> contexts_;  ///< one per worker thread
   std::vector<std::thread> threads_;
   LinkSet links_;
-  std::map<std::string, std::unique_ptr<Sink>, std::less<>> sinks_;
+  std::unique_ptr<Graph> graph_;
   std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer stats_timer_;

@@ -1,12 +1,12 @@
-// forward: sends every frame of the links that use it out of one other link.
+// forward: sends every frame on to one link or sink.
 //
 //   [[sink]]
 //   name = "to-b"
 //   type = "forward"
-//   to = "b"          # the link frames leave through (required)
+//   to = "b"          # a link (frames leave through it) or another sink (required)
 //
-// Both ends must carry the same kind of frame: Ethernet (af_packet, tap, unix) or IP (tun).
 // Frames the egress link cannot take are counted on that link (too_big, tx_queue_full, ...).
+// The config checks that frames reach only links of their own kind (Ethernet or IP).
 #pragma once
 
 #include "sink/sink.hpp"
@@ -15,13 +15,9 @@ namespace fdlinkd {
 
 class ForwardSink : public Sink {
  public:
-  explicit ForwardSink(Link& to) : to_(to) {}
-  void consume(Link& from, Batch& batch) override;
+  void process(Pass& pass, Batch& in) override;
 
   static const SinkType kType;
-
- private:
-  Link& to_;
 };
 
 }  // namespace fdlinkd

@@ -1,21 +1,37 @@
-// Sink: where a link's received batches go.
+// Sink: a stage of the graph that received frames go through.
 //
-// Each [[sink]] in the config names a `type`; sink_types() is the one explicit table mapping a
-// type name to its help line, its config reader, its cross-checks and its factory. A sink type
-// lives in one file pair named after its TOML type (forward.{hpp,cpp}, ...).
+// Each [[link]] names the sink its received frames go to; each [[sink]] names a `type` and,
+// with keys of its own (`to`, `match`, `ports`, ...), the links and sinks it sends to: its
+// outputs, numbered in the order its type lists them. The graph (graph.hpp) runs a sink on the
+// worker thread of the fd that received the frames, through process(), which looks at each
+// frame and emits it to none, one or several outputs. Emitting passes a descriptor, never the
+// bytes: a frame that goes to two places is the same bytes in both, and whoever changes a
+// frame (egress finishing a checksum, a stage rewriting a header) first makes it writable,
+// which copies it only if someone else still holds it unchanged.
+//
+// sink_types() is the one explicit table mapping a type name to its help line, its keys, its
+// config reader, its outputs and its factory. A sink type lives in one file pair named after
+// its TOML type (forward.{hpp,cpp}, tee, ...).
 #pragma once
 
+#include <toml++/toml.h>
+
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "config/reader.hpp"
+#include "core/batch.hpp"
+#include "core/counters.hpp"
+#include "core/worker.hpp"
 
 namespace fdlinkd {
 
-class Batch;
-class Link;
-class LinkSet;
-class TableReader;
-class ConfigErrors;
+class Graph;
 struct Config;
 struct SinkConfig;
 
@@ -24,26 +40,90 @@ struct SinkOptions {
   virtual ~SinkOptions() = default;
 };
 
+/// What a sink's process() gets besides its frames: the worker it runs on, where the frames
+/// came in, and the way out to its outputs and its counters. Made by the graph for each call.
+class Pass {
+ public:
+  Pass(Graph& graph, std::size_t node, Worker& worker, std::size_t ingress, Batch* outputs,
+       SinkCounters* counters)
+      : worker_(worker),
+        graph_(graph),
+        node_(node),
+        ingress_(ingress),
+        outputs_(outputs),
+        counters_(counters) {}
+
+  Worker& worker() { return worker_; }
+  /// The link the frames were received on, as its index in the config's [[link]] list.
+  std::size_t ingress() const { return ingress_; }
+
+  /// Hands frame `f` to output `o`; the same frame may go to several outputs.
+  void emit(std::size_t o, const Frame& f) {
+    Batch& b = outputs_[o];
+    if (b.full()) flush(o);
+    Frame g = f;
+    g.origin = g.owner();
+    ++g.origin->holders;
+    b.push(g);
+  }
+  /// Adds `n` to this sink's counter number `i` (its type's counter_names()).
+  void count(std::size_t i, std::uint64_t n = 1) { counters_->add(i, n); }
+  /// Makes `f` safe to change (make_writable); false: no copy slot, drop it (count it).
+  bool writable(Frame& f) { return make_writable(f, worker_.copies); }
+
+ private:
+  void flush(std::size_t o);
+
+  Worker& worker_;
+  Graph& graph_;
+  std::size_t node_;
+  std::size_t ingress_;
+  Batch* outputs_;
+  SinkCounters* counters_;
+};
+
 class Sink {
  public:
   virtual ~Sink() = default;
-  /// Takes one batch received on `from`. Runs on the worker thread of the receiving fd; must
-  /// not block, allocate or lock per frame. Frames it cannot deliver are counted, not queued.
-  virtual void consume(Link& from, Batch& batch) = 0;
+  /// Decides where each frame of `in` goes (Pass::emit). Runs on the worker thread of the fd
+  /// that received them; must not block, allocate or lock per frame. Frames it does not emit
+  /// are dropped: count them under one of its counters.
+  virtual void process(Pass& pass, Batch& in) = 0;
+  /// Names of this sink's own counters, shown with the sink's name in `stats` events.
+  virtual std::span<const std::string_view> counter_names() const { return {}; }
+};
+
+/// One key of a sink type, for --list-sinks.
+struct SinkKey {
+  std::string_view name;
+  std::string_view help;
+};
+
+/// What a sink type's factory may use besides its own options.
+struct SinkSetup {
+  const Config& config;
+  unsigned workers = 1;
+  /// Index of link `name` in config.links (the value Pass::ingress() gives).
+  std::size_t link_index(std::string_view name) const;
 };
 
 struct SinkType {
-  std::string_view name;  ///< the TOML `type`
-  std::string_view help;  ///< one line for --help and `fdlinkctl`
+  std::string_view name;          ///< the TOML `type`
+  std::string_view help;          ///< one line for --help and --list-sinks
+  std::span<const SinkKey> keys;  ///< its own keys, for --list-sinks
+  bool ethernet_only = false;     ///< cannot take IP packets (from a TUN link)
   /// Reads this type's own keys (the common `name` and `type` are already read).
-  std::unique_ptr<SinkOptions> (*configure)(TableReader& table);
-  /// Cross-checks against the whole config (links named exist, layers match, ...).
-  void (*validate)(const SinkConfig& sink, const Config& config, ConfigErrors& errors);
+  std::unique_ptr<SinkOptions> (*configure)(TableReader& table) = nullptr;
+  /// The links and sinks it sends to, in the order of its outputs (checked by the config:
+  /// each exists, no cycle, frames of the right kind).
+  std::vector<OutputRef> (*outputs)(const SinkConfig& sink, const Config& config) = nullptr;
+  /// Checks of its own against the whole config; may be nullptr.
+  void (*validate)(const SinkConfig& sink, const Config& config, ConfigErrors& errors) = nullptr;
   /// Builds the sink once every link is open.
-  std::unique_ptr<Sink> (*create)(const SinkConfig& sink, LinkSet& links);
+  std::unique_ptr<Sink> (*create)(const SinkConfig& sink, const SinkSetup& setup) = nullptr;
 };
 
-/// Every sink type fdlinkd knows, in the order `--help` lists them.
+/// Every sink type fdlinkd knows, in the order --list-sinks prints them.
 std::span<const SinkType* const> sink_types();
 const SinkType* find_sink_type(std::string_view name);
 

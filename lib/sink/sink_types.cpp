@@ -1,13 +1,19 @@
 // The table of sink types: the only place that lists them. A new sink type is one file pair
 // named after its TOML type plus one line here.
+#include "sink/drop.hpp"
 #include "sink/forward.hpp"
+#include "sink/reflect.hpp"
 #include "sink/sink.hpp"
+#include "sink/tee.hpp"
 
 namespace fdlinkd {
 
 namespace {
 const SinkType* const kSinkTypes[] = {
     &ForwardSink::kType,
+    &TeeSink::kType,
+    &DropSink::kType,
+    &ReflectSink::kType,
 };
 }  // namespace
 

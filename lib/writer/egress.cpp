@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/virtio_net.hpp"
+#include "core/worker.hpp"
 #include "offload/checksum.hpp"
 #include "offload/gso.hpp"
 
@@ -61,17 +62,20 @@ bool needs_work(const Frame& f, const EgressCaps& caps) {
   return work_left(f, h, caps);
 }
 
-// Writes the header the egress fd gets for frame i: the frame's own when passed through, else
-// a zero one with hdr_len = the frame length.
+// Sets the header the egress fd gets for frame i (Batch::tx_header): the frame's own when
+// passed through, else a zero one with hdr_len = the frame length. The frame is not touched:
+// another output may still need its own header.
 void stamp_headers(Batch& b, const EgressCaps& caps) {
   if (!caps.vnet_fd) return;
   for (std::size_t i = 0; i < b.size(); ++i) {
-    Frame& f = b[i];
-    if (f.vnet && caps.passthrough) continue;
-    VirtioNetHdr h;
+    const Frame& f = b[i];
+    VirtioNetHdr& h = b.tx_header(i);
+    if (f.vnet && caps.passthrough) {
+      std::memcpy(&h, f.data - sizeof h, sizeof h);
+      continue;
+    }
+    h = VirtioNetHdr{};
     h.hdr_len = static_cast<std::uint16_t>(f.len > 0xFFFF ? 0xFFFF : f.len);
-    std::memcpy(f.data - sizeof h, &h, sizeof h);
-    f.vnet = true;
   }
 }
 
@@ -91,17 +95,17 @@ bool make_partial(const Frame& f, VirtioNetHdr h, bool l2) {
 
 }  // namespace
 
-void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
+void prepare_egress(Batch& batch, const EgressCaps& caps, Worker& w, CounterValues& tally,
                     const std::function<void(Batch&)>& send) {
   bool work = false;
   for (std::size_t i = 0; i < batch.size() && !work; ++i)
     work = needs_work(batch[i], caps);
-  Batch* out = batch.spill();
-  if (!work || out == nullptr) {  // (no spill batch: only in tests that build batches by hand)
+  if (!work) {
     stamp_headers(batch, caps);
     send(batch);
     return;
   }
+  Batch* out = &w.spill;
 
   out->clear();
   auto flush = [&] {
@@ -110,13 +114,19 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
     out->clear();
   };
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    Frame f = batch[i];
+    Frame& f = batch[i];  // (a copy made to change it stays with this batch's descriptor)
     const VirtioNetHdr h = header_of(f);
     const bool gso = is_gso(h);
     if (passes_through(f, h, caps)) {
-      if (gso && !(h.flags & VirtioNetHdr::kNeedsCsum) && !make_partial(f, h, caps.l2)) {
-        ++tally.drop(DropReason::vnet_bad_headers);
-        continue;
+      if (gso && !(h.flags & VirtioNetHdr::kNeedsCsum)) {
+        if (!make_writable(f, w.copies)) {
+          ++tally.drop(DropReason::no_buffer);
+          continue;
+        }
+        if (!make_partial(f, h, caps.l2)) {
+          ++tally.drop(DropReason::vnet_bad_headers);
+          continue;
+        }
       }
       if (out->full()) flush();
       out->push(f.data, f.len, true);
@@ -129,6 +139,10 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, CounterValues& tally,
     }
     offload::PacketInfo info;
     if (!gso && f.len <= caps.frame_capacity) {  // only the checksum is left to do
+      if (!make_writable(f, w.copies)) {
+        ++tally.drop(DropReason::no_buffer);
+        continue;
+      }
       const bool sctp = is_sctp_crc(h) && offload::parse_headers(f.data, f.len, caps.l2, info) &&
                         info.l4_proto == offload::kProtoSctp && info.l4 == h.csum_start;
       if (sctp ? !offload::finish_sctp(f.data, offload::ip_packet_end(f.data, f.len, info),

@@ -113,8 +113,9 @@ void TxRing::send(Batch& batch, CounterValues& tally) {
       tally.tx_bytes -= header(s)->tp_len - vnet_size_;
       ++tally.drop(DropReason::tx_error);
     }
-    // The frame's virtio-net header (egress.cpp stamped or kept it) goes in front of it.
-    std::memcpy(s + data_offset_, f.data - vnet_size_, f.len + vnet_size_);
+    // The frame's virtio-net header (egress.cpp set it) goes in front of it.
+    std::memcpy(s + data_offset_, &batch.tx_header(i), vnet_size_);
+    std::memcpy(s + data_offset_ + vnet_size_, f.data, f.len);
     header(s)->tp_len = static_cast<unsigned>(f.len + vnet_size_);
     __atomic_store_n(&header(s)->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
     head_ = (head_ + 1) % slot_count_;

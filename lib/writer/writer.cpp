@@ -1,5 +1,6 @@
 #include "writer/writer.hpp"
 
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -45,13 +46,13 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       ++tally.drop(DropReason::too_big);
       continue;
     }
-    const std::size_t hdr = t.vnet ? sizeof(VirtioNetHdr) : 0;
-    iov[n] = {f.data - hdr, f.len + hdr};
+    iov[2 * n] = {&b.tx_header(k), sizeof(VirtioNetHdr)};
+    iov[2 * n + 1] = {f.data, f.len};
     msghdr& h = msgs[n].msg_hdr;
     h.msg_name = const_cast<sockaddr*>(t.address);
     h.msg_namelen = t.address_len;
-    h.msg_iov = &iov[n];
-    h.msg_iovlen = 1;
+    h.msg_iov = t.vnet ? &iov[2 * n] : &iov[2 * n + 1];
+    h.msg_iovlen = t.vnet ? 2 : 1;
     h.msg_control = nullptr;
     h.msg_controllen = 0;
     h.msg_flags = 0;
@@ -64,7 +65,7 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
     if (r > 0) {
       for (std::size_t k = i; k < i + static_cast<std::size_t>(r); ++k) {
         ++tally.tx_packets;
-        tally.tx_bytes += iov[k].iov_len - (t.vnet ? sizeof(VirtioNetHdr) : 0);
+        tally.tx_bytes += iov[2 * k + 1].iov_len;
       }
       i += static_cast<std::size_t>(r);
       continue;
@@ -88,10 +89,10 @@ void write_each(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       ++tally.drop(DropReason::too_big);
       continue;
     }
-    const std::size_t hdr = t.vnet ? sizeof(VirtioNetHdr) : 0;
+    const iovec iov[2] = {{&b.tx_header(k), sizeof(VirtioNetHdr)}, {f.data, f.len}};
     ssize_t r;
     do {
-      r = ::write(t.fd, f.data - hdr, f.len + hdr);
+      r = t.vnet ? ::writev(t.fd, iov, 2) : ::write(t.fd, f.data, f.len);
     } while (r < 0 && errno == EINTR);
     if (r >= 0) {
       ++tally.tx_packets;

@@ -20,7 +20,7 @@ struct TxTarget {
   socklen_t address_len = 0;
   std::size_t frame_capacity = 0;  ///< larger frames are dropped as too_big
   bool is_socket = true;           ///< sendmmsg, else one write per frame
-  bool vnet = false;  ///< the fd takes the virtio-net header stored just before each frame
+  bool vnet = false;  ///< the fd takes a virtio-net header (Batch::tx_header) before each frame
 };
 
 /// Sends the frames of `batch` whose out_port is `port` (every frame when port < 0) to

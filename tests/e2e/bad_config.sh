@@ -37,7 +37,7 @@ ip netns exec "$ID-fw" "$FDLINKD" -c "$TMP/bad.toml" >"$TMP/out" 2>"$TMP/err" ||
 [ $rc -eq 2 ] || fail "bad config: exit status $rc, expected 2"
 grep -qF "$TMP/bad.toml:2:11: workers = 0 in [daemon] is out of range" "$TMP/err" || fail "no workers error: $(cat "$TMP/err")"
 grep -qF "$TMP/bad.toml:14:1: unknown key colour in link \"u\"" "$TMP/err" || fail "no colour error: $(cat "$TMP/err")"
-grep -qF "$TMP/bad.toml:22:6: sink \"to-t\" forwards to link \"nowhere\"" "$TMP/err" || fail "no sink error: $(cat "$TMP/err")"
+grep -qF "$TMP/bad.toml:22:6: sink \"to-t\" sends to \"nowhere\", which is neither a link nor a sink" "$TMP/err" || fail "no sink error: $(cat "$TMP/err")"
 grep -qF "3 errors in $TMP/bad.toml" "$TMP/err" || fail "no summary line: $(cat "$TMP/err")"
 ! ip -n "$ID-fw" link show "$TAPNAME" >/dev/null 2>&1 || fail "TAP created despite the bad config"
 [ ! -e "$SOCK" ] || fail "socket created despite the bad config"

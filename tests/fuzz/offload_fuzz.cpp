@@ -9,6 +9,7 @@
 #include "core/batch.hpp"
 #include "core/counters.hpp"
 #include "core/virtio_net.hpp"
+#include "core/worker.hpp"
 #include "offload/vnet.hpp"
 #include "writer/egress.hpp"
 
@@ -24,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t len = size - sizeof h - 1;
 
   static Batch in(1, 65536);
-  static Batch spill(256, 1518);
+  static boost::asio::io_context io;
+  static Worker worker(io, 0, 1518, 65536);
   if (len > in.frame_capacity()) return 0;
   in.clear();
   std::uint8_t* slot = in.slot(0);
@@ -33,7 +35,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   offload::PacketInfo info;
   if (offload::check_vnet(h, slot, len, l2, info)) return 0;  // a named drop
   in.push(slot, static_cast<std::uint32_t>(len), true);
-  in.set_spill(&spill);
 
   EgressCaps caps;
   caps.l2 = l2;
@@ -41,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   caps.passthrough = caps.vnet_fd && (pick & 4) != 0;
   caps.frame_capacity = l2 ? 1514 : 1500;
   CounterValues tally;
-  prepare_egress(in, caps, tally, [](Batch& b) {
+  prepare_egress(in, caps, worker, tally, [](Batch& b) {
     std::uint32_t sum = 0;  // read every byte sent, so ASan checks the frames' bounds
     for (std::size_t i = 0; i < b.size(); ++i)
       for (std::size_t j = 0; j < b[i].len; ++j)
@@ -49,5 +50,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static volatile std::uint32_t sink;
     sink = sum;
   });
+  worker.copies.reset();
   return 0;
 }

@@ -11,7 +11,7 @@ OUT=$(mktemp -d /tmp/fdlinkd-fuzz.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 "$CXX" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I"$ROOT/lib" "$HERE/offload_fuzz.cpp" "$ROOT"/lib/offload/*.cpp "$ROOT/lib/writer/egress.cpp" \
-  "$ROOT/lib/core/batch.cpp" \
+  "$ROOT/lib/core/batch.cpp" "$ROOT/lib/core/worker.cpp" \
   "$ROOT/lib/core/counters.cpp" -o "$OUT/offload_fuzz"
 mkdir -p "$OUT/corpus"
 cp "$HERE"/corpus/* "$OUT/corpus/"

@@ -14,6 +14,7 @@
 #include "dispatch/dispatcher.hpp"
 #include "link/link.hpp"
 #include "sink/forward.hpp"
+#include "test_worker.hpp"
 
 namespace {
 std::atomic<std::size_t> g_allocations{0};
@@ -41,33 +42,9 @@ void operator delete[](void* p, std::size_t) noexcept {
 }
 
 using namespace fdlinkd;
+using namespace fdlinkd::test;
 
 namespace {
-
-class PairLink : public Link {
- public:
-  PairLink(const LinkConfig& c, std::vector<int> fds) : Link(c) {
-    for (std::size_t i = 0; i < fds.size(); ++i)
-      ports_[i]->fd = fds[i];
-  }
-
- protected:
-  void open_fds() override {}
-};
-
-struct Pair {
-  int outside = -1, inside = -1;
-  Pair() {
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, fds) == 0);
-    outside = fds[0];
-    inside = fds[1];
-    const int big = 4 << 20;
-    ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-    ::setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-  }
-  ~Pair() { ::close(outside); }
-};
 
 // Frames of 64 different UDP flows, so a 2-fd egress link spreads them over both fds.
 std::vector<std::vector<std::uint8_t>> udp_frames(int n) {
@@ -99,10 +76,13 @@ void burst(boost::asio::io_context& io, int in, const std::vector<int>& outs, Li
 }
 
 void check_no_allocation(DispatchMode mode, unsigned egress_fds) {
-  Pair a;
-  std::vector<Pair> b(egress_fds);
+  Pair a(SOCK_SEQPACKET, 4 << 20);
+  std::vector<Pair> b;
+  for (unsigned i = 0; i < egress_fds; ++i)
+    b.emplace_back(SOCK_SEQPACKET, 4 << 20);
   LinkConfig ca, cb;
   ca.name = "a";
+  ca.sink = "to-b";
   ca.type = cb.type = LinkType::unix_socket;
   ca.dispatch = mode;
   cb.name = "b";
@@ -113,9 +93,9 @@ void check_no_allocation(DispatchMode mode, unsigned egress_fds) {
     b_outside.push_back(p.outside);
   }
   PairLink la(ca, {a.inside}), lb(cb, b_inside);
-  ForwardSink to_b(lb);
-  boost::asio::io_context io;
-  Dispatcher d(io, 0, la, 0, to_b);
+  test::ForwardPath path(lb);
+  auto& io = path.io;
+  Dispatcher d(path.worker, la, 0, path.graph);
   d.attach(a.inside);
   const auto frames = udp_frames(500);
 
@@ -128,8 +108,8 @@ void check_no_allocation(DispatchMode mode, unsigned egress_fds) {
   const CounterValues vb = lb.totals();
   CHECK(vb.tx_packets == 11 * frames.size());
   if (egress_fds > 1) {
-    CHECK(lb.port(0).counters.snapshot().tx_packets > 0);
-    CHECK(lb.port(1).counters.snapshot().tx_packets > 0);
+    CHECK(lb.port_totals(0).tx_packets > 0);
+    CHECK(lb.port_totals(1).tx_packets > 0);
   }
   INFO("operator new calls while forwarding 5000 frames: " << allocations);
   CHECK(allocations == 0);
@@ -140,18 +120,19 @@ void check_no_allocation(DispatchMode mode, unsigned egress_fds) {
 TEST_CASE("segmenting TCP super-frames from a vnet link allocates nothing per segment") {
   // A TAP-like link with virtio-net headers hands 5000-byte TCP super-frames (GSO, MSS 1448)
   // to a plain link: each becomes 4 segments built in the dispatcher's spill batch.
-  Pair a, b;
+  Pair a(SOCK_SEQPACKET, 4 << 20), b(SOCK_SEQPACKET, 4 << 20);
   LinkConfig ca, cb;
   ca.name = "a";
+  ca.sink = "to-b";
   ca.type = LinkType::tap;
   ca.vnet_hdr = true;
   ca.rx_batch = 16;
   cb.name = "b";
   cb.type = LinkType::unix_socket;
   PairLink la(ca, {a.inside}), lb(cb, {b.inside});
-  ForwardSink to_b(lb);
-  boost::asio::io_context io;
-  Dispatcher d(io, 0, la, 0, to_b);
+  test::ForwardPath path(lb);
+  auto& io = path.io;
+  Dispatcher d(path.worker, la, 0, path.graph);
   d.attach(a.inside);
 
   std::vector<std::uint8_t> msg(10 + 54 + 5000, 0);

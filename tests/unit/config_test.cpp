@@ -249,7 +249,8 @@ TEST_CASE("bad config: duplicate link names") {
   CHECK(errs[0].column == 1);
   CHECK_THAT(errs[0].message,
              Catch::Contains("duplicate link name \"a\" (first defined at line 3)"));
-  CHECK_THAT(errs[1].message, Catch::Contains("forwards to link \"b\", which is not defined"));
+  CHECK_THAT(errs[1].message,
+             Catch::Contains("sends to \"b\", which is neither a link nor a sink"));
 }
 
 TEST_CASE("bad config: duplicate sink names") {
@@ -273,7 +274,7 @@ TEST_CASE("bad config: link names a sink that does not exist") {
 TEST_CASE("bad config: forward to a link that does not exist") {
   auto text = kLinks;
   text.replace(text.find("to = \"b\""), 8, "to = \"zz\"");
-  expect_one(text, 17, 6, "sink \"to-b\" forwards to link \"zz\", which is not defined");
+  expect_one(text, 17, 6, "sink \"to-b\" sends to \"zz\", which is neither a link nor a sink");
 }
 
 TEST_CASE("bad config: recvmmsg on a tap link") {
@@ -313,7 +314,7 @@ to = "t"
 )");
   REQUIRE(errs.size() == 2);  // both directions are wrong
   CHECK(errs[0].to_string() ==
-        "t.toml:5:8: link \"t\" (tun, IP packets) cannot use sink \"to-e\": it forwards to link "
+        "t.toml:5:8: link \"t\" (tun, IP packets) cannot use sink \"to-e\": it sends to link "
         "\"e\" (af_packet, Ethernet frames)");
   CHECK(errs[1].line == 10);
   CHECK(errs[1].column == 8);

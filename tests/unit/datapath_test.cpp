@@ -15,42 +15,22 @@
 #include "dispatch/vlan.hpp"
 #include "link/link.hpp"
 #include "sink/forward.hpp"
+#include "test_worker.hpp"
 #include "writer/writer.hpp"
 
 using namespace fdlinkd;
+using namespace fdlinkd::test;
 
 namespace {
-
-// A link over one end of a socketpair (the other end plays the outside world).
-class PairLink : public Link {
- public:
-  PairLink(const LinkConfig& c, int fd) : Link(c) { ports_[0]->fd = fd; }
-  bool eof = false;
-  bool zero_read_is_eof(int fd) const override { return peer_hung_up(fd); }
-  void port_closed(std::size_t, Dispatcher&) override { eof = true; }
-
- protected:
-  void open_fds() override {}
-};
 
 LinkConfig link_config(const std::string& name, LinkType type = LinkType::unix_socket) {
   LinkConfig c;
   c.name = name;
   c.type = type;
   c.rx_batch = 8;
+  c.sink = "to-b";
   return c;
 }
-
-struct Pair {
-  int outside = -1, inside = -1;
-  explicit Pair(int type = SOCK_SEQPACKET) {
-    int fds[2];
-    REQUIRE(::socketpair(AF_UNIX, type | SOCK_NONBLOCK, 0, fds) == 0);
-    outside = fds[0];
-    inside = fds[1];
-  }
-  ~Pair() { ::close(outside); }  // `inside` belongs to the link
-};
 
 std::vector<std::uint8_t> frame(std::size_t len, std::uint8_t tag) {
   std::vector<std::uint8_t> f(len);
@@ -59,22 +39,14 @@ std::vector<std::uint8_t> frame(std::size_t len, std::uint8_t tag) {
   return f;
 }
 
-void run_until(boost::asio::io_context& io, const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    io.run_for(std::chrono::milliseconds(5));
-    io.restart();
-  }
-}
-
 }  // namespace
 
 TEST_CASE("forwarded frames arrive whole and in order and bad ones are counted") {
   Pair a, b;
   PairLink la(link_config("a"), a.inside), lb(link_config("b"), b.inside);
-  ForwardSink to_b(lb);
-  boost::asio::io_context io;
-  Dispatcher d(io, 0, la, 0, to_b);
+  test::ForwardPath path(lb);
+  auto& io = path.io;
+  Dispatcher d(path.worker, la, 0, path.graph);
 
   std::vector<std::vector<std::uint8_t>> good;
   for (int i = 0; i < 20; ++i)
@@ -113,9 +85,9 @@ TEST_CASE("recvmmsg dispatch reads the same frames as readv") {
   auto ca = link_config("a");
   ca.dispatch = DispatchMode::recvmmsg;
   PairLink la(ca, a.inside), lb(link_config("b"), b.inside);
-  ForwardSink to_b(lb);
-  boost::asio::io_context io;
-  Dispatcher d(io, 0, la, 0, to_b);
+  test::ForwardPath path(lb);
+  auto& io = path.io;
+  Dispatcher d(path.worker, la, 0, path.graph);
   for (int i = 0; i < 30; ++i) {  // more than one batch of 8
     auto f = frame(100, static_cast<std::uint8_t>(i));
     REQUIRE(::send(a.outside, f.data(), f.size(), 0) == 100);
@@ -136,9 +108,9 @@ TEST_CASE("recvmmsg dispatch reads the same frames as readv") {
 TEST_CASE("a peer hanging up ends the dispatcher and tells the link") {
   Pair a, b;
   PairLink la(link_config("a"), a.inside), lb(link_config("b"), b.inside);
-  ForwardSink to_b(lb);
-  boost::asio::io_context io;
-  Dispatcher d(io, 0, la, 0, to_b);
+  test::ForwardPath path(lb);
+  auto& io = path.io;
+  Dispatcher d(path.worker, la, 0, path.graph);
   d.attach(a.inside);
   ::shutdown(a.outside, SHUT_WR);
   run_until(io, [&] { return la.eof; });
@@ -151,9 +123,9 @@ TEST_CASE("a zero-length message is a runt and the connection goes on") {
     auto ca = link_config("a");
     ca.dispatch = mode;
     PairLink la(ca, a.inside), lb(link_config("b"), b.inside);
-    ForwardSink to_b(lb);
-    boost::asio::io_context io;
-    Dispatcher d(io, 0, la, 0, to_b);
+    test::ForwardPath path(lb);
+    auto& io = path.io;
+    Dispatcher d(path.worker, la, 0, path.graph);
     d.attach(a.inside);
     const auto f = frame(60, 1);
     REQUIRE(::send(a.outside, f.data(), 0, 0) == 0);
@@ -177,7 +149,7 @@ TEST_CASE("a full egress queue drops frames as tx_queue_full and counts every on
     for (std::size_t i = 0; i < 64; ++i)
       batch.push(batch.slot(i), 1000);
     offered += 64;
-    lb.transmit(batch);
+    lb.transmit(test::worker(), batch);
   }
   const CounterValues v = lb.totals();
   CHECK(v.drop(DropReason::tx_queue_full) > 0);
@@ -194,7 +166,7 @@ TEST_CASE("frames over the egress MTU are dropped as too_big, the rest are sent"
   batch.push(batch.slot(0), 518);
   batch.push(batch.slot(1), 519);
   batch.push(batch.slot(2), 100);
-  lb.transmit(batch);
+  lb.transmit(test::worker(), batch);
   const CounterValues v = lb.totals();
   CHECK(v.tx_packets == 2);
   CHECK(v.drop(DropReason::too_big) == 1);
@@ -208,10 +180,10 @@ TEST_CASE("an egress link without an fd drops under no_peer or link_down") {
   batch.push(batch.slot(0), 60);
   batch.push(batch.slot(1), 60);
   PairLink unix_link(link_config("u"), -1);
-  unix_link.transmit(batch);
+  unix_link.transmit(test::worker(), batch);
   CHECK(unix_link.totals().drop(DropReason::no_peer) == 2);
   PairLink afp(link_config("p", LinkType::af_packet), -1);
-  afp.transmit(batch);
+  afp.transmit(test::worker(), batch);
   CHECK(afp.totals().drop(DropReason::link_down) == 2);
 }
 
@@ -223,7 +195,7 @@ TEST_CASE("a peer that went away counts as no_peer on transmit") {
   Batch batch(4, 1518);
   batch.push(batch.slot(0), 60);
   batch.push(batch.slot(1), 60);
-  lb.transmit(batch);
+  lb.transmit(test::worker(), batch);
   CHECK(lb.totals().drop(DropReason::no_peer) == 2);
 }
 

@@ -6,87 +6,18 @@
 #include <vector>
 
 #include "core/batch.hpp"
+#include "frames.hpp"
 #include "offload/checksum.hpp"
 #include "offload/gso.hpp"
 #include "offload/vnet.hpp"
+#include "test_worker.hpp"
 #include "writer/egress.hpp"
 
 using namespace fdlinkd;
 using namespace fdlinkd::offload;
-using Bytes = std::vector<std::uint8_t>;
+using namespace fdlinkd::test;
 
 namespace {
-
-// --- an independent reference -------------------------------------------------------------
-std::uint16_t ref_checksum(const Bytes& b) {  // complemented RFC 1071 sum
-  std::uint32_t s = 0;
-  for (std::size_t i = 0; i < b.size(); i += 2) {
-    std::uint32_t hi = b[i], lo = i + 1 < b.size() ? b[i + 1] : 0;
-    s += (hi << 8) | lo;
-    s = (s & 0xFFFF) + (s >> 16);
-  }
-  return static_cast<std::uint16_t>(~s & 0xFFFF);
-}
-std::uint16_t get16(const Bytes& b, std::size_t o) {
-  return static_cast<std::uint16_t>(b[o] << 8 | b[o + 1]);
-}
-std::uint32_t get32(const Bytes& b, std::size_t o) {
-  return std::uint32_t{get16(b, o)} << 16 | get16(b, o + 2);
-}
-void put16(Bytes& b, std::size_t o, std::size_t v) {
-  b[o] = static_cast<std::uint8_t>(v >> 8);
-  b[o + 1] = static_cast<std::uint8_t>(v);
-}
-void put32(Bytes& b, std::size_t o, std::size_t v) {
-  put16(b, o, v >> 16);
-  put16(b, o + 2, v & 0xFFFF);
-}
-
-// Pseudo-header + L4 bytes, as a receiver would verify them (result 0 when correct).
-std::uint16_t verify_l4(const Bytes& f, int version, std::size_t l3, std::size_t l4,
-                        std::uint8_t proto) {
-  Bytes p;
-  if (version == 4) {
-    p.insert(p.end(), f.begin() + static_cast<long>(l3 + 12),
-             f.begin() + static_cast<long>(l3 + 20));
-  } else {
-    p.insert(p.end(), f.begin() + static_cast<long>(l3 + 8),
-             f.begin() + static_cast<long>(l3 + 40));
-  }
-  const std::size_t l4_len = f.size() - l4;
-  p.push_back(0);
-  p.push_back(proto);
-  p.push_back(static_cast<std::uint8_t>(l4_len >> 8));
-  p.push_back(static_cast<std::uint8_t>(l4_len));
-  p.insert(p.end(), f.begin() + static_cast<long>(l4), f.end());
-  return ref_checksum(p);
-}
-
-constexpr std::uint8_t kFin = 0x01, kPsh = 0x08, kAck = 0x10, kCwr = 0x80;
-
-// Ethernet + IPv4 (with 4 bytes of options) + TCP (with 12 bytes of options) + payload.
-Bytes tcp4_frame(std::size_t payload, std::uint8_t flags) {
-  Bytes f(14 + 24 + 32 + payload);
-  f[12] = 0x08;
-  f[14] = 0x46;  // version 4, IHL 6
-  put16(f, 16, 24 + 32 + payload);
-  put16(f, 18, 0x1234);  // id
-  f[22] = 64;
-  f[23] = 6;
-  put32(f, 26, 0x0A000001);
-  put32(f, 30, 0x0A000002);
-  f[34] = 1;  // an option byte (NOP-ish), kept as is
-  put16(f, 38, 40000);
-  put16(f, 40, 5201);
-  put32(f, 42, 0xFFFFF000);  // sequence number close to wrapping
-  put32(f, 46, 77);
-  f[50] = 0x80;  // data offset 8 words
-  f[51] = flags;
-  put16(f, 52, 512);
-  for (std::size_t i = 0; i < payload; ++i)
-    f[70 + i] = static_cast<std::uint8_t>(i * 7 + 3);
-  return f;
-}
 
 Bytes tcp6_frame(std::size_t payload, std::uint8_t flags) {
   Bytes f(14 + 40 + 20 + payload);
@@ -171,13 +102,11 @@ std::vector<Bytes> egress_one(const Bytes& f, const VirtioNetHdr& h, CounterValu
   std::copy(f.begin(), f.end(), in.slot(0));
   std::memcpy(in.slot(0) - sizeof h, &h, sizeof h);
   in.push(in.slot(0), static_cast<std::uint32_t>(f.size()), true);
-  Batch spill(64, 1518);
-  in.set_spill(&spill);
   EgressCaps caps;
   caps.vnet_fd = caps.passthrough = vnet_egress;
   caps.frame_capacity = capacity;
   std::vector<Bytes> sent;
-  prepare_egress(in, caps, tally, [&](Batch& b) {
+  prepare_egress(in, caps, test::worker(), tally, [&](Batch& b) {
     for (std::size_t i = 0; i < b.size(); ++i)
       sent.emplace_back(b[i].data, b[i].data + b[i].len);
   });
@@ -391,13 +320,11 @@ TEST_CASE("an inner checksum left to finish (VXLAN) is accepted and finished for
   std::copy(f.begin(), f.end(), in.slot(0));
   std::memcpy(in.slot(0) - sizeof h, &h, sizeof h);
   in.push(in.slot(0), static_cast<std::uint32_t>(f.size()), true);
-  Batch spill(8, 1518);
-  in.set_spill(&spill);
   EgressCaps caps;
   caps.frame_capacity = 1514;
   CounterValues tally;
   Bytes out;
-  prepare_egress(in, caps, tally, [&](Batch& b) { out = frame_of(b, 0); });
+  prepare_egress(in, caps, test::worker(), tally, [&](Batch& b) { out = frame_of(b, 0); });
   CHECK(tally.total_drops() == 0);
   REQUIRE(out.size() == f.size());
   CHECK(verify_l4(Bytes(out.begin() + 50, out.end()), 4, 14, 38, 6) == 0);  // inner TCP
@@ -677,14 +604,12 @@ TEST_CASE("a GRO super-frame passed on as GSO gets the partial checksum GSO need
   h.hdr_len = 70;
   std::memcpy(slot - sizeof h, &h, sizeof h);
   in.push(slot, static_cast<std::uint32_t>(f.size()), true);
-  Batch spill(64, 1518);
-  in.set_spill(&spill);
   EgressCaps caps;
   caps.vnet_fd = caps.passthrough = true;
   caps.frame_capacity = 1518;
   CounterValues tally;
   std::size_t sent = 0;
-  prepare_egress(in, caps, tally, [&](Batch& b) { sent += b.size(); });
+  prepare_egress(in, caps, test::worker(), tally, [&](Batch& b) { sent += b.size(); });
   REQUIRE(sent == 1);  // passed on whole
   CHECK(tally.total_drops() == 0);
   VirtioNetHdr out;

@@ -1,0 +1,116 @@
+#include "sink/graph.hpp"
+
+#include <algorithm>
+
+#include "config/config.hpp"
+#include "link/link.hpp"
+
+namespace fdlinkd {
+
+std::size_t SinkSetup::link_index(std::string_view name) const {
+  for (std::size_t i = 0; i < config.links.size(); ++i)
+    if (config.links[i].name == name) return i;
+  return Graph::npos;
+}
+
+void Pass::flush(std::size_t o) {
+  graph_.flush(worker_, ingress_, node_, o);
+}
+
+Graph::Graph(unsigned workers, std::size_t max_batch) : workers_(workers), max_batch_(max_batch) {
+  for (unsigned w = 0; w < workers_; ++w)
+    rx_views_.emplace_back(max_batch_, 0, w);
+}
+
+Graph::~Graph() = default;
+
+std::unique_ptr<Graph> Graph::build(const Config& config, LinkSet& links, unsigned workers) {
+  std::size_t max_batch = 1;
+  for (const auto& l : config.links)
+    max_batch = std::max<std::size_t>(max_batch, l.rx_batch);
+  auto g = std::make_unique<Graph>(workers, max_batch);
+  const SinkSetup setup{config, workers};
+  for (const auto& sc : config.sinks) {
+    std::vector<Target> outputs;
+    for (const OutputRef& o : sc.type->outputs(sc, config)) {
+      Target t;
+      t.link = links.find(o.name);
+      if (!t.link)
+        for (std::size_t i = 0; i < config.sinks.size(); ++i)
+          if (config.sinks[i].name == o.name) t.node = i;
+      outputs.push_back(t);  // (the config checked that every name exists)
+    }
+    g->add(sc.name, sc.type->create(sc, setup), std::move(outputs));
+  }
+  return g;
+}
+
+std::size_t Graph::add(std::string name, std::unique_ptr<Sink> sink, std::vector<Target> outputs) {
+  Node n;
+  n.name = std::move(name);
+  for (unsigned w = 0; w < workers_; ++w) {
+    PerWorker& pw = n.per_worker.emplace_back();
+    for (std::size_t o = 0; o < outputs.size(); ++o)
+      pw.pending.emplace_back(max_batch_, 0, w);
+    pw.counters = std::make_unique<SinkCounters>(sink->counter_names().size());
+  }
+  n.sink = std::move(sink);
+  n.outputs = std::move(outputs);
+  nodes_.push_back(std::move(n));
+  return nodes_.size() - 1;
+}
+
+std::size_t Graph::find(std::string_view name) const {
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].name == name) return i;
+  return npos;
+}
+
+void Graph::run(Worker& w, const Link& ingress, std::size_t root, Batch& rx) {
+  Batch& view = rx_views_[w.id];
+  view.clear();
+  for (std::size_t i = 0; i < rx.size(); ++i) {
+    rx[i].holders = 1;  // the first sink's hold
+    Frame v = rx[i];
+    v.origin = &rx[i];
+    view.push(v);
+  }
+  process(w, ingress.index(), root, view);
+  w.copies.reset();
+}
+
+void Graph::process(Worker& w, std::size_t ingress, std::size_t node, Batch& in) {
+  Node& n = nodes_[node];
+  PerWorker& pw = n.per_worker[w.id];
+  Pass pass(*this, node, w, ingress, pw.pending.data(), pw.counters.get());
+  n.sink->process(pass, in);
+  for (std::size_t i = 0; i < in.size(); ++i)
+    --in[i].owner()->holders;
+  for (std::size_t o = 0; o < n.outputs.size(); ++o)
+    flush(w, ingress, node, o);
+}
+
+void Graph::flush(Worker& w, std::size_t ingress, std::size_t node, std::size_t o) {
+  Batch& b = nodes_[node].per_worker[w.id].pending[o];
+  if (b.empty()) return;
+  const Target t = nodes_[node].outputs[o];
+  if (t.link) {
+    t.link->transmit(w, b);
+    for (std::size_t i = 0; i < b.size(); ++i)
+      --b[i].owner()->holders;
+  } else {
+    process(w, ingress, t.node, b);
+  }
+  b.clear();
+}
+
+std::vector<std::uint64_t> Graph::counters(std::size_t node) const {
+  const Node& n = nodes_[node];
+  std::vector<std::uint64_t> sum(n.sink->counter_names().size(), 0);
+  for (const PerWorker& pw : n.per_worker)
+    for (std::size_t i = 0; i < sum.size(); ++i)
+      sum[i] += pw.counters->get(i);
+  return sum;
+}
+
+}  // namespace fdlinkd
