@@ -95,6 +95,7 @@ class alignas(64) SinkCounters {
   }
   std::size_t size() const { return n_; }
   void add(std::size_t i, std::uint64_t v) { bump(v_[i], v); }
+  void set(std::size_t i, std::uint64_t v) { v_[i].store(v, std::memory_order_relaxed); }
   std::uint64_t get(std::size_t i) const { return v_[i].load(std::memory_order_relaxed); }
 
  private:

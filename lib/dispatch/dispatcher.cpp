@@ -14,8 +14,8 @@
 #include "core/virtio_net.hpp"
 #include "core/worker.hpp"
 #include "dispatch/rx_ring.hpp"
-#include "dispatch/vlan.hpp"
 #include "link/link.hpp"
+#include "offload/vlan.hpp"
 #include "offload/vnet.hpp"
 #include "sink/graph.hpp"
 

@@ -19,7 +19,9 @@ Runtime::Runtime(Config config)
     : config_(std::move(config)),
       signals_(control_, SIGINT, SIGTERM, SIGHUP),
       stats_timer_(control_),
-      watchdog_timer_(control_) {}
+      watchdog_timer_(control_) {
+  signals_.add(SIGUSR1);  // (the constructor takes at most three)
+}
 
 Runtime::~Runtime() {
   stop_workers();
@@ -53,10 +55,13 @@ void Runtime::build_data_path() {
     wire = std::max(wire, l.frame_capacity());
     rx = std::max(rx, l.rx_capacity());
   }
+  std::vector<Worker*> list;
   for (unsigned i = 0; i < config_.daemon.workers; ++i) {
     workers_.push_back(std::make_unique<asio::io_context>(1));
     contexts_.push_back(std::make_unique<Worker>(*workers_.back(), i, wire, rx));
+    list.push_back(contexts_.back().get());
   }
+  graph_->set_workers(std::move(list));
 
   std::size_t next_worker = 0;
   for (const auto& link : links_.all()) {
@@ -129,6 +134,14 @@ int Runtime::run() {
 }
 
 void Runtime::on_signal(int signo) {
+  if (signo == SIGUSR1) {  // the state of every sink (a bridge's MAC table) and the counters
+    log_stats(false);
+    graph_->log_state();
+    signals_.async_wait([this](const boost::system::error_code& ec, int s) {
+      if (!ec) on_signal(s);
+    });
+    return;
+  }
   if (signo == SIGHUP) {
     log::warn("reload_unsupported", "SIGHUP: live reload is not implemented yet; config unchanged",
               {});

@@ -1,6 +1,7 @@
 #include "sink/graph.hpp"
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 
 #include "config/config.hpp"
 #include "link/link.hpp"
@@ -82,7 +83,7 @@ void Graph::run(Worker& w, const Link& ingress, std::size_t root, Batch& rx) {
 void Graph::process(Worker& w, std::size_t ingress, std::size_t node, Batch& in) {
   Node& n = nodes_[node];
   PerWorker& pw = n.per_worker[w.id];
-  Pass pass(*this, node, w, ingress, pw.pending.data(), pw.counters.get());
+  Pass pass(*this, node, w, ingress, pw.pending.data(), pw.counters.get(), worker_list_);
   n.sink->process(pass, in);
   for (std::size_t i = 0; i < in.size(); ++i)
     --in[i].owner()->holders;
@@ -102,6 +103,15 @@ void Graph::flush(Worker& w, std::size_t ingress, std::size_t node, std::size_t 
     process(w, ingress, t.node, b);
   }
   b.clear();
+}
+
+void Graph::log_state() {
+  if (worker_list_.empty()) return;
+  Worker& w = *worker_list_[0];
+  boost::asio::post(w.io, [this, &w] {
+    for (Node& n : nodes_)
+      n.sink->log_state(w, n.name);
+  });
 }
 
 std::vector<std::uint64_t> Graph::counters(std::size_t node) const {

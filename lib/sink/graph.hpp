@@ -62,6 +62,11 @@ class Graph {
   /// after it (see above).
   void run(Worker& w, const Link& ingress, std::size_t root, Batch& rx);
 
+  /// The workers that run it, for stages that post work to each other (runtime sets them).
+  void set_workers(std::vector<Worker*> workers) { worker_list_ = std::move(workers); }
+  /// Runs every sink's log_state() on worker 0's thread.
+  void log_state();
+
   std::size_t size() const { return nodes_.size(); }
   const std::string& name(std::size_t node) const { return nodes_[node].name; }
   const Sink& sink(std::size_t node) const { return *nodes_[node].sink; }
@@ -88,6 +93,7 @@ class Graph {
   std::size_t max_batch_;
   std::vector<Node> nodes_;
   std::vector<Batch> rx_views_;  ///< per worker: the first sink's view of a received batch
+  std::vector<Worker*> worker_list_;
 };
 
 }  // namespace fdlinkd

@@ -45,8 +45,9 @@ struct SinkOptions {
 class Pass {
  public:
   Pass(Graph& graph, std::size_t node, Worker& worker, std::size_t ingress, Batch* outputs,
-       SinkCounters* counters)
+       SinkCounters* counters, std::span<Worker* const> workers)
       : worker_(worker),
+        workers_(workers),
         graph_(graph),
         node_(node),
         ingress_(ingress),
@@ -54,6 +55,8 @@ class Pass {
         counters_(counters) {}
 
   Worker& worker() { return worker_; }
+  /// Every worker of the daemon (to post work to another one's io_context).
+  std::span<Worker* const> workers() const { return workers_; }
   /// The link the frames were received on, as its index in the config's [[link]] list.
   std::size_t ingress() const { return ingress_; }
 
@@ -70,11 +73,20 @@ class Pass {
   void count(std::size_t i, std::uint64_t n = 1) { counters_->add(i, n); }
   /// Makes `f` safe to change (make_writable); false: no copy slot, drop it (count it).
   bool writable(Frame& f) { return make_writable(f, worker_.copies); }
+  /// Points `f`, a descriptor of a frame this stage holds, at a new private copy of its bytes
+  /// (to make a variant of it while the original goes elsewhere unchanged); the stage must
+  /// release(f) when done with it. False: no copy slot.
+  bool copy(Frame& f) { return worker_.copies.copy(f); }
+  /// Lets go of a frame made with copy().
+  static void release(Frame& f) { --f.owner()->holders; }
+  /// Sets this sink's counter `i` on this worker to `v` (a gauge, such as a table size).
+  void set(std::size_t i, std::uint64_t v) { counters_->set(i, v); }
 
  private:
   void flush(std::size_t o);
 
   Worker& worker_;
+  std::span<Worker* const> workers_;
   Graph& graph_;
   std::size_t node_;
   std::size_t ingress_;
@@ -91,6 +103,9 @@ class Sink {
   virtual void process(Pass& pass, Batch& in) = 0;
   /// Names of this sink's own counters, shown with the sink's name in `stats` events.
   virtual std::span<const std::string_view> counter_names() const { return {}; }
+  /// Logs the sink's state (a bridge's MAC table) as seen by worker `w`; runs on that worker's
+  /// thread (SIGUSR1).
+  virtual void log_state(Worker& /*w*/, std::string_view /*name*/) {}
 };
 
 /// One key of a sink type, for --list-sinks.

@@ -1,6 +1,8 @@
 // The table of sink types: the only place that lists them. A new sink type is one file pair
 // named after its TOML type plus one line here.
+#include "sink/bridge.hpp"
 #include "sink/drop.hpp"
+#include "sink/filter.hpp"
 #include "sink/forward.hpp"
 #include "sink/reflect.hpp"
 #include "sink/sink.hpp"
@@ -10,10 +12,8 @@ namespace fdlinkd {
 
 namespace {
 const SinkType* const kSinkTypes[] = {
-    &ForwardSink::kType,
-    &TeeSink::kType,
-    &DropSink::kType,
-    &ReflectSink::kType,
+    &ForwardSink::kType, &TeeSink::kType,    &BridgeSink::kType,
+    &DropSink::kType,    &FilterSink::kType, &ReflectSink::kType,
 };
 }  // namespace
 

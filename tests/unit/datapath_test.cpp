@@ -12,8 +12,8 @@
 
 #include "core/virtio_net.hpp"
 #include "dispatch/dispatcher.hpp"
-#include "dispatch/vlan.hpp"
 #include "link/link.hpp"
+#include "offload/vlan.hpp"
 #include "sink/forward.hpp"
 #include "test_worker.hpp"
 #include "writer/writer.hpp"
