@@ -120,6 +120,7 @@ std::vector<std::uint64_t> Graph::counters(std::size_t node) const {
   for (const PerWorker& pw : n.per_worker)
     for (std::size_t i = 0; i < sum.size(); ++i)
       sum[i] += pw.counters->get(i);
+  n.sink->add_own_counters(sum);
   return sum;
 }
 

@@ -103,6 +103,9 @@ class Sink {
   virtual void process(Pass& pass, Batch& in) = 0;
   /// Names of this sink's own counters, shown with the sink's name in `stats` events.
   virtual std::span<const std::string_view> counter_names() const { return {}; }
+  /// Adds counters that a thread of the sink's own keeps (not a worker's) to `values`, in
+  /// counter_names() order.
+  virtual void add_own_counters(std::span<std::uint64_t> /*values*/) const {}
   /// Logs the sink's state (a bridge's MAC table) as seen by worker `w`; runs on that worker's
   /// thread (SIGUSR1).
   virtual void log_state(Worker& /*w*/, std::string_view /*name*/) {}

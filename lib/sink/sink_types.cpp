@@ -4,6 +4,7 @@
 #include "sink/drop.hpp"
 #include "sink/filter.hpp"
 #include "sink/forward.hpp"
+#include "sink/pcap.hpp"
 #include "sink/reflect.hpp"
 #include "sink/sink.hpp"
 #include "sink/tee.hpp"
@@ -12,8 +13,8 @@ namespace fdlinkd {
 
 namespace {
 const SinkType* const kSinkTypes[] = {
-    &ForwardSink::kType, &TeeSink::kType,    &BridgeSink::kType,
-    &DropSink::kType,    &FilterSink::kType, &ReflectSink::kType,
+    &ForwardSink::kType, &TeeSink::kType,  &BridgeSink::kType,  &DropSink::kType,
+    &FilterSink::kType,  &PcapSink::kType, &ReflectSink::kType,
 };
 }  // namespace
 
