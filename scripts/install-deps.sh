@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev libspdlog-dev libcli11-dev libtomlplusplus-dev catch2
   libsystemd-dev libpcap-dev
   # end-to-end tests and the demo
-  iproute2 iputils-ping ethtool socat iperf3 tcpdump python3 python3-scapy procps kmod
+  iproute2 iputils-ping ethtool socat iperf3 tcpdump tshark python3 python3-scapy procps kmod
 )
 
 missing=()
