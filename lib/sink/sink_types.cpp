@@ -5,6 +5,7 @@
 #include "sink/filter.hpp"
 #include "sink/forward.hpp"
 #include "sink/pcap.hpp"
+#include "sink/plugin.hpp"
 #include "sink/reflect.hpp"
 #include "sink/sink.hpp"
 #include "sink/tee.hpp"
@@ -12,10 +13,18 @@
 namespace fdlinkd {
 
 namespace {
+// clang-format off
 const SinkType* const kSinkTypes[] = {
-    &ForwardSink::kType, &TeeSink::kType,  &BridgeSink::kType,  &DropSink::kType,
-    &FilterSink::kType,  &PcapSink::kType, &ReflectSink::kType,
+    &ForwardSink::kType,
+    &TeeSink::kType,
+    &BridgeSink::kType,
+    &FilterSink::kType,
+    &PcapSink::kType,
+    &DropSink::kType,
+    &ReflectSink::kType,
+    &PluginSink::kType,
 };
+// clang-format on
 }  // namespace
 
 std::span<const SinkType* const> sink_types() {
