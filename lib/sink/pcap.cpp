@@ -226,7 +226,7 @@ bool PcapSink::flush_file() {
   const bool ok = pcap_dump_flush(as_dumper(dumper_)) == 0;
   if (ok) {
     written_ += unflushed_;
-    if (failing_)
+    if (failing_ && unflushed_ > 0)  // (frames really reached the file)
       log::info("pcap_write_ok", "writing the capture file works again",
                 {{"path", file_name(file_index_)}});
     failing_ = false;
