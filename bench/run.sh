@@ -15,6 +15,10 @@
 #   Append "-rps" to any name (fdlinkd-ring-rps) to run it in `topo.sh place rps`: the
 #   forwarder's receive delivery steered to its own CPU, as the bridge's is (meant for TCP;
 #   under pps overload the softirq crowds the forwarder out).
+#   Other stages, all in the ring mode: fdlinkd-bridge (a bridge sink over the two ports),
+#   fdlinkd-bridge4 (four ports, two idle), fdlinkd-teepcap (forward, plus a tee that writes
+#   every frame received on in0 to a pcap file); next to them: bridge4 (a Linux bridge with
+#   the same four ports) and ovs-normal (Open vSwitch as a learning switch, NORMAL action).
 #   (default: bridge testpmd afp-min fdlinkd-mmsg fdlinkd-mmap fdlinkd-ring)
 # Options (env or flags):
 #   -r ROUNDS      (ROUNDS=5)       rounds
@@ -81,7 +85,31 @@ log() { echo "[$(date +%T)] $*" >&2; }
 # Any forwarder name with "-rps" appended (testpmd-rps, fdlinkd-ring-rps) runs that forwarder in
 # `place rps`: user placement, but in0/out0 steered by RPS to the forwarder's CPU, so the
 # forwarder's receive delivery runs on its own CPU as the bridge's does (for TCP; see topo.sh).
-class_of() { case $1 in bridge|tc|fdlinkd-gro) echo kernel;; *-rps) echo rps;; *) echo user;; esac; }
+class_of() { case $1 in bridge|bridge4|tc|fdlinkd-gro) echo kernel;; *-rps) echo rps;; *) echo user;; esac; }
+
+# Two more ports for the 4-port bridges: veth pairs inside fb-fwd whose far ends stay idle.
+extra_ports() {
+  local i
+  for i in 1 2; do
+    ip -n fb-fwd link add "x$i" type veth peer name "x${i}p" 2>/dev/null || true
+    ip -n fb-fwd link set "x$i" up
+    ip -n fb-fwd link set "x${i}p" up
+  done
+}
+del_extra_ports() { ip -n fb-fwd link del x1 2>/dev/null || true; ip -n fb-fwd link del x2 2>/dev/null || true; }
+start_bridge4() {
+  extra_ports
+  start_bridge
+  ip -n fb-fwd link set x1 master br0
+  ip -n fb-fwd link set x2 master br0
+}
+stop_bridge4() { stop_bridge; del_extra_ports; }
+start_ovs-normal() {  # OVS as a learning switch (NORMAL action), like fdlinkd's bridge sink
+  start_ovs
+  ovs-ofctl del-flows ovsbr
+  ovs-ofctl add-flow ovsbr actions=NORMAL
+}
+stop_ovs-normal() { stop_ovs; }
 
 start_bridge() {
   ip -n fb-fwd link add br0 type bridge stp_state 0 forward_delay 0
@@ -165,17 +193,34 @@ stop_afp-min() { stop_pid; }
 
 # fdlinkd from this repository (build it first: cmake -S .. -B ../build && cmake --build ../build).
 FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
+# FDLINKD_SINKS picks the stages between the links: forward (a <-> b), bridge (a bridge sink
+# over a and b), bridge4 (over a, b and two idle ports), teepcap (forward, and a tee that also
+# writes every frame a receives to a pcap file).
 fdlinkd_config() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
-  local link
-  for link in "a in0 to-b" "b out0 to-a"; do
-    set -- $link "$1" "$2" "${3:-false}" "${4:-true}"
-    printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nsink = "%s"\n' "$1" "$2" "$3"
-    printf 'dispatch = "%s"\ntx_ring = %s\nqdisc_bypass = %s\nvnet_hdr = %s\n' "$4" "$5" "$7" "$6"
+  local links=("a in0 to-b" "b out0 to-a") sinks=${FDLINKD_SINKS:-forward} link n i k
+  case $sinks in
+    bridge) links=("a in0 sw" "b out0 sw") ;;
+    bridge4) links=("a in0 sw" "b out0 sw" "c x1 sw" "d x2 sw") ;;
+    teepcap) links=("a in0 tee-a" "b out0 to-a") ;;
+  esac
+  for link in "${links[@]}"; do
+    read -r n i k <<< "$link"
+    printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nsink = "%s"\n' "$n" "$i" "$k"
+    printf 'dispatch = "%s"\ntx_ring = %s\nqdisc_bypass = %s\nvnet_hdr = %s\n' "$1" "$2" "${4:-true}" "${3:-false}"
     [ -z "${FDLINKD_RING:-}" ] || printf '[link.ring]\n%s\n' "$FDLINKD_RING"
-    shift 3
   done
-  printf '[[sink]]\nname = "to-b"\ntype = "forward"\nto = "b"\n'
-  printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n'
+  case $sinks in
+    bridge) printf '[[sink]]\nname = "sw"\ntype = "bridge"\nports = ["a", "b"]\n' ;;
+    bridge4) printf '[[sink]]\nname = "sw"\ntype = "bridge"\nports = ["a", "b", "c", "d"]\n' ;;
+    teepcap)
+      printf '[[sink]]\nname = "tee-a"\ntype = "tee"\nto = ["b", "cap"]\n'
+      printf '[[sink]]\nname = "cap"\ntype = "pcap"\npath = "%s"\nsnaplen = 128\n' "$OUT/cap.pcap"
+      printf 'rotate_size = "200MB"\nrotate_count = 2\n'
+      printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n' ;;
+    *)
+      printf '[[sink]]\nname = "to-b"\ntype = "forward"\nto = "b"\n'
+      printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n' ;;
+  esac
   printf '[daemon]\nworkers = 1\nstats_interval = "0s"\n'
 }
 start_fdlinkd() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
@@ -200,6 +245,14 @@ start_fdlinkd-mmsgring() { start_fdlinkd recvmmsg true; }
 # without TSO (ENOBUFS), the qdisc path does.
 start_fdlinkd-gro() { start_fdlinkd recvmmsg false true false; }
 stop_fdlinkd() { stop_pid; cp "$OUT/fdlinkd.log" "$OUT/fdlinkd-last.log" 2>/dev/null || true; }
+# The ring mode (packet_mmap + TX ring) with other stages: a 2-port bridge sink, a 4-port one
+# (two idle ports), and forwarding with a capture of every frame beside it.
+start_fdlinkd-bridge() { FDLINKD_SINKS=bridge start_fdlinkd packet_mmap true; }
+stop_fdlinkd-bridge() { stop_fdlinkd; }
+start_fdlinkd-bridge4() { extra_ports; FDLINKD_SINKS=bridge4 start_fdlinkd packet_mmap true; }
+stop_fdlinkd-bridge4() { stop_fdlinkd; del_extra_ports; }
+start_fdlinkd-teepcap() { FDLINKD_SINKS=teepcap start_fdlinkd packet_mmap true; }
+stop_fdlinkd-teepcap() { stop_fdlinkd; rm -f "$OUT"/cap.pcap*; }
 stop_fdlinkd-readv() { stop_fdlinkd; }
 stop_fdlinkd-mmsg() { stop_fdlinkd; }
 stop_fdlinkd-mmap() { stop_fdlinkd; }
