@@ -25,7 +25,9 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr std::size_t kAuxSpace = CMSG_SPACE(sizeof(tpacket_auxdata));
+// PACKET_AUXDATA (the VLAN tag the kernel took out) and SCM_TIMESTAMPNS (when it received it).
+constexpr std::size_t kAuxSpace =
+    CMSG_SPACE(sizeof(tpacket_auxdata)) + CMSG_SPACE(sizeof(timespec));
 
 }  // namespace
 
@@ -48,21 +50,28 @@ Dispatcher::Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& grap
     aux_ = std::make_unique<std::uint8_t[]>(kAuxSpace * batch_.capacity());
 }
 
-std::uint8_t* Dispatcher::restore_vlan(std::size_t i, std::uint8_t* data, std::size_t& len,
-                                       std::size_t msg_controllen) const {
+std::uint8_t* Dispatcher::read_aux(std::size_t i, std::uint8_t* data, std::size_t& len,
+                                   std::size_t msg_controllen, std::int64_t& rx_ns) const {
   msghdr m{};
   m.msg_control = aux_.get() + i * kAuxSpace;
   m.msg_controllen = msg_controllen;
+  std::uint8_t* out = data;
   for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      timespec ts;
+      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      rx_ns = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+      continue;
+    }
     if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
     tpacket_auxdata aux;
     std::memcpy(&aux, CMSG_DATA(c), sizeof aux);
-    if (!(aux.tp_status & TP_STATUS_VLAN_VALID)) break;
+    if (!(aux.tp_status & TP_STATUS_VLAN_VALID)) continue;
     const std::uint16_t tpid =
         (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) ? aux.tp_vlan_tpid : 0x8100;
-    return put_vlan_tag_back(data, len, tpid, aux.tp_vlan_tci, vnet_);
+    out = put_vlan_tag_back(data, len, tpid, aux.tp_vlan_tci, vnet_);
   }
-  return data;
+  return out;
 }
 
 Dispatcher::~Dispatcher() {
@@ -127,8 +136,10 @@ void Dispatcher::on_ready() {
 }
 
 void Dispatcher::stamp_time() {
-  // These fds give no per-frame time without SO_TIMESTAMPNS control messages: the time the
-  // batch was read stands in (the frames were read within microseconds of each other).
+  // AF_PACKET sockets report each frame's receive time (SO_TIMESTAMPNS, or the ring); TAP/TUN
+  // fds and unix sockets give none: the time the batch was read stands in for those (its
+  // frames were read within microseconds of each other).
+  if (aux_) return;
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
   const std::int64_t ns = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
@@ -214,8 +225,9 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
       continue;
     }
     std::size_t len = static_cast<std::size_t>(n) - hdr;
-    std::uint8_t* data = aux_ ? restore_vlan(0, slot, len, m.msg_controllen) : slot;
-    accept_frame(data, len, false, tally);
+    std::int64_t rx_ns = 0;
+    std::uint8_t* data = aux_ ? read_aux(0, slot, len, m.msg_controllen, rx_ns) : slot;
+    if (accept_frame(data, len, false, tally)) batch_[batch_.size() - 1].rx_ns = rx_ns;
   }
   return ReadEnd::full;
 }
@@ -288,8 +300,10 @@ Dispatcher::ReadEnd Dispatcher::read_recvmmsg(CounterValues& tally) {
     const auto k = static_cast<std::size_t>(i);
     std::size_t len = msgs[i].msg_len - hdr;
     std::uint8_t* data = batch_.slot(k);
-    if (aux_) data = restore_vlan(k, data, len, msgs[i].msg_hdr.msg_controllen);
-    accept_frame(data, len, (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, tally);
+    std::int64_t rx_ns = 0;
+    if (aux_) data = read_aux(k, data, len, msgs[i].msg_hdr.msg_controllen, rx_ns);
+    if (accept_frame(data, len, (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, tally))
+      batch_[batch_.size() - 1].rx_ns = rx_ns;
   }
   return static_cast<std::size_t>(n) == cap ? ReadEnd::full : ReadEnd::drained;
 }

@@ -69,9 +69,10 @@ class Dispatcher {
   /// Handles a failed read; returns how the loop ends.
   ReadEnd read_error(int err, CounterValues& tally);
   /// af_packet: the VLAN tag PACKET_AUXDATA in control buffer `i` reports, put back into the
-  /// frame at `data` (which then starts 4 bytes earlier).
-  std::uint8_t* restore_vlan(std::size_t i, std::uint8_t* data, std::size_t& len,
-                             std::size_t msg_controllen) const;
+  /// frame at `data` (which then starts 4 bytes earlier, as returned), and the receive time
+  /// SCM_TIMESTAMPNS reports into rx_ns.
+  std::uint8_t* read_aux(std::size_t i, std::uint8_t* data, std::size_t& len,
+                         std::size_t msg_controllen, std::int64_t& rx_ns) const;
 
   boost::asio::io_context& io_;
   Worker& worker_;

@@ -94,6 +94,10 @@ void AfPacketLink::open_fds() {
       ports_[q]->rx_ring = std::make_unique<RxRing>(fd, config_.ring);
     else if (::setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) != 0)
       throw LinkError("PACKET_AUXDATA: " + errno_text(errno));
+    // Each frame's receive time, for stages that record it (pcap); the ring has its own.
+    if (config_.dispatch != DispatchMode::packet_mmap &&
+        ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0)
+      throw LinkError("SO_TIMESTAMPNS: " + errno_text(errno));
 
     bind_to(fd, ifindex, ETH_P_ALL, ifname);
 

@@ -220,8 +220,8 @@ void Runtime::log_sink_stats(bool final) {
     for (std::size_t i = 0; i < names.size(); ++i)
       f.emplace_back(names[i], values[i]);
     f.emplace_back("final", final);
-    log::write(log::Level::info, "sink_stats",
-               final ? "final counters of a sink" : "counters of a sink", f);
+    log::write(log::Level::info, "stats", final ? "final counters of a sink" : "counters of a sink",
+               f);
   }
 }
 

@@ -5,12 +5,17 @@
 #   MODE = plain: every pair pings with 0% loss; TCP between two pairs at once, sha256-checked;
 #          a broadcast reaches every other host once and never its sender; a MAC that moves to
 #          another port is reached there within a second; SIGUSR1 logs the MAC table.
+#   MODE = workers2: plain with `workers = 2`: ports a and c on one worker thread, b and d on
+#          the other, so frames cross workers and learned MACs are shared between them. Run
+#          with a ThreadSanitizer build (tests/sanitizers/run.sh tsan) it must report nothing.
 #   MODE = vlan:  ports 1 and 2 access VLAN 10, port 3 access VLAN 20, port 4 a trunk (a veth
 #          to h4 carrying tags 10 and 20, native 1): no frame crosses VLANs, and on the trunk
 #          side tcpdump -e shows the right tag. (This kernel has no 8021q module: tagged frames
 #          are made and read with scapy.)
 source "$(dirname "$0")/lib.sh"
 MODE=${1:?mode}
+WORKERS=1
+[ "$MODE" = workers2 ] && { WORKERS=2; MODE=plain; }
 
 mkns h1; mkns h2; mkns h3; mkns fw
 veth "$ID-h1" h1 "$ID-fw" pa
@@ -38,6 +43,7 @@ fi
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "0s"
+workers = $WORKERS
 $(afp_link a pa sw)
 $(afp_link b pb sw 'dispatch = "packet_mmap"')
 $(afp_link c pc sw 'dispatch = "recvmmsg"')
@@ -120,8 +126,8 @@ if [ "$MODE" = plain ]; then
   grep -q "\"event\":\"fdb\".*\"mac\":\"$mac2\".*\"port\":\"c\"" "$LOG" || fail "SIGUSR1: the fdb events do not show $mac2 on port c"
   pass "SIGUSR1: fdb events list $(logq count fdb) entries, $mac2 on port c"
   stop_daemon
-  grep -q '"event":"sink_stats".*"sink":"sw".*"moved":[1-9]' "$LOG" || fail "the final sink_stats of sw count no move"
-  pass "final sink_stats: $(grep '"event":"sink_stats"' "$LOG" | tail -1 | grep -o '"learned":[0-9]*,"moved":[0-9]*')"
+  grep -q '"event":"stats".*"sink":"sw".*"moved":[1-9]' "$LOG" || fail "the final stats of the sink of sw count no move"
+  pass "final stats of the sink: $(grep '"event":"stats".*"sink":' "$LOG" | tail -1 | grep -o '"learned":[0-9]*,"moved":[0-9]*')"
   exit 0
 fi
 
@@ -168,5 +174,5 @@ stop_captures
 tcpdump -r "$TMP/arp.pcap" -e -nn 2>/dev/null | grep -q "vlan 10, p 0, ethertype ARP.*Request who-has 10.77.20.2" || { tcpdump -r "$TMP/arp.pcap" -e -nn; fail "no ARP tagged 10 on the trunk"; }
 pass "tcpdump -e on the trunk: $(tcpdump -r "$TMP/arp.pcap" -e -nn 2>/dev/null | grep -m1 -o 'vlan 10, p [0-9], ethertype ARP')"
 stop_daemon
-grep -q '"event":"sink_stats".*"sink":"sw".*"vlan_filtered":[1-9]' "$LOG" || fail "no vlan_filtered counted"
-pass "final sink_stats: $(grep '"event":"sink_stats"' "$LOG" | tail -1 | grep -o '"vlan_filtered":[0-9]*')"
+grep -q '"event":"stats".*"sink":"sw".*"vlan_filtered":[1-9]' "$LOG" || fail "no vlan_filtered counted"
+pass "final stats of the sink: $(grep '"event":"stats".*"sink":' "$LOG" | tail -1 | grep -o '"vlan_filtered":[0-9]*')"

@@ -24,7 +24,7 @@ cleanup() {
     echo "--- daemon log ($LOG) ---" >&2
     tail -n 40 "$LOG" >&2
   fi
-  rm -rf "$TMP"
+  [ -n "${KEEP_TMP:-}" ] && echo "kept $TMP" >&2 || rm -rf "$TMP"
   exit $rc
 }
 trap cleanup EXIT

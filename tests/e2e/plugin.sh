@@ -37,8 +37,8 @@ config "$MAC_REWRITE_PLUGIN" > "$TMP/ok.toml"
 start_daemon "$TMP/ok.toml" "$ID-fw"
 ping_ok "$ID-h1" 10.77.22.2 20
 stop_daemon
-grep -q '"event":"sink_stats".*"sink":"rw".*"rewritten":[1-9]' "$LOG" || fail "no rewritten frames counted"
-pass "mac_rewrite: $(grep '"event":"sink_stats".*"sink":"rw"' "$LOG" | tail -1 | grep -o '"rewritten":[0-9]*') frames sent to h2's MAC $mac2"
+grep -q '"event":"stats".*"sink":"rw".*"rewritten":[1-9]' "$LOG" || fail "no rewritten frames counted"
+pass "mac_rewrite: $(grep '"event":"stats".*"sink":"rw"' "$LOG" | tail -1 | grep -o '"rewritten":[0-9]*') frames sent to h2's MAC $mac2"
 
 for bad in "$BAD_ABI_PLUGIN" "$TMP/ok.toml"; do
   config "$bad" > "$TMP/bad.toml"

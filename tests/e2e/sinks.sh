@@ -43,8 +43,8 @@ type = "forward"
 to = "a"
 EOT
 }
-sink_stat() {  # sink_stat SINK COUNTER: from the final sink_stats event
-  grep '"event":"sink_stats"' "$LOG" | grep "\"sink\":\"$1\"" | tail -1 | grep -o "\"$2\":[0-9]*" | cut -d: -f2
+sink_stat() {  # sink_stat SINK COUNTER: from the final stats of the sink event
+  grep '"event":"stats"' "$LOG" | grep "\"sink\":\"$1\"" | tail -1 | grep -o "\"$2\":[0-9]*" | cut -d: -f2
 }
 tcp_fails() {
   ip netns exec "$ID-h2" timeout 5 socat -u TCP-LISTEN:5003,reuseaddr - >/dev/null 2>&1 &

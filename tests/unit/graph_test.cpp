@@ -16,6 +16,7 @@
 #include "frames.hpp"
 #include "link/link.hpp"
 #include "sink/drop.hpp"
+#include "sink/filter.hpp"
 #include "sink/forward.hpp"
 #include "sink/graph.hpp"
 #include "sink/reflect.hpp"
@@ -312,4 +313,39 @@ type = "drop"
                         "g.toml");
   INFO((r.errors.empty() ? "" : r.errors[0].to_string()));
   CHECK(r.config.has_value());
+}
+
+TEST_CASE("filter: matching frames go to match, the rest to nomatch, and both are counted") {
+  Pair in, m, n;
+  PairLink lin(link_config("in", "f"), in.inside);
+  PairLink lm(link_config("m", "x"), m.inside), ln(link_config("n", "x"), n.inside);
+  boost::asio::io_context io;
+  Worker w(io, 0, 2048, 2048);
+  Graph g(1, 64);
+  auto prog = std::make_shared<BpfProgram>("tcp dst port 5201");
+  REQUIRE(prog->ok());
+  g.add("f", std::make_unique<FilterSink>(prog, 0, 1), {{&lm}, {&ln}});
+  Dispatcher d(w, lin, 0, g);
+  d.attach(in.inside);
+  const Bytes tcp = tcp4_frame(20, 0x10);  // to port 5201
+  Bytes other = tcp;
+  put16(other, 40, 80);
+  for (const Bytes* f : std::initializer_list<const Bytes*>{&tcp, &other, &tcp})
+    REQUIRE(::send(in.outside, f->data(), f->size(), 0) > 0);
+  run_until(io, [&] { return lm.totals().tx_packets + ln.totals().tx_packets == 3; });
+  CHECK(lm.totals().tx_packets == 2);
+  CHECK(ln.totals().tx_packets == 1);
+  CHECK(recv_bytes(n.outside) == other);
+  const auto c = g.counters(0);
+  CHECK(c[0] == 2);  // matched
+  CHECK(c[1] == 1);  // unmatched
+  CHECK(c[2] == 0);  // dropped: both sides have an output
+}
+
+TEST_CASE("filter: a bad expression carries libpcap's message") {
+  BpfProgram p("tcp port");
+  CHECK_FALSE(p.ok());
+  CHECK_THAT(p.error(), Catch::Contains("syntax error"));
+  BpfProgram q("vlan 10 and icmp");
+  CHECK(q.ok());
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# run.sh tsan|asan: builds fdlinkd with a sanitizer in its own build directory and runs the
+# tests that exercise what that sanitizer checks, once each.
+#   tsan: ThreadSanitizer on the multi-worker paths: the bridge with two worker threads (frames
+#         crossing workers, learned MACs posted between them), fast_paths with fds = 2 and two
+#         workers, and the unit tests.
+#   asan: AddressSanitizer + UndefinedBehaviorSanitizer on the unit tests and the end-to-end
+#         tests that cover each sink and receive mode once.
+# Any report fails the run (halt_on_error; reports go to $OUT/*.log and are printed).
+# Exits 77 (skipped) when not root (the end-to-end tests need network namespaces).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+KIND=${1:?tsan or asan}
+[ "$(id -u)" -eq 0 ] || { echo "sanitizers: need root for the end-to-end tests; skipped" >&2; exit 77; }
+BUILD=${SANITIZER_BUILD_DIR:-$ROOT/build-$KIND}
+OUT=$(mktemp -d "/tmp/fdlinkd-$KIND.XXXXXX")
+trap 'rm -rf "$OUT"' EXIT
+case $KIND in
+  tsan) flags="-fsanitize=thread -O1 -g"
+        export TSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report second_deadlock_stack=1"
+        e2e=("bridge.sh workers2" "fast_paths.sh readv_sendmmsg" "fast_paths.sh mmap_txring")
+        units="*two workers*,*tee*,*graph*,*pcap*" ;;
+  asan) flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g"
+        export ASAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report detect_leaks=1"
+        export UBSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report print_stacktrace=1"
+        e2e=("bridge.sh plain" "bridge.sh vlan" "sinks.sh filter" "plugin.sh" "vnet_offloads.sh plain"
+             "vlan_tags.sh packet_mmap" "unix_seqpacket.sh" "tap_afpacket.sh" "fast_paths.sh recvmmsg_txring")
+        units="*" ;;
+  *) echo "usage: run.sh tsan|asan" >&2; exit 2 ;;
+esac
+
+echo "sanitizers: building ($KIND) in $BUILD"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="$flags" \
+  -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" \
+  -DCMAKE_MODULE_LINKER_FLAGS="$flags" >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target fdlinkd unit_tests mac_rewrite bad_abi_plugin >/dev/null
+
+report() {
+  if ls "$OUT"/report* >/dev/null 2>&1; then
+    echo "sanitizers: $KIND reported:" >&2
+    cat "$OUT"/report* >&2
+    exit 1
+  fi
+}
+"$BUILD/tests/unit_tests" "$units" >"$OUT/unit.log" 2>&1 || { tail -20 "$OUT/unit.log"; report; exit 1; }
+report
+echo "sanitizers: $KIND unit tests clean ($(tail -1 "$OUT/unit.log"))"
+export FDLINKD="$BUILD/daemon/fdlinkd" MAC_REWRITE_PLUGIN="$BUILD/plugins/mac_rewrite.so" \
+  BAD_ABI_PLUGIN="$BUILD/tests/bad_abi_plugin.so"
+for t in "${e2e[@]}"; do
+  set -- $t
+  "$ROOT/tests/e2e/$1" "${2:-}" >"$OUT/e2e.log" 2>&1 || { tail -30 "$OUT/e2e.log"; report; echo "sanitizers: $t failed" >&2; exit 1; }
+  report
+  echo "sanitizers: $KIND e2e $t clean ($(grep -c '^ok:' "$OUT/e2e.log") checks)"
+done
+echo "sanitizers: $KIND: no report"
