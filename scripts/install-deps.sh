@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake pkg-config clang-format clang-14 libclang-rt-14-dev
   libboost1.81-dev libspdlog-dev libcli11-dev libtomlplusplus-dev catch2
-  libsystemd-dev libpcap-dev
+  libsystemd-dev libpcap-dev libmnl-dev
   # end-to-end tests and the demo
   iproute2 iputils-ping ethtool socat iperf3 tcpdump tshark python3 python3-scapy procps kmod
 )

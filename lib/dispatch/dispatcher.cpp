@@ -81,6 +81,7 @@ Dispatcher::~Dispatcher() {
 void Dispatcher::attach(int fd) {
   detach();
   fd_ = fd;
+  ring_ = link_.port(port_).rx_ring.get();  // (a reopened link has a new ring)
   desc_.assign(fd);
   // Asio registers the fd edge-triggered and async_wait is not speculative: frames already
   // queued would wait for the next arrival. Drain once first.

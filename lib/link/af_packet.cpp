@@ -59,15 +59,24 @@ void set_qdisc_bypass(int fd) {
 }  // namespace
 
 AfPacketLink::~AfPacketLink() {
+  close_retired();
+}
+
+void AfPacketLink::close_retired() {
+  Link::close_retired();
+  // The TX sockets go with the link's other fds; reopen() makes new ones. (No worker touches
+  // tx_ while the link is down: transmit stops at is_down().)
   for (auto& t : tx_) {
     t.ring.reset();
     if (t.fd >= 0) ::close(t.fd);
   }
+  tx_.clear();
 }
 
 void AfPacketLink::open_fds() {
   const std::string& ifname = config_.interface;
   const unsigned ifindex = netdev::index_of(ifname);
+  ifindex_ = ifindex;
   if (ifindex == 0)
     throw LinkError("interface " + ifname + " does not exist" +
                     (config_.netns.empty() ? "" : " in network namespace " + config_.netns));

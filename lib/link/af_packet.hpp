@@ -43,6 +43,8 @@ class AfPacketLink : public Link {
   void send_batch(Batch& batch) override;
   /// PACKET_STATISTICS: tp_drops (ring or queue full) becomes rx_queue_full.
   void collect_kernel_counters() override;
+  void close_retired() override;
+  unsigned ifindex() const override { return ifindex_; }
 
  protected:
   void open_fds() override;
@@ -58,6 +60,7 @@ class AfPacketLink : public Link {
     std::unique_ptr<TxRing> ring;
   };
   std::vector<TxSocket> tx_;  ///< tx_ring: one per worker
+  unsigned ifindex_ = 0;
 };
 
 }  // namespace fdlinkd

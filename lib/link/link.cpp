@@ -75,6 +75,42 @@ void Link::open(unsigned workers) {
   }
 }
 
+void Link::mark_down(bool retire) {
+  down_.store(true, std::memory_order_release);
+  down_count_.fetch_add(1, std::memory_order_relaxed);
+  if (retire) retire_fds();
+}
+
+void Link::retire_fds() {
+  for (auto& p : ports_) {
+    const int fd = p->fd.exchange(-1);
+    if (fd >= 0) retired_fds_.push_back(fd);
+    if (p->rx_ring) retired_rings_.push_back(std::move(p->rx_ring));
+  }
+}
+
+void Link::close_retired() {
+  retired_rings_.clear();  // (unmapped before their sockets close)
+  for (int fd : retired_fds_)
+    ::close(fd);
+  retired_fds_.clear();
+}
+
+void Link::reopen() {
+  try {
+    NetnsGuard ns(config_.netns);
+    open_fds();
+  } catch (const std::runtime_error& e) {
+    for (std::size_t i = 0; i < ports_.size(); ++i)
+      close_port(i);
+    throw LinkError(e.what());
+  }
+}
+
+void Link::mark_up() {
+  down_.store(false, std::memory_order_release);
+}
+
 void Link::start(const std::vector<Dispatcher*>& dispatchers) {
   for (std::size_t i = 0; i < ports_.size(); ++i)
     dispatchers[i]->attach(ports_[i]->fd.load());
@@ -86,6 +122,12 @@ void Link::port_closed(std::size_t i, Dispatcher&) {
 }
 
 void Link::transmit(Worker& w, Batch& batch) {
+  if (is_down()) {  // parked until its interface is back
+    CounterValues tally;
+    tally.drop(DropReason::link_down) = batch.size();
+    counters(w.id, 0).add(tally);
+    return;
+  }
   EgressCaps caps;
   caps.vnet_fd = config_.vnet_fd();
   caps.passthrough = config_.vnet_hdr;

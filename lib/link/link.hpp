@@ -79,6 +79,33 @@ class Link {
   /// the port silent; links that can recover (a unix listener) override it.
   virtual void port_closed(std::size_t i, Dispatcher& d);
 
+  // --- Going down and coming back (runtime/ drives it; see InterfaceWatcher) ---------------
+  /// Whether the link is down: its interface is gone or down; frames sent to it count as
+  /// link_down, its dispatchers are parked.
+  bool is_down() const { return down_.load(std::memory_order_acquire); }
+  /// Marks the link down and, with `retire`, takes its fds away from the transmit path (they
+  /// stay open until close_retired(), which the runtime calls once every worker is past them).
+  /// Without: the fds stay (a TAP that is down keeps its device). Control thread.
+  void mark_down(bool retire);
+  /// The retiring half of mark_down(true), for a link already parked with its fds.
+  void retire_fds();
+  /// Whether the fds are open (a link parked without retiring them).
+  bool has_fds() const { return ports_[0]->fd.load() >= 0; }
+  /// Closes what mark_down() took away. Control thread, after every worker has moved on.
+  virtual void close_retired();
+  /// Opens the fds again (in config().netns); throws LinkError. Then mark_up(). Control thread.
+  void reopen();
+  /// Publishes the reopened fds to the transmit path.
+  void mark_up();
+  /// How many times the link went down.
+  std::uint64_t down_count() const { return down_count_.load(std::memory_order_relaxed); }
+  /// The ifindex the fds are bound to (af_packet), or 0.
+  virtual unsigned ifindex() const { return 0; }
+  /// Whether fdlinkd created the link's device (a TAP/TUN), so it makes it again when deleted.
+  virtual bool owns_device() const { return false; }
+  /// Whether the link follows an interface (af_packet, tap, tun; not unix).
+  bool has_interface() const { return config_.type != LinkType::unix_socket; }
+
   /// Sends every frame of `batch` out of this link on worker `w`, and counts the outcome per
   /// port: first fitted to the link (egress.hpp: checksums finished, super-frames segmented,
   /// headers), then sent by send_batch(). Frames another output also holds are not changed.
@@ -117,6 +144,10 @@ class Link {
 
   unsigned workers_ = 1;
   std::size_t index_ = 0;
+  std::atomic<bool> down_{false};
+  std::atomic<std::uint64_t> down_count_{0};
+  std::vector<int> retired_fds_;  ///< taken by mark_down(), closed later
+  std::vector<std::unique_ptr<RxRing>> retired_rings_;
 
   LinkConfig config_;
   std::vector<std::unique_ptr<Port>> ports_;

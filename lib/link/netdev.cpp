@@ -43,6 +43,12 @@ unsigned index_of(const std::string& name) {
   return ::if_nametoindex(name.c_str());
 }
 
+bool is_up(const std::string& name) {
+  CtlSocket s;
+  ifreq ifr = request(name);
+  return ::ioctl(s.fd(), SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
+}
+
 void set_up(const std::string& name) {
   CtlSocket s;
   ifreq ifr = request(name);

@@ -7,6 +7,8 @@ namespace fdlinkd::netdev {
 
 /// 0 when there is no such interface.
 unsigned index_of(const std::string& name);
+/// Whether it exists and has IFF_UP.
+bool is_up(const std::string& name);
 /// Sets IFF_UP. Throws std::runtime_error.
 void set_up(const std::string& name);
 /// Sets the interface MTU. Throws std::runtime_error.

@@ -23,6 +23,7 @@ constexpr unsigned kTunUso4 = 0x20, kTunUso6 = 0x40;
 void TapLink::open_fds() {
   const std::string& ifname = config_.interface;
   const bool existed = netdev::index_of(ifname) != 0;
+  if (!existed) created_ = true;
   const bool tap = config_.type == LinkType::tap;
 
   for (std::size_t q = 0; q < ports_.size(); ++q) {

@@ -18,9 +18,15 @@ namespace fdlinkd {
 class TapLink : public Link {
  public:
   using Link::Link;
+  /// fdlinkd created the device (it did not exist): if someone deletes it, fdlinkd makes it
+  /// again.
+  bool owns_device() const override { return created_; }
 
  protected:
   void open_fds() override;
+
+ private:
+  bool created_ = false;
 };
 
 }  // namespace fdlinkd

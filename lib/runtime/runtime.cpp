@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 
 #include <algorithm>
 #include <csignal>
@@ -71,6 +72,7 @@ void Runtime::build_data_path() {
       dispatchers_.push_back(std::make_unique<Dispatcher>(*contexts_[w], *link, q, *graph_));
       mine.push_back(dispatchers_.back().get());
     }
+    link_dispatchers_[link.get()] = mine;
     link->start(mine);
   }
 }
@@ -115,6 +117,7 @@ int Runtime::run() {
     if (!ec) on_signal(signo);
   });
   schedule_stats();
+  watch_interfaces();
   std::uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
     schedule_watchdog(std::chrono::microseconds(watchdog_usec / 2));
@@ -127,10 +130,124 @@ int Runtime::run() {
   control_.run();
 
   sd_notify(0, "STOPPING=1");
+  watchers_.clear();
   stop_workers();
   log_stats(true);
   log::info("stopped", "all links closed", {});
   return 0;
+}
+
+void Runtime::after_workers(std::function<void()> done) {
+  auto left = std::make_shared<std::atomic<std::size_t>>(workers_.size());
+  auto shared = std::make_shared<std::function<void()>>(std::move(done));
+  for (auto& io : workers_)
+    asio::post(*io, [this, left, shared] {
+      if (left->fetch_sub(1) == 1) asio::post(control_, [shared] { (*shared)(); });
+    });
+}
+
+void Runtime::watch_interfaces() {
+  std::vector<std::string> spaces;
+  for (const auto& link : links_.all())
+    if (link->has_interface() &&
+        std::find(spaces.begin(), spaces.end(), link->config().netns) == spaces.end())
+      spaces.push_back(link->config().netns);
+  for (const auto& ns : spaces) {
+    try {
+      watchers_.push_back(std::make_unique<InterfaceWatcher>(
+          control_, ns, [this, ns](const InterfaceEvent& ev) { on_interface(ns, ev); }));
+    } catch (const std::runtime_error& e) {
+      log::error("netlink_error", "cannot follow interfaces; links will not recover by themselves",
+                 {{"netns", ns}, {"error", e.what()}});
+    }
+  }
+}
+
+void Runtime::on_interface(const std::string& netns, const InterfaceEvent& ev) {
+  for (const auto& lp : links_.all()) {
+    Link& link = *lp;
+    if (!link.has_interface() || link.config().netns != netns || link.config().interface != ev.name)
+      continue;
+    const bool tap = link.config().type != LinkType::af_packet;
+    if (ev.index == 0) {
+      take_down(link, "interface deleted");
+    } else if (!ev.up) {  // (a TAP keeps its fds: closing them would delete its device)
+      take_down(link, "interface down", tap);
+    } else if (link.is_down()) {
+      bring_up(link);
+    } else if (!tap && link.ifindex() != 0 && ev.index != link.ifindex()) {
+      take_down(link, "interface recreated");  // deleted and made again before we saw it go
+      bring_up(link);
+    }
+  }
+}
+
+void Runtime::take_down(Link& link, const std::string& reason, bool keep_fds) {
+  Recovery& r = recovery_[&link];
+  if (link.is_down()) {
+    // Parked with its fds, and now deleted: close them too (and make the device again if it
+    // is fdlinkd's).
+    if (keep_fds || !link.has_fds() || r.closing) return;
+    r.closing = true;
+    link.retire_fds();
+    after_workers([this, &link] {
+      link.close_retired();
+      Recovery& rr = recovery_[&link];
+      rr.closing = false;
+      if (rr.want_up || link.owns_device()) bring_up(link);
+    });
+    return;
+  }
+  r.closing = !keep_fds;
+  r.want_up = false;
+  r.since = std::chrono::steady_clock::now();
+  link.mark_down(!keep_fds);
+  log::warn("link_down", "link down: its dispatchers wait for the interface to come back",
+            {{"link", link.name()},
+             {"what", link.describe()},
+             {"reason", reason},
+             {"down_count", link.down_count()}});
+  for (Dispatcher* d : link_dispatchers_[&link])
+    asio::post(d->io(), [d] { d->detach(); });
+  if (keep_fds) return;
+  after_workers([this, &link] {
+    link.close_retired();
+    Recovery& rr = recovery_[&link];
+    rr.closing = false;
+    // A TAP fdlinkd made is made again; any other link waits for its interface.
+    if (rr.want_up || link.owns_device()) bring_up(link);
+  });
+}
+
+void Runtime::bring_up(Link& link) {
+  Recovery& r = recovery_[&link];
+  if (!link.is_down()) return;
+  if (r.closing) {  // the old fds are not closed yet: come back once they are
+    r.want_up = true;
+    return;
+  }
+  const bool reopened = !link.has_fds();
+  if (reopened) {
+    try {
+      link.reopen();
+    } catch (const LinkError& e) {
+      log::warn("link_reopen_failed", e.what(), {{"link", link.name()}, {"what", link.describe()}});
+      return;  // still down; the next event of its interface tries again
+    }
+  }
+  link.mark_up();
+  const auto down_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - r.since)
+                           .count();
+  log::info(
+      "link_up",
+      reopened && link.owns_device() ? "link up again: its device was made again" : "link up again",
+      {{"link", link.name()}, {"what", link.describe()}, {"downtime_ms", down_ms}});
+  const auto& ds = link_dispatchers_[&link];
+  for (std::size_t q = 0; q < ds.size(); ++q) {
+    Dispatcher* d = ds[q];
+    asio::post(d->io(), [d, fd = link.port(q).fd.load()] { d->attach(fd); });
+  }
 }
 
 void Runtime::on_signal(int signo) {
@@ -182,10 +299,17 @@ void Runtime::log_stats(bool final) {
     link->collect_kernel_counters();
   for (const auto& link : links_.all()) {
     const CounterValues v = link->totals();
-    std::vector<log::Field> f = {
-        {"link", link->name()},           {"rx_packets", v.rx_packets}, {"rx_bytes", v.rx_bytes},
-        {"tx_packets", v.tx_packets},     {"tx_bytes", v.tx_bytes},     {"rx_errors", v.rx_errors},
-        {"gso_segments", v.gso_segments}, {"drops", v.total_drops()},   {"final", final}};
+    std::vector<log::Field> f = {{"link", link->name()},
+                                 {"rx_packets", v.rx_packets},
+                                 {"rx_bytes", v.rx_bytes},
+                                 {"tx_packets", v.tx_packets},
+                                 {"tx_bytes", v.tx_bytes},
+                                 {"rx_errors", v.rx_errors},
+                                 {"gso_segments", v.gso_segments},
+                                 {"drops", v.total_drops()},
+                                 {"final", final},
+                                 {"state", link->is_down() ? "down" : "up"},
+                                 {"down_count", link->down_count()}};
     std::vector<std::string> names;  // the drop_<reason> keys must outlive f
     names.reserve(kDropReasonCount);
     for (std::size_t r = 0; r < kDropReasonCount; ++r) {

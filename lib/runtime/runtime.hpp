@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 #include "core/worker.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "link/link.hpp"
+#include "link/watch.hpp"
 #include "sink/graph.hpp"
 
 namespace fdlinkd {
@@ -44,6 +46,18 @@ class Runtime {
   void schedule_stats();
   void schedule_watchdog(std::chrono::microseconds period);
   void log_stats(bool final);
+  /// Runs `done` on the control thread once every worker has run everything posted to it
+  /// before this call (so none still uses what was taken away before it).
+  void after_workers(std::function<void()> done);
+  /// One rtnetlink watcher per network namespace that links with interfaces use.
+  void watch_interfaces();
+  void on_interface(const std::string& netns, const InterfaceEvent& ev);
+  /// The link's interface went down or away: park its dispatchers, count what is sent to it
+  /// as link_down, close its fds once no worker uses them.
+  /// `keep_fds`: park without closing (a TAP whose device is only down).
+  void take_down(Link& link, const std::string& reason, bool keep_fds = false);
+  /// Its interface is back: reopen and restart the dispatchers.
+  void bring_up(Link& link);
   void log_sink_stats(bool final);
   std::string status_line() const;
 
@@ -57,6 +71,15 @@ class Runtime {
   LinkSet links_;
   std::unique_ptr<Graph> graph_;
   std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
+  std::map<const Link*, std::vector<Dispatcher*>> link_dispatchers_;
+  std::vector<std::unique_ptr<InterfaceWatcher>> watchers_;
+  /// Per link going down or down: whether its interface is back and when it went down.
+  struct Recovery {
+    bool closing = false;  ///< take_down's barrier has not run yet
+    bool want_up = false;  ///< the interface came back meanwhile
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<const Link*, Recovery> recovery_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer stats_timer_;
   boost::asio::steady_timer watchdog_timer_;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Two forwarding pairs in one daemon. The interface of one pair's af_packet link and the TAP of
-# the other link are deleted while fdlinkd runs: both are reported, the daemon does not spin,
-# and the first pair keeps forwarding. $1: the af_packet links' dispatch mode (default readv);
+# Two forwarding pairs in one daemon. The interface of one pair's af_packet link goes down and
+# is deleted, and the TAP of the other link is deleted, while fdlinkd runs: both are reported
+# (link_down, once), the TAP fdlinkd made is made again, the daemon does not spin, and the
+# first pair keeps forwarding. (link_recovery.sh tests links coming back.) $1: the af_packet links' dispatch mode (default readv);
 # packet_mmap reads no error from a system call, so it must collect it from the socket.
 source "$(dirname "$0")/lib.sh"
 MODE=${1:-readv}
@@ -42,12 +43,14 @@ pass "idle with an interface down ($(( t1 - t0 )) CPU ticks in 1 s)"
 ip -n "$ID-fw" link del pc
 ip -n "$ID-fw" link del tapd
 for _ in $(seq 40); do
-  [ "$(logq count link_rx_error)" -ge 2 ] && break
+  grep -q '"event":"link_up".*"link":"d"' "$LOG" && break
   sleep 0.05
 done
-grep -q '"event":"link_rx_error".*"link":"c"' "$LOG" || fail "the deleted interface of link c was not reported"
-grep -q '"event":"link_fd_closed".*"link":"d"' "$LOG" || fail "the deleted TAP of link d was not reported"
-pass "deleted interface and TAP reported"
+grep -q '"event":"link_down".*"link":"c".*"reason":"interface down"' "$LOG" || fail "the interface of link c going down was not reported"
+grep -q '"event":"link_down".*"link":"d".*"reason":"interface deleted"' "$LOG" || fail "the deleted TAP of link d was not reported"
+grep -q '"event":"link_up","msg":"link up again: its device was made again".*"link":"d"' "$LOG" || fail "fdlinkd did not make its TAP again"
+ip -n "$ID-fw" link show tapd >/dev/null || fail "TAP tapd is not there again"
+pass "deleted interface and TAP reported; the TAP fdlinkd made is made again"
 
 # No busy loop on the dead fds: the daemon stays idle.
 t0=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
@@ -59,3 +62,4 @@ pass "idle after the loss ($(( t1 - t0 )) CPU ticks in 1 s)"
 ping_ok "$ID-h1" 10.77.5.2 100
 stop_daemon
 [ "$(logq count link_rx_error)" -le 3 ] || fail "link_rx_error logged $(logq count link_rx_error) times; once per fd is enough"
+[ "$(grep -c '"event":"link_down".*"link":"c"' "$LOG")" -eq 1 ] || fail "link_down of c logged $(grep -c '"event":"link_down".*"link":"c"' "$LOG") times"
