@@ -62,11 +62,11 @@ struct LinkConfig {
   std::string interface;  ///< af_packet, tap, tun
   std::string path;       ///< unix
   UnixSocket socket = UnixSocket::seqpacket;
-  std::string peer;   ///< unix dgram: where frames are sent (else: the last sender)
+  std::string peer;             ///< unix dgram: where frames are sent (else: the last sender)
   unsigned socket_mode = 0600;  ///< unix: mode of the socket file, whatever the umask
   std::string socket_group;     ///< unix: group of the socket file (empty: fdlinkd's)
   int socket_gid = -1;          ///< socket_group resolved when the config is read
-  std::string netns;  ///< open the fds inside this network namespace
+  std::string netns;            ///< open the fds inside this network namespace
   unsigned fds = 1;
   DispatchMode dispatch = DispatchMode::readv;
   unsigned rx_batch = 64;  ///< frames read per batch
