@@ -41,6 +41,7 @@ Dispatcher::Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& grap
       desc_(worker.io),
       mode_(link.config().dispatch),
       min_frame_(link.config().layer() == Layer::ethernet ? 14 : 1),
+      socket_(is_socket(link.config().type)),
       wire_capacity_(link.config().frame_capacity()),
       vnet_(link.config().vnet_fd()),
       batch_(link.config().rx_batch, link.config().rx_capacity(), worker.id),
@@ -205,13 +206,20 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
         {slot - hdr, hdr}, {slot, batch_.frame_capacity()}, {overflow_.get(), kOverflowBytes}};
     ssize_t n;
     msghdr m{};
-    if (aux_) {  // af_packet: recvmsg, for the VLAN tag in PACKET_AUXDATA
+    bool truncated = false;
+    if (socket_) {
+      // recvmsg with MSG_TRUNC returns a message's whole length even when it did not fit, so
+      // an oversize frame is counted with its real size, as recvmmsg counts it. af_packet
+      // also gets the VLAN tag and the receive time in the control buffer.
       m.msg_iov = vnet_ ? iov : iov + 1;
-      m.msg_iovlen = vnet_ ? 3 : 2;
-      m.msg_control = aux_.get();
-      m.msg_controllen = kAuxSpace;
-      n = ::recvmsg(fd_, &m, 0);
-    } else {
+      m.msg_iovlen = vnet_ ? 2 : 1;
+      if (aux_) {
+        m.msg_control = aux_.get();
+        m.msg_controllen = kAuxSpace;
+      }
+      n = ::recvmsg(fd_, &m, MSG_TRUNC);
+      truncated = n >= 0 && static_cast<std::size_t>(n) > hdr + batch_.frame_capacity();
+    } else {  // a TAP/TUN fd: the overflow area catches what the slot cannot hold
       n = vnet_ ? ::readv(fd_, iov, 3) : ::readv(fd_, iov + 1, 2);
     }
     if (n < 0) {
@@ -228,7 +236,7 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
     std::size_t len = static_cast<std::size_t>(n) - hdr;
     std::int64_t rx_ns = 0;
     std::uint8_t* data = aux_ ? read_aux(0, slot, len, m.msg_controllen, rx_ns) : slot;
-    if (accept_frame(data, len, false, tally)) batch_[batch_.size() - 1].rx_ns = rx_ns;
+    if (accept_frame(data, len, truncated, tally)) batch_[batch_.size() - 1].rx_ns = rx_ns;
   }
   return ReadEnd::full;
 }

@@ -85,6 +85,7 @@ class Dispatcher {
   std::uint64_t generation_ = 0;  ///< bumped by detach(): stale wake-ups are ignored
   DispatchMode mode_;
   std::size_t min_frame_;
+  bool socket_;  ///< the fd is a socket (recvmsg), not a TAP/TUN character device (readv)
   std::size_t wire_capacity_;  ///< the largest frame the link's MTU allows (not GSO)
   bool vnet_;  ///< reads start with a virtio-net header (stored just before the frame)
   Batch batch_;

@@ -117,6 +117,27 @@ TEST_CASE("a peer hanging up ends the dispatcher and tells the link") {
   CHECK(la.eof);
 }
 
+TEST_CASE("an oversize message counts its whole length in rx_bytes, in both receive modes") {
+  for (auto mode : {DispatchMode::readv, DispatchMode::recvmmsg}) {
+    Pair a, b;
+    auto ca = link_config("a");
+    ca.dispatch = mode;
+    PairLink la(ca, a.inside), lb(link_config("b"), b.inside);
+    test::ForwardPath path(lb);
+    Dispatcher d(path.worker, la, 0, path.graph);
+    d.attach(a.inside);
+    for (std::size_t size : {100, 1519, 70000, 60}) {  // 70000: past the old overflow area too
+      const auto f = frame(size, 3);
+      REQUIRE(::send(a.outside, f.data(), f.size(), 0) == static_cast<ssize_t>(size));
+    }
+    run_until(path.io, [&] { return la.totals().rx_packets == 4; });
+    INFO("mode " << static_cast<int>(mode));
+    CHECK(la.totals().rx_bytes == 100 + 1519 + 70000 + 60);
+    CHECK(la.totals().drop(DropReason::oversize) == 2);
+    CHECK(lb.totals().tx_packets == 2);
+  }
+}
+
 TEST_CASE("a zero-length message is a runt and the connection goes on") {
   for (auto mode : {DispatchMode::readv, DispatchMode::recvmmsg}) {
     Pair a, b;
