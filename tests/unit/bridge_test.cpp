@@ -110,7 +110,7 @@ struct Rig {
 
 }  // namespace
 
-TEST_CASE("MAC table: learn, refresh, move, lookup") {
+TEST_CASE("MAC table: learn - refresh - move - lookup") {
   MacTable t(16, 3);
   CHECK(t.learn(k(1), 0, 100) == MacTable::Learned::added);
   CHECK(t.learn(k(1), 0, 101) == MacTable::Learned::refreshed);
@@ -123,7 +123,7 @@ TEST_CASE("MAC table: learn, refresh, move, lookup") {
   CHECK(t.size() == 1);
 }
 
-TEST_CASE("MAC table: aging forgets what was not seen, keeps the rest and static entries") {
+TEST_CASE("MAC table: aging forgets what was not seen - keeps the rest and static entries") {
   MacTable t(1000, 2);
   for (std::uint8_t i = 1; i <= 200; ++i)
     t.learn(k(i), i % 2, i <= 100 ? 10 : 50);
@@ -136,7 +136,7 @@ TEST_CASE("MAC table: aging forgets what was not seen, keeps the rest and static
   CHECK(t.lookup(k(250)) == 1);
 }
 
-TEST_CASE("MAC table: when full, the port with the most MACs loses its least recent one") {
+TEST_CASE("MAC table: when full - the port with the most MACs loses its least recent one") {
   MacTable t(16, 2);
   for (std::uint8_t i = 1; i <= 4; ++i)
     t.learn(k(i), 0, i);  // port 0: 4 MACs, seen at 1..4
@@ -162,7 +162,7 @@ TEST_CASE("MAC table: static entries are never moved or evicted") {
   CHECK(t.size() == 16);
 }
 
-TEST_CASE("bridge: unknown unicast floods, a learned MAC is forwarded to its port only") {
+TEST_CASE("bridge: unknown unicast floods - a learned MAC is forwarded to its port only") {
   Rig r(4, BridgeSettings{});
   r.send(0, eth(2, 1));     // 1 -> 2: 2 is unknown
   CHECK(r.got(0).empty());  // never back out of the ingress port
@@ -182,7 +182,7 @@ TEST_CASE("bridge: unknown unicast floods, a learned MAC is forwarded to its por
   CHECK(r.counter("forwarded") == 2);
 }
 
-TEST_CASE("bridge: broadcast reaches every other port once; reserved MACs go nowhere") {
+TEST_CASE("bridge: broadcast reaches every other port once and reserved MACs go nowhere") {
   Rig r(4, BridgeSettings{});
   const Bytes b = eth(0xFF, 1);
   r.send(1, b);
@@ -201,7 +201,7 @@ TEST_CASE("bridge: broadcast reaches every other port once; reserved MACs go now
   CHECK(r.counter("reserved") == 1);
 }
 
-TEST_CASE("bridge: a MAC that moves is reached on its new port at once; no hairpin") {
+TEST_CASE("bridge: a MAC that moves is reached on its new port at once and no hairpin") {
   Rig r(3, BridgeSettings{});
   r.send(0, eth(0xFF, 5));  // 5 lives on port 0
   r.got(1);
@@ -237,7 +237,7 @@ TEST_CASE("bridge: static entries forward without learning and stay put") {
   CHECK(r.counter("moved") == 0);
 }
 
-TEST_CASE("bridge: VLANs: access ports, a trunk with a native VLAN, tags right on egress") {
+TEST_CASE("bridge: VLANs: access ports - a trunk with a native VLAN - tags right on egress") {
   // Ports 0, 1: access 10; 2: access 20; 3: trunk 10, 20, native 1.
   BridgeSettings vs;
   vs.vlan_aware = true;
@@ -296,7 +296,7 @@ TEST_CASE("bridge: VLANs: access ports, a trunk with a native VLAN, tags right o
   CHECK(rv.got(0).empty());
 }
 
-TEST_CASE("bridge: with two workers, what one learns reaches the other's table") {
+TEST_CASE("bridge: with two workers - what one learns reaches the other's table") {
   Rig r(2, BridgeSettings{}, 2);  // port 0 on worker 0, port 1 on worker 1
   r.send(0, eth(0xFF, 1));        // learned by worker 0
   r.got(1);

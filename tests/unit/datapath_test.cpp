@@ -117,7 +117,7 @@ TEST_CASE("a peer hanging up ends the dispatcher and tells the link") {
   CHECK(la.eof);
 }
 
-TEST_CASE("an oversize message counts its whole length in rx_bytes, in both receive modes") {
+TEST_CASE("an oversize message counts its whole length in rx_bytes - in both receive modes") {
   for (auto mode : {DispatchMode::readv, DispatchMode::recvmmsg}) {
     Pair a, b;
     auto ca = link_config("a");
@@ -178,7 +178,7 @@ TEST_CASE("a full egress queue drops frames as tx_queue_full and counts every on
   CHECK(v.tx_packets + v.total_drops() == offered);
 }
 
-TEST_CASE("frames over the egress MTU are dropped as too_big, the rest are sent") {
+TEST_CASE("frames over the egress MTU are dropped as too_big - the rest are sent") {
   Pair b;
   auto cb = link_config("b");
   cb.mtu = 500;  // frames up to 518 bytes

@@ -71,7 +71,7 @@ VirtioNetHdr needs_csum_header() {
 // The bug this graph was built to fix: egress used to finish the checksum in place for the
 // plain link, so the vnet link behind it got a finished checksum with NEEDS_CSUM still set
 // (the kernel then adds the data a second time: a wrong checksum on the wire).
-TEST_CASE("a tee sends a NEEDS_CSUM frame to a plain and a vnet link, in both orders, intact") {
+TEST_CASE("a tee sends a NEEDS_CSUM frame to a plain and a vnet link - in both orders - intact") {
   for (bool plain_first : {true, false}) {
     Pair in, plain, vnet;
     PairLink lin(link_config("in", "tee", LinkType::tap, true), in.inside);
@@ -240,7 +240,7 @@ to = ["b", "s1"]
                                               "to it: the sinks form a cycle"));
 }
 
-TEST_CASE("graph config: a name that is neither a link nor a sink, and a name given twice") {
+TEST_CASE("graph config: a name that is neither a link nor a sink - and a name given twice") {
   const auto errs = graph_errors(R"(
 [[sink]]
 name = "s1"
@@ -315,7 +315,7 @@ type = "drop"
   CHECK(r.config.has_value());
 }
 
-TEST_CASE("filter: matching frames go to match, the rest to nomatch, and both are counted") {
+TEST_CASE("filter: matching frames go to match - the rest to nomatch - and both are counted") {
   Pair in, m, n;
   PairLink lin(link_config("in", "f"), in.inside);
   PairLink lm(link_config("m", "x"), m.inside), ln(link_config("n", "x"), n.inside);

@@ -467,7 +467,7 @@ TEST_CASE("CRC32c matches the RFC 3720 test vectors") {
   CHECK(crc32c(down.data(), 32) == 0x113FDB5Cu);
 }
 
-TEST_CASE("an SCTP packet left with its CRC to finish gets CRC32c, not a 16-bit sum") {
+TEST_CASE("an SCTP packet left with its CRC to finish gets CRC32c - not a 16-bit sum") {
   // Linux offloads SCTP's CRC32c as NEEDS_CSUM with csum_offset 8. A short frame: the
   // Ethernet padding after the IP packet must stay out of the CRC.
   const std::size_t chunk = 16;

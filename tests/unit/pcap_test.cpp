@@ -83,7 +83,7 @@ Read read_pcap(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("pcap: the file holds exactly the frames sent, with their receive time") {
+TEST_CASE("pcap: the file holds exactly the frames sent - with their receive time") {
   TempDir dir;
   PcapSettings s;
   s.path = dir.path + "/a.pcap";
@@ -147,7 +147,7 @@ TEST_CASE("pcap: rotation keeps at most rotate_count files of at most rotate_siz
   CHECK(fs::exists(s.path + ".2"));
 }
 
-TEST_CASE("pcap: a file that cannot be written is counted, and nothing stalls") {
+TEST_CASE("pcap: a file that cannot be written is counted - and nothing stalls") {
   PcapSettings s;
   s.path = "/dev/full";  // every write: ENOSPC
   s.buffer = 1 << 16;

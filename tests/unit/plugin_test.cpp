@@ -90,7 +90,7 @@ path = ")") + BAD_ABI_PLUGIN + R"("
   CHECK_THAT(errs[0].message, Catch::Contains("this fdlinkd speaks version 1"));
 }
 
-TEST_CASE("plugin: a path that is not a shared object, or not a plugin, is refused") {
+TEST_CASE("plugin: a path that is not a shared object - or not a plugin - is refused") {
   const auto errs = errors_of(config_with(R"([[sink]]
 name = "rw"
 type = "plugin"
