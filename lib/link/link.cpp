@@ -65,14 +65,7 @@ void Link::close_port(std::size_t i) {
 
 void Link::open(unsigned workers) {
   set_workers(workers);
-  try {
-    NetnsGuard ns(config_.netns);
-    open_fds();
-  } catch (const std::runtime_error& e) {
-    for (std::size_t i = 0; i < ports_.size(); ++i)
-      close_port(i);
-    throw LinkError(e.what());
-  }
+  reopen();
 }
 
 void Link::mark_down(bool retire) {
@@ -101,8 +94,12 @@ void Link::reopen() {
     NetnsGuard ns(config_.netns);
     open_fds();
   } catch (const std::runtime_error& e) {
-    for (std::size_t i = 0; i < ports_.size(); ++i)
+    // Whatever was opened before the failure goes (a TAP made so far vanishes with its fd).
+    for (std::size_t i = 0; i < ports_.size(); ++i) {
       close_port(i);
+      ports_[i]->rx_ring.reset();
+    }
+    close_retired();
     throw LinkError(e.what());
   }
 }

@@ -93,7 +93,8 @@ class Link {
   bool has_fds() const { return ports_[0]->fd.load() >= 0; }
   /// Closes what mark_down() took away. Control thread, after every worker has moved on.
   virtual void close_retired();
-  /// Opens the fds again (in config().netns); throws LinkError. Then mark_up(). Control thread.
+  /// Opens the fds (again) in config().netns; throws LinkError, with nothing left open. Then
+  /// mark_up(). Control thread.
   void reopen();
   /// Publishes the reopened fds to the transmit path.
   void mark_up();
