@@ -37,18 +37,22 @@ extern "C" {
 #define FDLINKD_DROP (-1)
 #define FDLINKD_PLUGIN_WRITES_FRAMES 1u
 
-enum fdlinkd_log_level { FDLINKD_LOG_DEBUG = 0, FDLINKD_LOG_INFO = 1, FDLINKD_LOG_WARN = 2,
-                         FDLINKD_LOG_ERROR = 3 };
+enum fdlinkd_log_level {
+  FDLINKD_LOG_DEBUG = 0,
+  FDLINKD_LOG_INFO = 1,
+  FDLINKD_LOG_WARN = 2,
+  FDLINKD_LOG_ERROR = 3
+};
 
 /* One frame. With FDLINKD_PLUGIN_WRITES_FRAMES the bytes may be changed in place (not the
  * length). */
 typedef struct fdlinkd_frame {
-  uint8_t* data;      /* the Ethernet (or, from a TUN link, IP) frame, VLAN tag included */
+  uint8_t* data; /* the Ethernet (or, from a TUN link, IP) frame, VLAN tag included */
   uint32_t len;
   uint8_t vnet_flags; /* virtio-net header flags: 1 NEEDS_CSUM, 2 DATA_VALID; 0 without one */
   uint8_t gso_type;   /* 0 none, 1 TCPv4, 4 TCPv6, 5 UDP_L4 (a super-frame) */
   uint16_t reserved;
-  int64_t rx_ns;      /* kernel receive time, ns since the epoch (0: unknown) */
+  int64_t rx_ns; /* kernel receive time, ns since the epoch (0: unknown) */
 } fdlinkd_frame;
 
 /* A key of the plugin's `config` table. Strings as written; integers, floats and booleans as
@@ -84,8 +88,8 @@ typedef struct fdlinkd_sink_plugin {
   uint32_t flags;       /* FDLINKD_PLUGIN_WRITES_FRAMES */
   /* Makes an instance for `outputs` outputs and `workers` worker threads from `n` keys, or
    * returns NULL after writing why into err (at most err_len bytes, NUL-terminated). */
-  void* (*create)(const fdlinkd_host* host, const fdlinkd_kv* keys, uint32_t n,
-                  uint32_t outputs, uint32_t workers, char* err, size_t err_len);
+  void* (*create)(const fdlinkd_host* host, const fdlinkd_kv* keys, uint32_t n, uint32_t outputs,
+                  uint32_t workers, char* err, size_t err_len);
   /* For each of the n frames, writes an output index (0 .. outputs-1) or FDLINKD_DROP. */
   void (*process)(void* instance, const fdlinkd_call* call, fdlinkd_frame* frames, uint32_t n,
                   int32_t* verdicts);
