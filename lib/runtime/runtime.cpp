@@ -190,12 +190,7 @@ void Runtime::take_down(Link& link, const std::string& reason, bool keep_fds) {
     if (keep_fds || !link.has_fds() || r.closing) return;
     r.closing = true;
     link.retire_fds();
-    after_workers([this, &link] {
-      link.close_retired();
-      Recovery& rr = recovery_[&link];
-      rr.closing = false;
-      if (rr.want_up || link.owns_device()) bring_up(link);
-    });
+    close_when_workers_pass(link);
     return;
   }
   r.closing = !keep_fds;
@@ -210,12 +205,16 @@ void Runtime::take_down(Link& link, const std::string& reason, bool keep_fds) {
   for (Dispatcher* d : link_dispatchers_[&link])
     asio::post(d->io(), [d] { d->detach(); });
   if (keep_fds) return;
+  close_when_workers_pass(link);
+}
+
+void Runtime::close_when_workers_pass(Link& link) {
   after_workers([this, &link] {
     link.close_retired();
-    Recovery& rr = recovery_[&link];
-    rr.closing = false;
+    Recovery& r = recovery_[&link];
+    r.closing = false;
     // A TAP fdlinkd made is made again; any other link waits for its interface.
-    if (rr.want_up || link.owns_device()) bring_up(link);
+    if (r.want_up || link.owns_device()) bring_up(link);
   });
 }
 

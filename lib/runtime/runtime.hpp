@@ -56,6 +56,9 @@ class Runtime {
   /// as link_down, close its fds once no worker uses them.
   /// `keep_fds`: park without closing (a TAP whose device is only down).
   void take_down(Link& link, const std::string& reason, bool keep_fds = false);
+  /// Closes what take_down retired once every worker is past it, then brings the link up if
+  /// its interface came back meanwhile (or it is a TAP fdlinkd made).
+  void close_when_workers_pass(Link& link);
   /// Its interface is back: reopen and restart the dispatchers.
   void bring_up(Link& link);
   void log_sink_stats(bool final);

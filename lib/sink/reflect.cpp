@@ -1,6 +1,5 @@
 #include "sink/reflect.hpp"
 
-#include <algorithm>
 #include <cstring>
 
 #include "config/config.hpp"

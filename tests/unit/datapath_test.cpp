@@ -41,6 +41,27 @@ std::vector<std::uint8_t> frame(std::size_t len, std::uint8_t tag) {
 
 }  // namespace
 
+namespace {
+
+// Link a (read in `mode`) forwarding to link b, each over a socketpair; a is being read.
+struct OneWay {
+  explicit OneWay(DispatchMode mode)
+      : la(config_a(mode), a.inside), lb(link_config("b"), b.inside) {
+    d.attach(a.inside);
+  }
+  static LinkConfig config_a(DispatchMode mode) {
+    auto c = link_config("a");
+    c.dispatch = mode;
+    return c;
+  }
+  Pair a, b;
+  PairLink la, lb;
+  test::ForwardPath path{lb};
+  Dispatcher d{path.worker, la, 0, path.graph};
+};
+
+}  // namespace
+
 TEST_CASE("forwarded frames arrive whole and in order and bad ones are counted") {
   Pair a, b;
   PairLink la(link_config("a"), a.inside), lb(link_config("b"), b.inside);
@@ -119,18 +140,14 @@ TEST_CASE("a peer hanging up ends the dispatcher and tells the link") {
 
 TEST_CASE("an oversize message counts its whole length in rx_bytes - in both receive modes") {
   for (auto mode : {DispatchMode::readv, DispatchMode::recvmmsg}) {
-    Pair a, b;
-    auto ca = link_config("a");
-    ca.dispatch = mode;
-    PairLink la(ca, a.inside), lb(link_config("b"), b.inside);
-    test::ForwardPath path(lb);
-    Dispatcher d(path.worker, la, 0, path.graph);
-    d.attach(a.inside);
+    OneWay t(mode);
+    auto& la = t.la;
+    auto& lb = t.lb;
     for (std::size_t size : {100, 1519, 70000, 60}) {  // 70000: past the old overflow area too
       const auto f = frame(size, 3);
-      REQUIRE(::send(a.outside, f.data(), f.size(), 0) == static_cast<ssize_t>(size));
+      REQUIRE(::send(t.a.outside, f.data(), f.size(), 0) == static_cast<ssize_t>(size));
     }
-    run_until(path.io, [&] { return la.totals().rx_packets == 4; });
+    run_until(t.path.io, [&] { return la.totals().rx_packets == 4; });
     INFO("mode " << static_cast<int>(mode));
     CHECK(la.totals().rx_bytes == 100 + 1519 + 70000 + 60);
     CHECK(la.totals().drop(DropReason::oversize) == 2);
@@ -140,18 +157,13 @@ TEST_CASE("an oversize message counts its whole length in rx_bytes - in both rec
 
 TEST_CASE("a zero-length message is a runt and the connection goes on") {
   for (auto mode : {DispatchMode::readv, DispatchMode::recvmmsg}) {
-    Pair a, b;
-    auto ca = link_config("a");
-    ca.dispatch = mode;
-    PairLink la(ca, a.inside), lb(link_config("b"), b.inside);
-    test::ForwardPath path(lb);
-    auto& io = path.io;
-    Dispatcher d(path.worker, la, 0, path.graph);
-    d.attach(a.inside);
+    OneWay t(mode);
+    auto& la = t.la;
+    auto& lb = t.lb;
     const auto f = frame(60, 1);
-    REQUIRE(::send(a.outside, f.data(), 0, 0) == 0);
-    REQUIRE(::send(a.outside, f.data(), f.size(), 0) == 60);
-    run_until(io, [&] { return la.totals().rx_packets == 2; });
+    REQUIRE(::send(t.a.outside, f.data(), 0, 0) == 0);
+    REQUIRE(::send(t.a.outside, f.data(), f.size(), 0) == 60);
+    run_until(t.path.io, [&] { return la.totals().rx_packets == 2; });
     CHECK(la.totals().drop(DropReason::runt) == 1);
     CHECK(lb.totals().tx_packets == 1);
     CHECK_FALSE(la.eof);
