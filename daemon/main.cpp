@@ -1,8 +1,11 @@
 // fdlinkd: moves frames between TAP/TUN devices, interfaces (AF_PACKET) and unix sockets.
 //
-// Exit status: 0 clean stop (or config valid with --check-config), 1 a link could not be
-// opened, 2 bad command line or config (nothing was opened).
+// Exit status: 0 clean stop (or config valid with --check-config), 1 a link or the control
+// socket could not be opened, 2 bad command line or config (nothing was opened).
+#include <systemd/sd-daemon.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -54,7 +57,17 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "print the version and exit");
   bool show_sinks = false;
   app.add_flag("--list-sinks", show_sinks, "list the sink types with their keys and exit");
-  app.footer(sink_type_help());
+  app.footer(sink_type_help() + R"(
+Signals:
+  SIGHUP   reload the config file (as fdlinkctl reload, which also reports the outcome)
+  SIGUSR1  log the counters and the bridges' MAC tables
+  SIGTERM, SIGINT  stop: finish the batch in flight, log the final counters, close everything
+
+Exit status:
+  0  stopped cleanly (or, with --check-config, the config is valid)
+  1  a link, the control socket or the metrics endpoint could not be opened
+  2  bad command line or config: nothing was opened
+)");
 
   try {
     app.parse(argc, argv);
@@ -73,13 +86,27 @@ int main(int argc, char** argv) {
 
   ConfigResult loaded = load_config(config_path);
   if (!loaded.config) {
-    for (const auto& e : loaded.errors)
-      std::fprintf(stderr, "%s\n", e.to_string().c_str());
-    if (loaded.error_count > loaded.errors.size())
-      std::fprintf(stderr, "fdlinkd: ... and %zu more errors not shown\n",
-                   loaded.error_count - loaded.errors.size());
-    std::fprintf(stderr, "fdlinkd: %zu error%s in %s; nothing was started\n", loaded.error_count,
-                 loaded.error_count == 1 ? "" : "s", config_path.c_str());
+    // JSON lines when asked for on the command line (the file's log_format is not known).
+    const bool json = format_arg == "json";
+    if (json) log::init(log::Level::info, log::Format::json);
+    for (const auto& e : loaded.errors) {
+      if (json)
+        log::error("config_error", e.message,
+                   {{"file", e.file}, {"line", e.line}, {"column", e.column}});
+      else
+        std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    }
+    const std::string summary =
+        std::to_string(loaded.error_count) + " error" + (loaded.error_count == 1 ? "" : "s") +
+        " in " + config_path + "; nothing was started" +
+        (loaded.error_count > loaded.errors.size()
+             ? " (" + std::to_string(loaded.error_count - loaded.errors.size()) + " more not shown)"
+             : "");
+    if (json)
+      log::error("config_invalid", summary, {{"errors", loaded.error_count}});
+    else
+      std::fprintf(stderr, "fdlinkd: %s\n", summary.c_str());
+    sd_notifyf(0, "STATUS=invalid config %s\nERRNO=%d", config_path.c_str(), EINVAL);
     return 2;
   }
   Config& config = *loaded.config;
@@ -95,6 +122,9 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   log::init(config.daemon.log_level, config.daemon.log_format);
   log::info("starting", "fdlinkd starting", {{"version", kVersion}, {"config", config_path}});
-  Runtime runtime(std::move(config));
+  CommandLine cli{config_path, std::nullopt, std::nullopt};
+  if (!level_arg.empty()) cli.log_level = config.daemon.log_level;
+  if (!format_arg.empty()) cli.log_format = config.daemon.log_format;
+  Runtime runtime(std::move(config), std::move(cli));
   return runtime.run();
 }

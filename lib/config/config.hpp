@@ -21,12 +21,26 @@
 
 namespace fdlinkd {
 
+/// $RUNTIME_DIRECTORY/control.sock (systemd sets it to /run/fdlinkd), else
+/// /run/fdlinkd/control.sock.
+std::string default_control_socket();
+
 struct DaemonConfig {
   unsigned workers = 1;
   std::chrono::microseconds stats_interval = std::chrono::seconds(10);
   log::Level log_level = log::Level::info;
   log::Format log_format = log::Format::text;
   std::vector<unsigned> cpu_affinity;  ///< worker i runs on cpu_affinity[i % size]; empty: any
+  /// The control socket fdlinkctl talks to ("" : none); default_control_socket() when unset.
+  std::string control_socket = default_control_socket();
+  std::string control_group;  ///< group that may use the control socket (mode 0660); "" : 0600
+  int control_gid = -1;       ///< control_group resolved when the config is read
+  /// Prometheus endpoint, "host:port" ("" : off). `metrics = true` means 127.0.0.1:9469.
+  std::string metrics;
+
+  /// The settings a reload cannot change (the threads and their CPUs), as "key = value"; the
+  /// first one that differs from `other`, or "".
+  std::string restart_needed(const DaemonConfig& other) const;
 };
 
 enum class LinkType { af_packet, tap, tun, unix_socket };
@@ -90,6 +104,9 @@ struct LinkConfig {
   toml::source_region where;       ///< the [[link]] table
   toml::source_region name_where;  ///< its `name` key
   toml::source_region sink_where;  ///< its `sink` key
+  /// The [[link]] table as written, without `sink`: equal settings mean equal fds, so a reload
+  /// keeps the link open.
+  std::string settings;
 
   Layer layer() const { return link_layer(type); }
   /// Largest frame this link puts on the wire, link header included.
@@ -110,6 +127,8 @@ struct SinkConfig {
   std::shared_ptr<const SinkOptions> options;
   toml::source_region where;
   toml::source_region name_where;  ///< its `name` key
+  /// The [[sink]] table as written: equal settings mean a reload keeps the sink (and its state).
+  std::string settings;
 };
 
 struct Config {

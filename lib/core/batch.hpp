@@ -50,6 +50,7 @@ class Batch {
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
   Batch(Batch&&) = default;
+  Batch& operator=(Batch&&) = default;
 
   std::size_t capacity() const { return capacity_; }
   std::size_t frame_capacity() const { return frame_capacity_; }

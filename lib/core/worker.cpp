@@ -49,6 +49,17 @@ Worker::Worker(boost::asio::io_context& io_, std::size_t id_, std::size_t wire_c
       id(id_),
       // 1518: an Ethernet frame of MTU 1500, whatever smaller MTUs the links have.
       spill(kSpillFrames, std::max<std::size_t>(wire_capacity, 1518), id_),
-      copies(kSmallCopies, std::max<std::size_t>(wire_capacity, 1518), kLargeCopies, rx_capacity) {}
+      copies(kSmallCopies, std::max<std::size_t>(wire_capacity, 1518), kLargeCopies, rx_capacity) {
+  wire = wire_capacity;
+  rx = rx_capacity;
+}
+
+void Worker::grow(std::size_t wire_capacity, std::size_t rx_capacity) {
+  if (wire_capacity <= wire && rx_capacity <= rx) return;
+  wire = std::max(wire, wire_capacity);
+  rx = std::max(rx, rx_capacity);
+  spill = Batch(kSpillFrames, std::max<std::size_t>(wire, 1518), id);
+  copies = CopyArea(kSmallCopies, std::max<std::size_t>(wire, 1518), kLargeCopies, rx);
+}
 
 }  // namespace fdlinkd

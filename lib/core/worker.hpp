@@ -51,8 +51,13 @@ struct Worker {
   Worker(boost::asio::io_context& io, std::size_t id, std::size_t wire_capacity,
          std::size_t rx_capacity);
 
+  /// Reload: makes the buffers fit links with larger frames than any so far. Worker thread,
+  /// between batches.
+  void grow(std::size_t wire_capacity, std::size_t rx_capacity);
+
   boost::asio::io_context& io;
   std::size_t id;
+  std::size_t wire = 0, rx = 0;  ///< the capacities the buffers were made for
   Batch spill;  ///< where egress builds frames it makes (GSO segments, finished copies)
   CopyArea copies;
 };

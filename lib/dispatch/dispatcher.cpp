@@ -36,8 +36,9 @@ Dispatcher::Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& grap
       worker_(worker),
       link_(link),
       port_(port),
-      graph_(graph),
+      graph_(&graph),
       root_(graph.find(link.config().sink)),
+      ingress_(link.index()),
       desc_(worker.io),
       mode_(link.config().dispatch),
       min_frame_(link.config().layer() == Layer::ethernet ? 14 : 1),
@@ -117,7 +118,7 @@ void Dispatcher::on_ready() {
     const ReadEnd end = read(tally);
     if (!batch_.empty()) {
       if (mode_ != DispatchMode::packet_mmap) stamp_time();
-      graph_.run(worker_, link_, root_, batch_);
+      graph_->run(worker_, ingress_, root_, batch_);
     }
     if (ring_) ring_->release();  // the batch is sent: its blocks can go back to the kernel
     link_.counters(worker_.id, port_).add(tally);

@@ -47,7 +47,17 @@ class Dispatcher {
   /// Stops reading; the fd stays open.
   void detach();
 
+  /// Reload: batches from now on go to node `root` of `graph`, from the link with index
+  /// `ingress`. Call on the io thread, between batches.
+  void set_graph(Graph& graph, std::size_t root, std::size_t ingress) {
+    graph_ = &graph;
+    root_ = root;
+    ingress_ = ingress;
+  }
+
   boost::asio::io_context& io() { return io_; }
+  Worker& worker() { return worker_; }
+  Link& link() { return link_; }
   std::size_t port() const { return port_; }
 
  private:
@@ -78,8 +88,9 @@ class Dispatcher {
   Worker& worker_;
   Link& link_;
   std::size_t port_;
-  Graph& graph_;
-  std::size_t root_;  ///< the graph node of the link's sink
+  Graph* graph_;
+  std::size_t root_;     ///< the graph node of the link's sink
+  std::size_t ingress_;  ///< the link's index
   boost::asio::posix::stream_descriptor desc_;
   int fd_ = -1;
   std::uint64_t generation_ = 0;  ///< bumped by detach(): stale wake-ups are ignored

@@ -75,6 +75,12 @@ class Link {
   /// Hands each port to its dispatcher (dispatchers[i] reads port i). A unix seqpacket link
   /// overrides this to accept a peer first.
   virtual void start(const std::vector<Dispatcher*>& dispatchers);
+  /// A reload removes the link: stops what it runs besides its dispatchers (a unix listener's
+  /// accept) and gives back what it holds by name (the socket file). Runs on the thread of
+  /// dispatcher 0.
+  virtual void stop() {}
+  /// A reload changed only where the link's frames go (its `sink`). Control thread.
+  void set_sink(std::string sink) { config_.sink = std::move(sink); }
   /// Dispatcher `i` saw its fd end (EOF, or the device is gone). The default logs it and leaves
   /// the port silent; links that can recover (a unix listener) override it.
   virtual void port_closed(std::size_t i, Dispatcher& d);
@@ -157,18 +163,27 @@ class Link {
   std::unique_ptr<PortCounters[]> kernel_counters_;
 };
 
-/// The links of the running config, by name.
+/// The links of the running config, by name. A link keeps its index (Pass::ingress(), what a
+/// bridge maps to its ports) for as long as it is in the set, across reloads: a reload takes
+/// the links it removes out and puts new ones in free slots.
 class LinkSet {
  public:
-  void add(std::unique_ptr<Link> link) {
-    link->set_index(links_.size());
-    links_.push_back(std::move(link));
-  }
+  /// Adds `link` in slot `index`, or in the first free slot when `index` is npos.
+  void add(std::unique_ptr<Link> link, std::size_t index = npos);
+  /// Takes link `name` out of the set (its slot becomes free); nullptr if there is none.
+  std::unique_ptr<Link> take(std::string_view name);
   Link* find(std::string_view name) const;
-  const std::vector<std::unique_ptr<Link>>& all() const { return links_; }
+  /// Every link, in slot order.
+  const std::vector<Link*>& all() const { return list_; }
+  /// How many slots there are (one past the largest index).
+  std::size_t slots() const { return slots_.size(); }
+
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
  private:
-  std::vector<std::unique_ptr<Link>> links_;
+  void relist();
+  std::vector<std::unique_ptr<Link>> slots_;
+  std::vector<Link*> list_;
 };
 
 /// Builds the Link subclass for config.type (not yet opened).

@@ -61,6 +61,18 @@ UnixLink::~UnixLink() {
   if (bound_) ::unlink(config_.path.c_str());
 }
 
+void UnixLink::stop() {
+  if (acceptor_) {
+    boost::system::error_code ec;
+    acceptor_->cancel(ec);
+    acceptor_->release();
+  }
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
+  if (bound_) ::unlink(config_.path.c_str());
+  bound_ = false;
+}
+
 void UnixLink::open_fds() {
   const bool seqpacket = config_.socket == UnixSocket::seqpacket;
   const int fd = ::socket(

@@ -32,6 +32,7 @@ class UnixLink : public Link {
 
   void start(const std::vector<Dispatcher*>& dispatchers) override;
   void port_closed(std::size_t i, Dispatcher& d) override;
+  void stop() override;
   bool zero_read_is_eof(int fd) const override;
 
  protected:

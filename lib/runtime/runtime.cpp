@@ -11,13 +11,16 @@
 #include <csignal>
 
 #include "core/log.hpp"
+#include "ops/control_socket.hpp"
+#include "ops/metrics.hpp"
 
 namespace fdlinkd {
 
 namespace asio = boost::asio;
 
-Runtime::Runtime(Config config)
+Runtime::Runtime(Config config, CommandLine cli)
     : config_(std::move(config)),
+      cli_(std::move(cli)),
       signals_(control_, SIGINT, SIGTERM, SIGHUP),
       stats_timer_(control_),
       watchdog_timer_(control_) {
@@ -26,6 +29,12 @@ Runtime::Runtime(Config config)
 
 Runtime::~Runtime() {
   stop_workers();
+}
+
+bool Runtime::running(const Link* link) const {
+  for (const Link* l : links_.all())
+    if (l == link) return true;
+  return false;
 }
 
 bool Runtime::open_links() {
@@ -48,33 +57,41 @@ bool Runtime::open_links() {
   return true;
 }
 
-void Runtime::build_data_path() {
-  graph_ = Graph::build(config_, links_, config_.daemon.workers);
-
+void Runtime::make_workers() {
   std::size_t wire = 0, rx = 0;
   for (const auto& l : config_.links) {
     wire = std::max(wire, l.frame_capacity());
     rx = std::max(rx, l.rx_capacity());
   }
   std::vector<Worker*> list;
+  heartbeat_.reset(new std::atomic<std::int64_t>[config_.daemon.workers]);
   for (unsigned i = 0; i < config_.daemon.workers; ++i) {
     workers_.push_back(std::make_unique<asio::io_context>(1));
     contexts_.push_back(std::make_unique<Worker>(*workers_.back(), i, wire, rx));
     list.push_back(contexts_.back().get());
+    heartbeat_[i].store(std::chrono::steady_clock::now().time_since_epoch().count());
+    heartbeat_timers_.push_back(std::make_unique<asio::steady_timer>(*workers_.back()));
   }
+  stalled_.assign(workers_.size(), false);
+  graph_ = Graph::build(config_, links_, config_.daemon.workers);
   graph_->set_workers(std::move(list));
+  for (Link* link : links_.all())
+    link_dispatchers_[link] = add_dispatchers(*link);
+}
 
-  std::size_t next_worker = 0;
-  for (const auto& link : links_.all()) {
-    std::vector<Dispatcher*> mine;
-    for (std::size_t q = 0; q < link->port_count(); ++q) {
-      const std::size_t w = next_worker++ % workers_.size();
-      dispatchers_.push_back(std::make_unique<Dispatcher>(*contexts_[w], *link, q, *graph_));
-      mine.push_back(dispatchers_.back().get());
-    }
-    link_dispatchers_[link.get()] = mine;
-    link->start(mine);
+std::vector<Dispatcher*> Runtime::add_dispatchers(Link& link) {
+  std::vector<std::size_t> load(workers_.size(), 0);
+  for (const auto& d : dispatchers_)
+    ++load[d->worker().id];
+  std::vector<Dispatcher*> mine;
+  for (std::size_t q = 0; q < link.port_count(); ++q) {
+    const std::size_t w =
+        static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    ++load[w];
+    dispatchers_.push_back(std::make_unique<Dispatcher>(*contexts_[w], link, q, *graph_));
+    mine.push_back(dispatchers_.back().get());
   }
+  return mine;
 }
 
 bool Runtime::start_workers() {
@@ -109,18 +126,24 @@ void Runtime::stop_workers() {
 }
 
 int Runtime::run() {
-  if (!open_links()) return 1;
-  build_data_path();
-  if (!start_workers()) return 1;
+  started_at_ = loaded_at_ = std::chrono::system_clock::now();
+  if (!open_links()) return fail_start(1, "a link could not be opened (see the log)", EIO);
+  make_workers();
+  if (!open_control()) return 1;
+  for (Link* link : links_.all())
+    link->start(link_dispatchers_[link]);
+  if (!start_workers()) return fail_start(1, "a worker could not be pinned to its CPU", EINVAL);
 
-  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
-    if (!ec) on_signal(signo);
-  });
+  wait_signal();
   schedule_stats();
   watch_interfaces();
   std::uint64_t watchdog_usec = 0;
-  if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
-    schedule_watchdog(std::chrono::microseconds(watchdog_usec / 2));
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  const auto period = watchdog ? std::chrono::microseconds(watchdog_usec / 2)
+                               : std::chrono::microseconds(std::chrono::seconds(1));
+  for (std::size_t w = 0; w < workers_.size(); ++w)
+    schedule_heartbeat(w, period / 2);
+  if (watchdog) schedule_watchdog(period);
 
   log::info(
       "ready", "forwarding",
@@ -130,6 +153,8 @@ int Runtime::run() {
   control_.run();
 
   sd_notify(0, "STOPPING=1");
+  metrics_.reset();
+  control_socket_.reset();
   watchers_.clear();
   stop_workers();
   log_stats(true);
@@ -150,9 +175,11 @@ void Runtime::watch_interfaces() {
   std::vector<std::string> spaces;
   for (const auto& link : links_.all())
     if (link->has_interface() &&
-        std::find(spaces.begin(), spaces.end(), link->config().netns) == spaces.end())
+        std::find(spaces.begin(), spaces.end(), link->config().netns) == spaces.end() &&
+        std::find(watched_.begin(), watched_.end(), link->config().netns) == watched_.end())
       spaces.push_back(link->config().netns);
   for (const auto& ns : spaces) {
+    watched_.push_back(ns);
     try {
       watchers_.push_back(std::make_unique<InterfaceWatcher>(
           control_, ns, [this, ns](const InterfaceEvent& ev) { on_interface(ns, ev); }));
@@ -164,7 +191,8 @@ void Runtime::watch_interfaces() {
 }
 
 void Runtime::on_interface(const std::string& netns, const InterfaceEvent& ev) {
-  for (const auto& lp : links_.all()) {
+  const std::vector<Link*> links = links_.all();  // (take_down may not change it, but be safe)
+  for (Link* lp : links) {
     Link& link = *lp;
     if (!link.has_interface() || link.config().netns != netns || link.config().interface != ev.name)
       continue;
@@ -210,6 +238,7 @@ void Runtime::take_down(Link& link, const std::string& reason, bool keep_fds) {
 
 void Runtime::close_when_workers_pass(Link& link) {
   after_workers([this, &link] {
+    if (!running(&link)) return;  // a reload took it away meanwhile (and closed it)
     link.close_retired();
     Recovery& r = recovery_[&link];
     r.closing = false;
@@ -249,27 +278,47 @@ void Runtime::bring_up(Link& link) {
   }
 }
 
+void Runtime::wait_signal() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (!ec) on_signal(signo);
+  });
+}
+
 void Runtime::on_signal(int signo) {
-  if (signo == SIGUSR1) {  // the state of every sink (a bridge's MAC table) and the counters
+  if (signo == SIGUSR1) {  // the counters and the state of every sink (a bridge's MAC table)
+    log::info("sigusr1", "SIGUSR1: logging the counters and the sinks' state", {});
     log_stats(false);
-    graph_->log_state();
-    signals_.async_wait([this](const boost::system::error_code& ec, int s) {
-      if (!ec) on_signal(s);
-    });
+    log_sink_state();
+    wait_signal();
     return;
   }
   if (signo == SIGHUP) {
-    log::warn("reload_unsupported", "SIGHUP: live reload is not implemented yet; config unchanged",
-              {});
-    signals_.async_wait([this](const boost::system::error_code& ec, int s) {
-      if (!ec) on_signal(s);
-    });
+    reload("SIGHUP", nullptr);
+    wait_signal();
     return;
   }
   log::info("stopping", signo == SIGTERM ? "SIGTERM received" : "SIGINT received", {});
   stats_timer_.cancel();
   watchdog_timer_.cancel();
   control_.stop();
+}
+
+void Runtime::log_sink_state() {
+  if (workers_.empty()) return;
+  std::shared_ptr<Graph> g = graph_;
+  Worker& w = *contexts_[0];
+  asio::post(w.io, [g, &w] {
+    for (std::size_t n = 0; n < g->size(); ++n) {
+      const auto rows = g->sink(n).state(w);
+      for (const auto& row : rows) {
+        std::vector<log::Field> f = {{"sink", g->name(n)}};
+        f.insert(f.end(), row.begin(), row.end());
+        log::write(log::Level::info, "fdb", "bridge table entry", f);
+      }
+      if (g->sink(n).has_state())
+        log::info("fdb_end", "bridge table", {{"sink", g->name(n)}, {"entries", rows.size()}});
+    }
+  });
 }
 
 void Runtime::schedule_stats() {
@@ -283,13 +332,74 @@ void Runtime::schedule_stats() {
   });
 }
 
+// Each worker stamps its heartbeat from a timer on its own io_context: the stamp is late when
+// the worker is stuck in a handler (or starved), whatever the control thread does.
+void Runtime::schedule_heartbeat(std::size_t w, std::chrono::microseconds period) {
+  asio::steady_timer& t = *heartbeat_timers_[w];
+  t.expires_after(period);
+  t.async_wait([this, w, period](const boost::system::error_code& ec) {
+    if (ec) return;
+    heartbeat_[w].store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                        std::memory_order_relaxed);
+    schedule_heartbeat(w, period);
+  });
+}
+
+// WATCHDOG=1 only while every worker has stamped its heartbeat within the last period: a
+// stalled worker stops the pings, and systemd restarts fdlinkd after WatchdogSec.
 void Runtime::schedule_watchdog(std::chrono::microseconds period) {
   watchdog_timer_.expires_after(period);
   watchdog_timer_.async_wait([this, period](const boost::system::error_code& ec) {
     if (ec) return;
-    sd_notify(0, "WATCHDOG=1");
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    bool all = true;
+    for (std::size_t w = 0; w < workers_.size(); ++w) {
+      const auto age =
+          now - std::chrono::steady_clock::duration(heartbeat_[w].load(std::memory_order_relaxed));
+      const bool late = age > period;
+      if (late && !stalled_[w])
+        log::error(
+            "worker_stalled",
+            "a worker has not turned its loop within the watchdog interval; not "
+            "telling systemd WATCHDOG=1",
+            {{"worker", w},
+             {"stalled_ms", std::chrono::duration_cast<std::chrono::milliseconds>(age).count()}});
+      else if (!late && stalled_[w])
+        log::warn("worker_recovered", "the worker turns its loop again", {{"worker", w}});
+      stalled_[w] = late;
+      all = all && !late;
+    }
+    if (all) sd_notify(0, "WATCHDOG=1");
     schedule_watchdog(period);
   });
+}
+
+int Runtime::fail_start(int status, const std::string& why, int err) {
+  sd_notifyf(0, "STATUS=failed to start: %s\nERRNO=%d", why.c_str(), err);
+  return status;
+}
+
+bool Runtime::open_control() {
+  try {
+    if (!config_.daemon.control_socket.empty()) {
+      control_socket_ = std::make_unique<ControlSocket>(
+          control_, config_.daemon.control_socket, config_.daemon.control_gid,
+          [this](const boost::json::object& req, std::function<void(boost::json::object)> reply) {
+            handle(req, std::move(reply));
+          });
+      log::info("control_socket", "control socket open", {{"path", config_.daemon.control_socket}});
+    }
+    if (!config_.daemon.metrics.empty()) {
+      metrics_ = std::make_unique<MetricsServer>(
+          control_, config_.daemon.metrics, [this] { return render_metrics(stats(), info()); });
+      log::info("metrics", "Prometheus metrics served", {{"address", metrics_->address()}});
+    }
+  } catch (const std::runtime_error& e) {
+    log::error("control_open_failed", e.what(), {});
+    fail_start(1, e.what(), EADDRINUSE);
+    return false;
+  }
+  return true;
 }
 
 void Runtime::log_stats(bool final) {

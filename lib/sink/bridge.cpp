@@ -183,6 +183,19 @@ std::size_t MacTable::age(std::uint32_t now, std::uint32_t aging) {
   return n;
 }
 
+std::size_t MacTable::flush() {
+  std::vector<Entry> statics;
+  for (const Entry& e : slots_)
+    if (e.key && e.is_static) statics.push_back(e);
+  const std::size_t n = size_ - statics.size();
+  std::fill(slots_.begin(), slots_.end(), Entry{});
+  std::fill(per_port_.begin(), per_port_.end(), 0);
+  size_ = 0;
+  for (const Entry& e : statics)
+    add_static(e.key, e.port);
+  return n;
+}
+
 // --- config -------------------------------------------------------------------------------
 
 namespace {
@@ -349,7 +362,7 @@ void validate(const SinkConfig& sink, const Config& config, ConfigErrors& errors
 
 std::unique_ptr<Sink> create(const SinkConfig& sink, const SinkSetup& setup) {
   const auto& o = static_cast<const BridgeOptions&>(*sink.options);
-  std::vector<std::uint16_t> link_port(setup.config.links.size(), MacTable::kNoPort);
+  std::vector<std::uint16_t> link_port(setup.link_slots(), MacTable::kNoPort);
   for (std::size_t p = 0; p < o.s.ports.size(); ++p) {
     const std::size_t l = setup.link_index(o.s.ports[p]);
     if (l < link_port.size()) link_port[l] = static_cast<std::uint16_t>(p);
@@ -409,6 +422,10 @@ BridgeSink::~BridgeSink() = default;
 
 std::span<const std::string_view> BridgeSink::counter_names() const {
   return kCounterNames;
+}
+
+bool BridgeSink::is_gauge(std::size_t i) const {
+  return kCounterNames[i] == "macs";
 }
 
 const MacTable& BridgeSink::table(std::size_t w) const {
@@ -545,19 +562,38 @@ void BridgeSink::apply(PerWorker& pw, const std::vector<Update>& updates) {
     pw.table.learn(u.key, u.port, now);
 }
 
-void BridgeSink::log_state(Worker& w, std::string_view name) {
+std::vector<std::vector<log::Field>> BridgeSink::state(Worker& w) const {
   const MacTable& t = per_worker_[w.id]->table;
   const std::uint32_t now = now_s();
+  std::vector<std::vector<log::Field>> rows;
   t.for_each([&](const MacTable::Entry& e) {
-    log::info("fdb", "bridge table entry",
-              {{"sink", name},
-               {"mac", mac_text(e.key)},
-               {"vlan", MacTable::vlan_of(e.key)},
-               {"port", s_.ports[e.port]},
-               {"static", e.is_static},
-               {"age_s", e.is_static ? 0 : now - e.seen}});
+    rows.push_back({{"mac", mac_text(e.key)},
+                    {"vlan", MacTable::vlan_of(e.key)},
+                    {"port", s_.ports[e.port]},
+                    {"static", e.is_static},
+                    {"age_s", e.is_static ? 0 : now - e.seen}});
   });
-  log::info("fdb_end", "bridge table", {{"sink", name}, {"entries", t.size()}});
+  return rows;
+}
+
+std::size_t BridgeSink::flush_state(Worker& w) {
+  PerWorker& pw = *per_worker_[w.id];
+  pw.outbox.clear();
+  return pw.table.flush();
+}
+
+void BridgeSink::take_over(Sink& old_sink, Worker& w) {
+  auto* old = dynamic_cast<BridgeSink*>(&old_sink);
+  if (!old) return;
+  std::vector<std::uint16_t> port_of(old->s_.ports.size(), MacTable::kNoPort);
+  for (std::size_t p = 0; p < old->s_.ports.size(); ++p)
+    for (std::size_t q = 0; q < s_.ports.size(); ++q)
+      if (old->s_.ports[p] == s_.ports[q]) port_of[p] = static_cast<std::uint16_t>(q);
+  MacTable& mine = per_worker_[w.id]->table;
+  old->per_worker_[w.id]->table.for_each([&](const MacTable::Entry& e) {
+    if (e.is_static || port_of[e.port] == MacTable::kNoPort) return;
+    if (mine.lookup(e.key) == MacTable::kNoPort) mine.learn(e.key, port_of[e.port], e.seen);
+  });
 }
 
 }  // namespace fdlinkd

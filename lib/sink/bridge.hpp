@@ -69,6 +69,8 @@ class MacTable {
   void add_static(std::uint64_t key, std::uint16_t port);
   /// Forgets entries not seen since `now - aging`; returns how many.
   std::size_t age(std::uint32_t now, std::uint32_t aging);
+  /// Forgets every learned (not static) entry; returns how many.
+  std::size_t flush();
 
   std::size_t size() const { return size_; }
   std::size_t macs_on(std::uint16_t port) const { return per_port_[port]; }
@@ -121,7 +123,12 @@ class BridgeSink : public Sink {
 
   void process(Pass& pass, Batch& in) override;
   std::span<const std::string_view> counter_names() const override;
-  void log_state(Worker& w, std::string_view name) override;
+  std::vector<std::vector<log::Field>> state(Worker& w) const override;
+  std::size_t flush_state(Worker& w) override;
+  bool has_state() const override { return true; }
+  bool is_gauge(std::size_t i) const override;
+  /// Takes over the learned entries of `old` (a BridgeSink) on ports of the same name.
+  void take_over(Sink& old, Worker& w) override;
 
   /// The table worker `w` keeps (tests look at it between batches).
   const MacTable& table(std::size_t w) const;

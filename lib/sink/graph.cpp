@@ -9,9 +9,17 @@
 namespace fdlinkd {
 
 std::size_t SinkSetup::link_index(std::string_view name) const {
+  if (links) {
+    const Link* l = links->find(name);
+    return l ? l->index() : Graph::npos;
+  }
   for (std::size_t i = 0; i < config.links.size(); ++i)
     if (config.links[i].name == name) return i;
   return Graph::npos;
+}
+
+std::size_t SinkSetup::link_slots() const {
+  return links ? links->slots() : config.links.size();
 }
 
 void Pass::flush(std::size_t o) {
@@ -25,12 +33,13 @@ Graph::Graph(unsigned workers, std::size_t max_batch) : workers_(workers), max_b
 
 Graph::~Graph() = default;
 
-std::unique_ptr<Graph> Graph::build(const Config& config, LinkSet& links, unsigned workers) {
+std::unique_ptr<Graph> Graph::build(const Config& config, LinkSet& links, unsigned workers,
+                                    const Graph* previous) {
   std::size_t max_batch = 1;
   for (const auto& l : config.links)
     max_batch = std::max<std::size_t>(max_batch, l.rx_batch);
   auto g = std::make_unique<Graph>(workers, max_batch);
-  const SinkSetup setup{config, workers};
+  const SinkSetup setup{config, workers, &links};
   for (const auto& sc : config.sinks) {
     std::vector<Target> outputs;
     for (const OutputRef& o : sc.type->outputs(sc, config)) {
@@ -41,19 +50,49 @@ std::unique_ptr<Graph> Graph::build(const Config& config, LinkSet& links, unsign
           if (config.sinks[i].name == o.name) t.node = i;
       outputs.push_back(t);  // (the config checked that every name exists)
     }
-    g->add(sc.name, sc.type->create(sc, setup), std::move(outputs));
+    const Node* old = nullptr;
+    if (previous) {
+      const std::size_t i = previous->find(sc.name);
+      if (i != npos && previous->nodes_[i].type == sc.type) old = &previous->nodes_[i];
+    }
+    if (old && old->settings == sc.settings) {  // unchanged: the same sink, counters and all
+      const std::size_t n = g->add(sc.name, old->sink, std::move(outputs));
+      for (unsigned w = 0; w < workers; ++w)
+        g->nodes_[n].per_worker[w].counters = old->per_worker[w].counters;
+      ++g->kept_;
+    } else {
+      const std::size_t n = g->add(sc.name, sc.type->create(sc, setup), std::move(outputs));
+      if (old) {
+        g->nodes_[n].predecessor = old->sink;
+        for (unsigned w = 0; w < workers; ++w)
+          g->nodes_[n].predecessor_counters.push_back(old->per_worker[w].counters);
+      }
+    }
+    g->nodes_.back().type = sc.type;
+    g->nodes_.back().settings = sc.settings;
   }
   return g;
 }
 
-std::size_t Graph::add(std::string name, std::unique_ptr<Sink> sink, std::vector<Target> outputs) {
+void Graph::take_over(Worker& w) {
+  for (Node& n : nodes_) {
+    if (!n.predecessor) continue;
+    n.sink->take_over(*n.predecessor, w);
+    const SinkCounters& from = *n.predecessor_counters[w.id];
+    SinkCounters& to = *n.per_worker[w.id].counters;
+    for (std::size_t i = 0; i < n.sink->counter_names().size(); ++i)
+      to.set(i, from.get(i));
+  }
+}
+
+std::size_t Graph::add(std::string name, std::shared_ptr<Sink> sink, std::vector<Target> outputs) {
   Node n;
   n.name = std::move(name);
   for (unsigned w = 0; w < workers_; ++w) {
     PerWorker& pw = n.per_worker.emplace_back();
     for (std::size_t o = 0; o < outputs.size(); ++o)
       pw.pending.emplace_back(max_batch_, 0, w);
-    pw.counters = std::make_unique<SinkCounters>(sink->counter_names().size());
+    pw.counters = std::make_shared<SinkCounters>(sink->counter_names().size());
   }
   n.sink = std::move(sink);
   n.outputs = std::move(outputs);
@@ -67,7 +106,7 @@ std::size_t Graph::find(std::string_view name) const {
   return npos;
 }
 
-void Graph::run(Worker& w, const Link& ingress, std::size_t root, Batch& rx) {
+void Graph::run(Worker& w, std::size_t ingress, std::size_t root, Batch& rx) {
   Batch& view = rx_views_[w.id];
   view.clear();
   for (std::size_t i = 0; i < rx.size(); ++i) {
@@ -76,7 +115,7 @@ void Graph::run(Worker& w, const Link& ingress, std::size_t root, Batch& rx) {
     v.origin = &rx[i];
     view.push(v);
   }
-  process(w, ingress.index(), root, view);
+  process(w, ingress, root, view);
   w.copies.reset();
 }
 
@@ -103,15 +142,6 @@ void Graph::flush(Worker& w, std::size_t ingress, std::size_t node, std::size_t 
     process(w, ingress, t.node, b);
   }
   b.clear();
-}
-
-void Graph::log_state() {
-  if (worker_list_.empty()) return;
-  Worker& w = *worker_list_[0];
-  boost::asio::post(w.io, [this, &w] {
-    for (Node& n : nodes_)
-      n.sink->log_state(w, n.name);
-  });
 }
 
 std::vector<std::uint64_t> Graph::counters(std::size_t node) const {

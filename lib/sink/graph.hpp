@@ -50,40 +50,56 @@ class Graph {
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
 
-  /// Builds one node per [[sink]] of `config`, in order, over the open `links`.
-  static std::unique_ptr<Graph> build(const Config& config, LinkSet& links, unsigned workers);
+  /// Builds one node per [[sink]] of `config`, in order, over the open `links`. On a reload,
+  /// `previous` is the running graph: a sink whose settings (its [[sink]] table) are unchanged
+  /// is the same object in both graphs, with its counters and state; one whose settings
+  /// changed is built anew and takes over what still applies (take_over()).
+  static std::unique_ptr<Graph> build(const Config& config, LinkSet& links, unsigned workers,
+                                      const Graph* previous = nullptr);
+  /// Reload, on worker `w`'s thread just before it switches to this graph: sinks that replace
+  /// one of the previous graph take over `w`'s part of its state and counters.
+  void take_over(Worker& w);
+  /// The nodes kept from the previous graph as they were, and those rebuilt from it.
+  std::size_t kept() const { return kept_; }
 
   /// Adds a node; returns its index. Outputs that name nodes may name ones added later.
-  std::size_t add(std::string name, std::unique_ptr<Sink> sink, std::vector<Target> outputs);
+  std::size_t add(std::string name, std::shared_ptr<Sink> sink, std::vector<Target> outputs);
   /// The node named `name`, or npos.
   std::size_t find(std::string_view name) const;
 
-  /// Runs batch `rx`, received on `ingress` by worker `w`, through node `root` and everything
-  /// after it (see above).
-  void run(Worker& w, const Link& ingress, std::size_t root, Batch& rx);
+  /// Runs batch `rx`, received by worker `w` on the link with index `ingress`, through node
+  /// `root` and everything after it (see above).
+  void run(Worker& w, std::size_t ingress, std::size_t root, Batch& rx);
 
   /// The workers that run it, for stages that post work to each other (runtime sets them).
   void set_workers(std::vector<Worker*> workers) { worker_list_ = std::move(workers); }
-  /// Runs every sink's log_state() on worker 0's thread.
-  void log_state();
 
   std::size_t size() const { return nodes_.size(); }
   const std::string& name(std::size_t node) const { return nodes_[node].name; }
+  /// The type of node `node` (nullptr for a node added by hand).
+  const SinkType* type(std::size_t node) const { return nodes_[node].type; }
   const Sink& sink(std::size_t node) const { return *nodes_[node].sink; }
+  Sink& sink(std::size_t node) { return *nodes_[node].sink; }
+  const std::vector<Worker*>& workers() const { return worker_list_; }
   /// Node `node`'s own counters summed over the workers, in counter_names() order.
   std::vector<std::uint64_t> counters(std::size_t node) const;
 
  private:
   friend class Pass;
   struct PerWorker {
-    std::vector<Batch> pending;  ///< one per output
-    std::unique_ptr<SinkCounters> counters;
+    std::vector<Batch> pending;              ///< one per output
+    std::shared_ptr<SinkCounters> counters;  ///< shared with the next graph if the sink is kept
   };
   struct Node {
     std::string name;
-    std::unique_ptr<Sink> sink;
+    std::shared_ptr<Sink> sink;  ///< shared with the next graph if the sink is kept
     std::vector<Target> outputs;
     std::vector<PerWorker> per_worker;
+    const SinkType* type = nullptr;  ///< (nullptr for nodes added by hand)
+    std::string settings;
+    /// Reload: the sink of the same name and type this one replaces, until take_over().
+    std::shared_ptr<Sink> predecessor;
+    std::vector<std::shared_ptr<SinkCounters>> predecessor_counters;
   };
 
   void process(Worker& w, std::size_t ingress, std::size_t node, Batch& in);
@@ -94,6 +110,7 @@ class Graph {
   std::vector<Node> nodes_;
   std::vector<Batch> rx_views_;  ///< per worker: the first sink's view of a received batch
   std::vector<Worker*> worker_list_;
+  std::size_t kept_ = 0;
 };
 
 }  // namespace fdlinkd

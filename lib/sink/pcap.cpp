@@ -16,9 +16,17 @@ namespace fdlinkd {
 
 namespace {
 
-enum Counter : std::size_t { kCaptured, kQueueFull, kWritten, kWriteErrors, kFiles, kCounters };
-constexpr std::string_view kCounterNames[kCounters] = {"captured", "pcap_queue_full", "written",
-                                                       "write_errors", "files"};
+enum Counter : std::size_t {
+  kCaptured,
+  kQueueFull,
+  kWritten,
+  kWriteErrors,
+  kFiles,
+  kBytes,
+  kCounters
+};
+constexpr std::string_view kCounterNames[kCounters] = {
+    "captured", "pcap_queue_full", "written", "write_errors", "files", "written_bytes"};
 
 /// What a worker puts in its ring before each frame's bytes.
 struct Record {
@@ -176,6 +184,7 @@ void PcapSink::add_own_counters(std::span<std::uint64_t> v) const {
   v[kWritten] += written_.load(std::memory_order_relaxed);
   v[kWriteErrors] += write_errors_.load(std::memory_order_relaxed);
   v[kFiles] += files_.load(std::memory_order_relaxed);
+  v[kBytes] += written_bytes_.load(std::memory_order_relaxed);
 }
 
 void PcapSink::process(Pass& pass, Batch& in) {
@@ -208,6 +217,7 @@ bool PcapSink::open_file() {
     if (f) std::fclose(f);
     write_errors_ += 1 + unflushed_;
     unflushed_ = 0;
+    unflushed_bytes_ = 0;
     if (!failing_)
       log::error("pcap_write_failed", "cannot open the capture file; frames are not captured",
                  {{"path", name}, {"error", std::strerror(err)}});
@@ -226,6 +236,7 @@ bool PcapSink::flush_file() {
   const bool ok = pcap_dump_flush(as_dumper(dumper_)) == 0;
   if (ok) {
     written_ += unflushed_;
+    written_bytes_ += unflushed_bytes_;
     if (failing_ && unflushed_ > 0)  // (frames really reached the file)
       log::info("pcap_write_ok", "writing the capture file works again",
                 {{"path", file_name(file_index_)}});
@@ -234,6 +245,7 @@ bool PcapSink::flush_file() {
     write_failed("flushing the capture file failed");
   }
   unflushed_ = 0;
+  unflushed_bytes_ = 0;
   return ok;
 }
 
@@ -241,6 +253,7 @@ void PcapSink::write_failed(const char* what) {
   const int err = errno;
   write_errors_ += unflushed_;
   unflushed_ = 0;
+  unflushed_bytes_ = 0;
   std::clearerr(pcap_dump_file(as_dumper(dumper_)));
   if (!failing_)
     log::error("pcap_write_failed", what,
@@ -272,6 +285,7 @@ void PcapSink::write_record(const std::uint8_t* rec) {
   h.len = r.len;
   pcap_dump(reinterpret_cast<u_char*>(dumper_), &h, rec + sizeof r);
   ++unflushed_;
+  unflushed_bytes_ += size;
   if (std::ferror(pcap_dump_file(as_dumper(dumper_)))) {
     write_failed("writing the capture file failed; frames are lost from it");
     return;

@@ -73,13 +73,14 @@ class PcapSink : public Sink {
   std::condition_variable wake_, drained_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> sleeping_{false};
-  std::atomic<std::uint64_t> written_{0}, write_errors_{0}, files_{0};
+  std::atomic<std::uint64_t> written_{0}, write_errors_{0}, files_{0}, written_bytes_{0};
   std::uint64_t idle_passes_ = 0;  ///< under mu_: times the writer found nothing to write
   // Writer thread only:
   void* pcap_ = nullptr;    ///< pcap_t (a dead handle: link type and precision)
   void* dumper_ = nullptr;  ///< pcap_dumper_t of the open file
   std::uint64_t file_bytes_ = 0;
-  std::uint64_t unflushed_ = 0;  ///< frames handed to stdio since the last good flush
+  std::uint64_t unflushed_ = 0;        ///< frames handed to stdio since the last good flush
+  std::uint64_t unflushed_bytes_ = 0;  ///< their bytes, record headers included
   std::uint32_t file_index_ = 0;
   bool failing_ = false;  ///< the last write failed (logged once)
 };

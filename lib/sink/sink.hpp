@@ -27,11 +27,13 @@
 #include "config/reader.hpp"
 #include "core/batch.hpp"
 #include "core/counters.hpp"
+#include "core/log.hpp"
 #include "core/worker.hpp"
 
 namespace fdlinkd {
 
 class Graph;
+class LinkSet;
 struct Config;
 struct SinkConfig;
 
@@ -106,9 +108,21 @@ class Sink {
   /// Adds counters that a thread of the sink's own keeps (not a worker's) to `values`, in
   /// counter_names() order.
   virtual void add_own_counters(std::span<std::uint64_t> /*values*/) const {}
-  /// Logs the sink's state (a bridge's MAC table) as seen by worker `w`; runs on that worker's
-  /// thread (SIGUSR1).
-  virtual void log_state(Worker& /*w*/, std::string_view /*name*/) {}
+  /// The sink's state (a bridge's MAC table) as worker `w` sees it, a row of fields per entry;
+  /// runs on that worker's thread (SIGUSR1, `fdlinkctl fdb`).
+  virtual std::vector<std::vector<log::Field>> state(Worker& /*w*/) const { return {}; }
+  /// Whether the sink has a state that state() shows (a bridge, even with an empty table).
+  virtual bool has_state() const { return false; }
+  /// Whether counter `i` is a gauge (a table size) rather than a count of events.
+  virtual bool is_gauge(std::size_t /*i*/) const { return false; }
+  /// Forgets worker `w`'s learned state (`fdlinkctl fdb flush`); returns how many entries.
+  /// Runs on that worker's thread.
+  virtual std::size_t flush_state(Worker& /*w*/) { return 0; }
+  /// Reload: this sink replaces `old`, a sink of the same type and name whose settings
+  /// changed; takes over the part of worker `w`'s state that still applies (a bridge's learned
+  /// MACs on ports it still has). Runs on worker `w`'s thread, between two batches, while no
+  /// other thread uses `w`'s state of either sink.
+  virtual void take_over(Sink& /*old*/, Worker& /*w*/) {}
 };
 
 /// One key of a sink type, for --list-sinks.
@@ -121,8 +135,12 @@ struct SinkKey {
 struct SinkSetup {
   const Config& config;
   unsigned workers = 1;
-  /// Index of link `name` in config.links (the value Pass::ingress() gives).
+  /// The open links; without them (tests), a link's index is its place in config.links.
+  const LinkSet* links = nullptr;
+  /// Index of link `name` (the value Pass::ingress() gives).
   std::size_t link_index(std::string_view name) const;
+  /// One past the largest link index.
+  std::size_t link_slots() const;
 };
 
 struct SinkType {

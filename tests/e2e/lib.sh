@@ -9,6 +9,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ID="f$$"              # prefix of every namespace and interface name this test makes
 TMP=$(mktemp -d "/tmp/fdlinkd-e2e.XXXXXX")
 LOG="$TMP/daemon.log"
+# The daemon's control socket (and fdlinkctl's default) go here, as systemd's RuntimeDirectory=
+# would set it: tests running at once do not share one.
+export RUNTIME_DIRECTORY="$TMP"
+CTL="$TMP/control.sock"
 NAMESPACES=()
 BACKGROUND=()
 DAEMON_PID=""
