@@ -243,6 +243,7 @@ void show_reload(const json::object& r) {
 int main(int argc, char** argv) {
   CLI::App app{"fdlinkctl: ask a running fdlinkd (status, counters, bridge tables, reload)"};
   app.require_subcommand(1);
+  app.fallthrough();  // -j, -s, -t after the command too: fdlinkctl stats --json
   // As fdlinkd: $RUNTIME_DIRECTORY/control.sock when set, else /run/fdlinkd/control.sock.
   std::string socket_path = "/run/fdlinkd/control.sock";
   if (const char* dir = std::getenv("RUNTIME_DIRECTORY"); dir && *dir == '/')
