@@ -44,6 +44,7 @@ bool Runtime::open_links() {
       link->open(config_.daemon.workers);
     } catch (const LinkError& e) {
       log::error("link_open_failed", e.what(), {{"link", lc.name}, {"what", link->describe()}});
+      start_error_ = "link " + lc.name + ": " + e.what();
       return false;  // links opened so far close (and their TAPs vanish) with the Runtime
     }
     log::info("link_open", "link open",
@@ -127,7 +128,7 @@ void Runtime::stop_workers() {
 
 int Runtime::run() {
   started_at_ = loaded_at_ = std::chrono::system_clock::now();
-  if (!open_links()) return fail_start(1, "a link could not be opened (see the log)", EIO);
+  if (!open_links()) return fail_start(1, start_error_, EIO);
   make_workers();
   if (!open_control()) return 1;
   for (Link* link : links_.all())

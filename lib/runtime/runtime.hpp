@@ -151,6 +151,7 @@ class Runtime {
   std::chrono::system_clock::time_point loaded_at_;
   std::chrono::system_clock::time_point started_at_;
 
+  std::string start_error_;  ///< why open_links() failed
   std::unique_ptr<ControlSocket> control_socket_;
   std::unique_ptr<MetricsServer> metrics_;
   boost::asio::signal_set signals_;

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Operating a running fdlinkd.
+#
+#   control  `fdlinkctl stats --json` equals what was sent (per link and per fd); the control
+#            socket is mode 0600 and a non-root user's connect is refused (exit 3); exit codes
+#            1 and 2; log-level at run time; a live Prometheus scrape passes `promtool check
+#            metrics` and its counters equal `fdlinkctl stats`.
+#   notify   a real NOTIFY_SOCKET listener sees READY=1, RELOADING=1 with MONOTONIC_USEC, READY=1,
+#            WATCHDOG=1 every half interval that stops while a worker is stalled on purpose (a
+#            test hook), STOPPING=1; a start that fails sends STATUS= and ERRNO=.
+source "$(dirname "$0")/lib.sh"
+MODE=${1:-control}
+FDLINKCTL=${FDLINKCTL:-$(dirname "$FDLINKD")/../ctl/fdlinkctl}
+ctl() { "$FDLINKCTL" -s "$CTL" "$@"; }
+
+mkns d; mkns a; mkns b
+D=$ID-d A=$ID-a B=$ID-b
+veth "$A" va "$D" da
+veth "$B" vb "$D" db
+
+if [ "$MODE" = control ]; then
+  {
+    printf '[daemon]\nmetrics = "127.0.0.1:19469"\n'
+    afp_link a da to-b 'fds = 2' 'fanout = "rnd"'
+    afp_link b db to-a
+    forward_sinks a b
+  } > "$TMP/cfg.toml"
+  start_daemon "$TMP/cfg.toml" "$D"
+
+  chmod 755 "$TMP"  # only the socket's own mode keeps others out
+  mode=$(stat -c %a "$CTL")
+  [ "$mode" = 600 ] || fail "control socket mode $mode, want 600"
+  rc=0; out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$FDLINKCTL" -s "$CTL" status 2>&1) || rc=$?
+  [ $rc -eq 3 ] && echo "$out" | grep -q "Permission denied" || fail "a non-root connect: exit $rc: $out"
+  pass "control socket mode 0600; a non-root user is refused: $out"
+
+  # Exactly N frames of known size from A, nothing else (IPv6 is off; no ARP: raw frames).
+  N=300 LEN=200
+  ip netns exec "$A" "$PY" - <<PYEOF
+from scapy.all import Ether, IP, UDP, Raw, sendp
+import random
+frames = [Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b") / IP(src="10.5.0.1", dst="10.5.0.2") /
+          UDP(sport=random.randint(1024, 65000), dport=9) / Raw(b"x" * ($LEN - 42)) for _ in range($N)]
+sendp(frames, iface="va", verbose=False)
+PYEOF
+  sleep 0.3
+  ctl stats --json > "$TMP/stats.json"
+  "$PY" - "$TMP/stats.json" $N $LEN <<'PYEOF' || fail "fdlinkctl stats does not match what was sent"
+import json, sys
+s = json.load(open(sys.argv[1])); n = int(sys.argv[2]); size = int(sys.argv[3])
+links = {l["name"]: l for l in s["links"]}
+a, b = links["a"], links["b"]
+assert a["rx_packets"] == n and a["rx_bytes"] == n * size, ("a", a["rx_packets"], a["rx_bytes"])
+assert b["tx_packets"] == n and b["tx_bytes"] == n * size, ("b", b["tx_packets"], b["tx_bytes"])
+assert len(a["fds"]) == 2, a["fds"]
+assert sum(f["rx_packets"] for f in a["fds"]) == n
+assert all(f["rx_packets"] > 0 for f in a["fds"]), "fanout rnd left an fd idle"
+assert a["drops_total"] == 0 and b["drops_total"] == 0
+print("ok: fdlinkctl stats --json: a rx %d frames / %d bytes (fds %s), b tx %d / %d" % (
+    a["rx_packets"], a["rx_bytes"], [f["rx_packets"] for f in a["fds"]], b["tx_packets"], b["tx_bytes"]))
+PYEOF
+  got=$(ip netns exec "$B" cat /sys/class/net/vb/statistics/rx_packets)
+  [ "$got" -ge $N ] || fail "B's interface received $got frames, want $N"
+  ctl stats | grep -q "^a  *all  *up  *$N " || { ctl stats; fail "the human stats table does not show a with $N frames"; }
+  ctl status | grep -q "^a  *af_packet  *up" || fail "status does not list link a up"
+  pass "fdlinkctl stats and status tables show the links"
+
+  rc=0; ctl stats nosuch > /dev/null 2>&1 || rc=$?
+  [ $rc -eq 1 ] || fail "stats of an unknown link: exit $rc, want 1"
+  rc=0; ctl frobnicate > /dev/null 2>&1 || rc=$?
+  [ $rc -eq 2 ] || fail "an unknown subcommand: exit $rc, want 2"
+  rc=0; "$FDLINKCTL" -s "$TMP/none.sock" status > /dev/null 2>&1 || rc=$?
+  [ $rc -eq 3 ] || fail "no daemon: exit $rc, want 3"
+  pass "exit codes: 1 error reply, 2 usage, 3 unreachable"
+  ctl log-level debug > /dev/null || fail "log-level debug"
+  logq has log_level || fail "no log_level event"
+  ctl list-commands | grep -q "^reload" || fail "list-commands lacks reload"
+  pass "log-level and list-commands"
+
+  ip netns exec "$D" curl -sf http://127.0.0.1:19469/metrics > "$TMP/metrics.txt" || fail "scrape failed"
+  ctl stats --json > "$TMP/stats.json"
+  promtool check metrics < "$TMP/metrics.txt" || fail "promtool check metrics failed"
+  "$PY" - "$TMP/metrics.txt" "$TMP/stats.json" <<'PYEOF' || fail "metrics and fdlinkctl stats differ"
+import json, re, sys
+m = {}
+for line in open(sys.argv[1]):
+    if line.startswith("#"):
+        continue
+    name, value = line.rsplit(" ", 1)
+    m[name] = float(value)
+s = json.load(open(sys.argv[2]))
+n = 0
+for l in s["links"]:
+    for f in l["fds"]:
+        for key, metric in (("rx_packets", "receive_packets"), ("rx_bytes", "receive_bytes"),
+                            ("tx_packets", "transmit_packets"), ("tx_bytes", "transmit_bytes")):
+            k = 'fdlinkd_link_%s_total{link="%s",queue="%d"}' % (metric, l["name"], f["queue"])
+            assert m[k] == f[key], (k, m[k], f[key])
+            n += 1
+    for reason, v in l["drops"].items():
+        k = 'fdlinkd_link_drops_total{link="%s",reason="%s"}' % (l["name"], reason)
+        assert m[k] == v, (k, m[k], v)
+assert m['fdlinkd_up'] == 1 and m['fdlinkd_config_last_reload_successful'] == 1
+print("ok: %d per-fd counters of the scrape equal fdlinkctl stats; promtool check metrics passes" % n)
+PYEOF
+  code=$(ip netns exec "$D" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:19469/nope)
+  [ "$code" = 404 ] || fail "GET /nope: $code"
+  stop_daemon
+  exit 0
+fi
+
+# notify
+afp_link a da to-b > "$TMP/cfg.toml"; afp_link b db to-a >> "$TMP/cfg.toml"; forward_sinks a b >> "$TMP/cfg.toml"
+"$PY" "$HERE/notify_listener.py" "$TMP/notify.sock" "$TMP/notify.log" &
+BACKGROUND+=($!)
+for _ in $(seq 50); do [ -S "$TMP/notify.sock" ] && break; sleep 0.05; done
+export NOTIFY_SOCKET="$TMP/notify.sock" WATCHDOG_USEC=400000 FDLINKD_TEST_HOOKS=1
+start_daemon "$TMP/cfg.toml" "$D"
+sleep 1
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 50); do logq has reload_done && break; sleep 0.05; done
+sleep 0.5
+ctl call debug-stall-worker 0 2 > /dev/null || fail "the stall hook failed"
+sleep 3
+stop_daemon
+unset WATCHDOG_USEC FDLINKD_TEST_HOOKS
+"$PY" - "$TMP/notify.log" <<'PYEOF' || { cat "$TMP/notify.log" >&2; fail "the notify messages are not what systemd expects"; }
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+def first(prefix, after=-1.0):
+    for m in msgs:
+        if m["t"] > after and any(line.startswith(prefix) for line in m["msg"].split("\n")):
+            return m
+    raise SystemExit("no %s after %.3f" % (prefix, after))
+ready = first("READY=1")
+rel = first("RELOADING=1", ready["t"])
+assert "MONOTONIC_USEC=" in rel["msg"], rel
+ready2 = first("READY=1", rel["t"])
+stop = first("STOPPING=1", ready2["t"])
+dogs = [m["t"] for m in msgs if "WATCHDOG=1" in m["msg"].split("\n")]
+gaps = [b - a for a, b in zip(dogs, dogs[1:])]
+normal = sorted(gaps)[len(gaps) // 2]
+assert 0.1 < normal < 0.35, "watchdog period %.3f s, want 0.2 s" % normal
+assert max(gaps) > 1.5, "WATCHDOG=1 did not stop while the worker was stalled (largest gap %.2f s)" % max(gaps)
+after = [t for t in dogs if t > ready2["t"] + 3]
+assert after, "WATCHDOG=1 did not resume after the stall"
+print("ok: READY=1, RELOADING=1 + MONOTONIC_USEC, READY=1, STOPPING=1; WATCHDOG=1 every %.2f s, "
+      "none for %.2f s while worker 0 was stalled" % (normal, max(gaps)))
+PYEOF
+logq has worker_stalled || fail "no worker_stalled logged"
+grep -q '"event":"worker_stalled".*"level":"error"\|"level":"error","event":"worker_stalled"' "$LOG" || fail "worker_stalled is not an error"
+pass "the stall was logged as worker_stalled (error)"
+
+# A start that fails: STATUS= says why, ERRNO= is set.
+n0=$(wc -l < "$TMP/notify.log")
+afp_link x no-such-if to-x > "$TMP/bad.toml"; printf '[[sink]]\nname = "to-x"\ntype = "drop"\n' >> "$TMP/bad.toml"
+rc=0; ip netns exec "$D" "$FDLINKD" -c "$TMP/bad.toml" 2>/dev/null || rc=$?
+[ $rc -eq 1 ] || fail "a link that cannot open: exit $rc, want 1"
+sleep 0.2
+tail -n +$((n0 + 1)) "$TMP/notify.log" > "$TMP/failed.log"
+grep -q 'STATUS=failed to start' "$TMP/failed.log" && grep -q 'ERRNO=[1-9]' "$TMP/failed.log" ||
+  { cat "$TMP/failed.log" >&2; fail "a failed start sent no STATUS=/ERRNO="; }
+pass "a failed start tells systemd: $(grep -o 'STATUS=[^\\]*' "$TMP/failed.log" | head -1)"
