@@ -2,11 +2,17 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
+#include <vector>
 
 namespace fdlinkd::log {
 
@@ -14,6 +20,59 @@ namespace {
 
 std::atomic<Format> g_format{Format::text};
 std::atomic<Level> g_level{Level::info};
+std::atomic<bool> g_journal{false};
+
+// Whether stderr is the journal's stream for this service (systemd sets JOURNAL_STREAM to its
+// "device:inode"), as sd_journal_stream_fd's docs say to check.
+bool stderr_is_journal() {
+  const char* js = std::getenv("JOURNAL_STREAM");
+  if (!js) return false;
+  struct stat st {};
+  if (::fstat(2, &st) != 0) return false;
+  return std::string(js) == std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+int syslog_priority(Level l) {
+  switch (l) {
+    case Level::error: return 3;
+    case Level::warn: return 4;
+    case Level::info: return 6;
+    default: return 7;
+  }
+}
+
+// One journal entry: MESSAGE is the text line without its timestamp (journald stamps it),
+// every field is a field of its own, upper case (EVENT=, LINK=, SINK=, QUEUE=, ...).
+void send_journal(Level level, std::string_view event, std::string_view msg,
+                  std::span<const Field> fields) {
+  std::vector<std::string> items;
+  items.reserve(fields.size() + 4);
+  std::string message = std::string(event) + ": " + std::string(msg);
+  for (const auto& f : fields) {
+    message += ' ';
+    message += f.key;
+    message += '=';
+    message += f.value;
+  }
+  items.push_back("MESSAGE=" + message);
+  items.push_back("PRIORITY=" + std::to_string(syslog_priority(level)));
+  items.push_back("SYSLOG_IDENTIFIER=fdlinkd");
+  items.push_back("EVENT=" + std::string(event));
+  for (const auto& f : fields) {
+    std::string k;
+    for (char c : f.key)
+      k.push_back(std::isalnum(static_cast<unsigned char>(c))
+                      ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
+                      : '_');
+    if (k.empty() || k[0] == '_' || std::isdigit(static_cast<unsigned char>(k[0]))) k = "F" + k;
+    items.push_back(k + "=" + f.value);
+  }
+  std::vector<iovec> iov;
+  iov.reserve(items.size());
+  for (auto& i : items)
+    iov.push_back({i.data(), i.size()});
+  sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+}
 
 spdlog::level::level_enum to_spdlog(Level l) {
   switch (l) {
@@ -88,7 +147,12 @@ std::string_view level_name(Level l) {
 void init(Level level, Format format) {
   g_level = level;
   g_format = format;
+  g_journal = stderr_is_journal();
   logger();
+}
+
+bool to_journal() {
+  return g_journal;
 }
 
 void set_level(Level level) {
@@ -98,10 +162,53 @@ Format format() {
   return g_format;
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one (overlong forms,
+// surrogates and code points past U+10FFFF are not valid).
+std::size_t utf8_length(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  std::size_t n = 0;
+  std::uint32_t cp = 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    n = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF)
+    n = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4)
+    n = 4, cp = c & 0x07;
+  else
+    return 0;
+  if (i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((b(k) & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (b(k) & 0x3F);
+  }
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+      (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+    return 0;
+  return n;
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
-  for (char ch : s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
     const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80) {  // UTF-8 passes through; a byte that is not is written as \xNN text
+      const std::size_t n = utf8_length(s, i);
+      if (n == 0) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\\\x%02x", c);
+        out += buf;
+      } else {
+        out.append(s.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -168,6 +275,10 @@ std::string render(Format format, Level level, std::string_view event, std::stri
 void write(Level level, std::string_view event, std::string_view msg,
            std::span<const Field> fields) {
   if (level < g_level.load()) return;
+  if (g_journal.load(std::memory_order_relaxed)) {
+    send_journal(level, event, msg, fields);
+    return;
+  }
   const std::string line = render(g_format, level, event, msg, fields, now_iso8601());
   // The line is finished text, never a format string: braces in it stay as they are.
   logger()->log(spdlog::source_loc{}, to_spdlog(level), spdlog::string_view_t(line));

@@ -41,7 +41,12 @@ struct Field {
 };
 
 /// Sets up the process-wide logger. Safe to call again (e.g. after the config is read).
+/// When stderr is systemd's journal stream (JOURNAL_STREAM), entries go to the journal with
+/// sd_journal_send instead: PRIORITY from the level (error 3, warn 4, info 6, debug 7),
+/// MESSAGE, EVENT and every field upper case (LINK=, SINK=, QUEUE=, ...).
 void init(Level level, Format format);
+/// Whether log lines go to the journal as structured entries.
+bool to_journal();
 void set_level(Level level);
 Format format();
 
@@ -56,7 +61,8 @@ inline void write(Level level, std::string_view event, std::string_view msg,
 std::string render(Format format, Level level, std::string_view event, std::string_view msg,
                    std::span<const Field> fields, std::string_view timestamp);
 
-/// JSON string escaping (quotes, backslash, control characters; UTF-8 passes through).
+/// JSON string escaping (quotes, backslash, control characters; valid UTF-8 passes through, a
+/// byte that is not valid UTF-8 becomes the text \xNN, so every line is valid JSON).
 void append_json_string(std::string& out, std::string_view s);
 
 inline void debug(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {

@@ -8,6 +8,10 @@
 #   notify   a real NOTIFY_SOCKET listener sees READY=1, RELOADING=1 with MONOTONIC_USEC, READY=1,
 #            WATCHDOG=1 every half interval that stops while a worker is stalled on purpose (a
 #            test hook), STOPPING=1; a start that fails sends STATUS= and ERRNO=.
+#   journal  with stderr the journal's stream (JOURNAL_STREAM), entries go to the journal's
+#            native socket (a listener that checks the wire format stands in for journald, in a
+#            mount namespace of the test's): PRIORITY=3 and LINK= for link_open_failed, EVENT=,
+#            QUEUE=, SINK=; nothing on stderr.
 source "$(dirname "$0")/lib.sh"
 MODE=${1:-control}
 FDLINKCTL=${FDLINKCTL:-$(dirname "$FDLINKD")/../ctl/fdlinkctl}
@@ -106,6 +110,52 @@ PYEOF
   code=$(ip netns exec "$D" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:19469/nope)
   [ "$code" = 404 ] || fail "GET /nope: $code"
   stop_daemon
+  exit 0
+fi
+
+if [ "$MODE" = journal ]; then
+  J="$TMP/journal"; mkdir -p "$J"
+  "$PY" "$HERE/journal_listener.py" "$J/socket" "$TMP/entries.json" &
+  BACKGROUND+=($!)
+  for _ in $(seq 50); do [ -S "$J/socket" ] && break; sleep 0.05; done
+  # as_service CONFIG: runs fdlinkd as systemd would, stderr the journal stream.
+  as_service() {
+    : > "$TMP/stderr.log"
+    JOURNAL_STREAM=$(stat -c '%d:%i' "$TMP/stderr.log") ip netns exec "$D" unshare -m --propagation private \
+      sh -c 'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal &&
+             mount --bind "$1" /run/systemd/journal && exec "$2" -c "$3"' - "$J" "$FDLINKD" "$1" \
+      2>>"$TMP/stderr.log" &
+    DAEMON_PID=$!
+  }
+  { afp_link a da to-b 'fds = 2'; afp_link b db to-a; forward_sinks a b
+    printf '[[sink]]\nname = "unused-bridge"\ntype = "bridge"\nports = ["a"]\n'; } > "$TMP/cfg.toml"
+  as_service "$TMP/cfg.toml"
+  for _ in $(seq 100); do grep -q '"EVENT": "ready"' "$TMP/entries.json" 2>/dev/null && break; sleep 0.05; done
+  grep -q '"EVENT": "ready"' "$TMP/entries.json" || fail "no ready entry reached the journal socket"
+  kill -USR1 "$DAEMON_PID"; sleep 0.3
+  stop_daemon
+  afp_link x no-such-if to-x > "$TMP/bad.toml"; printf '[[sink]]\nname = "to-x"\ntype = "drop"\n' >> "$TMP/bad.toml"
+  as_service "$TMP/bad.toml"
+  rc=0; wait "$DAEMON_PID" || rc=$?; DAEMON_PID=""
+  [ $rc -eq 1 ] || fail "a link that cannot open: exit $rc"
+  [ ! -s "$TMP/stderr.log" ] || { cat "$TMP/stderr.log" >&2; fail "lines went to stderr, not to the journal"; }
+  "$PY" - "$TMP/entries.json" <<'PYEOF' || fail "journal entries are not as documented"
+import json, sys
+es = [json.loads(l) for l in open(sys.argv[1])]
+def one(**want):
+    for e in es:
+        if all(e.get(k) == v for k, v in want.items()):
+            return e
+    raise SystemExit("no entry with %s" % want)
+f = one(EVENT="link_open_failed")
+assert f["PRIORITY"] == "3" and f["LINK"] == "x" and "no-such-if" in f["MESSAGE"], f
+assert f["SYSLOG_IDENTIFIER"] == "fdlinkd", f
+assert one(EVENT="ready")["PRIORITY"] == "6"
+q = one(EVENT="queue_stats", LINK="a", QUEUE="1")
+s = one(EVENT="stats", SINK="unused-bridge")
+assert one(EVENT="fdb_end", SINK="unused-bridge")
+print("ok: %d journal entries; link_open_failed PRIORITY=3 LINK=x; ready PRIORITY=6; QUEUE=, SINK= fields" % len(es))
+PYEOF
   exit 0
 fi
 

@@ -34,3 +34,14 @@ TEST_CASE("log levels and formats parse from their names") {
   CHECK(fdlinkd::log::parse_format("json") == Format::json);
   CHECK_FALSE(fdlinkd::log::parse_format("xml"));
 }
+
+TEST_CASE("json log lines keep valid UTF-8 and write invalid bytes as text") {
+  // "é" and "€" are valid; 0xff, a lone continuation byte, an overlong "/" and a truncated
+  // sequence are not.
+  const Field f[] = {{"path", "/tmp/\xc3\xa9\xe2\x82\xac-\xff-\x80-\xc0\xaf-\xe2\x82"}};
+  CHECK(render(Format::json, Level::error, "e", "m", f, "T") ==
+        R"({"ts":"T","level":"error","event":"e","msg":"m",)"
+        R"("path":"/tmp/)"
+        "\xc3\xa9\xe2\x82\xac"
+        R"(-\\xff-\\x80-\\xc0\\xaf-\\xe2\\x82"})");
+}
