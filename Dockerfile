@@ -9,15 +9,16 @@ RUN ./scripts/install-deps.sh
 COPY . .
 RUN cmake -S . -B build -DFDLINKD_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
  && cmake --build build -j"$(nproc)" \
- && DESTDIR=/out cmake --install build
+ && DESTDIR=/out cmake --install build --prefix /usr
 
 FROM debian:12-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libspdlog1.10 libfmt9 libtomlplusplus3 libsystemd0 libpcap0.8 libmnl0 \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/usr/local/sbin/fdlinkd /usr/local/sbin/fdlinkd
-COPY --from=build /out/usr/local/lib/fdlinkd/plugins /usr/local/lib/fdlinkd/plugins
+COPY --from=build /out/usr/sbin/fdlinkd /out/usr/sbin/fdlinkctl /usr/sbin/
+COPY --from=build /out/usr/lib/fdlinkd/plugins /usr/lib/fdlinkd/plugins
 COPY --from=build /out/etc/fdlinkd.toml /etc/fdlinkd.toml
-ENTRYPOINT ["/usr/local/sbin/fdlinkd"]
+ENV RUNTIME_DIRECTORY=/run/fdlinkd
+ENTRYPOINT ["/usr/sbin/fdlinkd"]
 CMD ["-c", "/etc/fdlinkd.toml"]

@@ -10,7 +10,7 @@ packages=(
   libsystemd-dev libpcap-dev libmnl-dev
   # end-to-end tests and the demo
   iproute2 iputils-ping ethtool socat iperf3 tcpdump tshark python3 python3-scapy procps kmod
-  curl util-linux prometheus
+  curl util-linux prometheus lintian man-db
 )
 
 missing=()

@@ -83,7 +83,7 @@ void AfPacketLink::open_fds() {
 
   for (std::size_t q = 0; q < ports_.size(); ++q) {
     const int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw LinkError("AF_PACKET socket: " + errno_text(errno));
+    if (fd < 0) throw LinkError("AF_PACKET socket: " + errno_text(errno, "CAP_NET_RAW"));
     ports_[q]->fd = fd;
 
     const int one = 1;
@@ -115,7 +115,8 @@ void AfPacketLink::open_fds() {
       mr.mr_ifindex = static_cast<int>(ifindex);
       mr.mr_type = PACKET_MR_PROMISC;
       if (::setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0)
-        throw LinkError("cannot put " + ifname + " in promiscuous mode: " + errno_text(errno));
+        throw LinkError("cannot put " + ifname +
+                        " in promiscuous mode: " + errno_text(errno, "CAP_NET_ADMIN"));
     }
     if (ports_.size() > 1) join_fanout(q);
   }
@@ -172,7 +173,7 @@ void AfPacketLink::open_tx_rings(unsigned ifindex) {
   for (unsigned w = 0; w < workers_; ++w) {
     TxSocket& t = tx_.emplace_back();
     t.fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (t.fd < 0) throw LinkError("AF_PACKET socket: " + errno_text(errno));
+    if (t.fd < 0) throw LinkError("AF_PACKET socket: " + errno_text(errno, "CAP_NET_RAW"));
     set_buffer(t.fd, SO_SNDBUFFORCE, SO_SNDBUF);
     if (config_.qdisc_bypass) set_qdisc_bypass(t.fd);
     t.ring = std::make_unique<TxRing>(t.fd, config_.frame_capacity(), config_.ring.tx_frame_count);

@@ -24,6 +24,16 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
+std::string errno_text(int err, std::string_view capability) {
+  std::string s = std::strerror(err);
+  if (err == EPERM || err == EACCES)
+    s += " (fdlinkd needs " + std::string(capability) +
+         ": run it as root, under its systemd unit (which grants it), or with "
+         "`setpriv --ambient-caps` / `setcap` granting " +
+         std::string(capability) + ")";
+  return s;
+}
+
 bool peer_hung_up(int fd) {
   // A zero-length message and a hang-up both read as 0 bytes; only a hang-up also shows as
   // POLLHUP or POLLRDHUP.

@@ -195,5 +195,7 @@ bool peer_hung_up(int fd);
 
 /// "strerror" of an errno value, for LinkError messages.
 std::string errno_text(int err);
+/// The same, and for EPERM/EACCES which capability fdlinkd lacks and how to grant it.
+std::string errno_text(int err, std::string_view capability);
 
 }  // namespace fdlinkd

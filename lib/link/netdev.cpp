@@ -9,6 +9,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "link/link.hpp"
+
 namespace fdlinkd::netdev {
 
 namespace {
@@ -34,7 +36,7 @@ ifreq request(const std::string& name) {
 }
 
 [[noreturn]] void fail(const std::string& what, const std::string& name) {
-  throw std::runtime_error(what + " " + name + ": " + std::strerror(errno));
+  throw std::runtime_error(what + " " + name + ": " + errno_text(errno, "CAP_NET_ADMIN"));
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "link/link.hpp"
+
 #include "core/log.hpp"
 
 namespace fdlinkd {
@@ -35,7 +37,11 @@ NetnsGuard::NetnsGuard(const std::string& spec) {
   ::close(target);
   if (rc != 0) {
     ::close(home_);
-    throw std::runtime_error("cannot enter network namespace " + path + ": " + std::strerror(err));
+    throw std::runtime_error("cannot enter network namespace " + path + ": " +
+                             errno_text(err, "CAP_SYS_ADMIN") +
+                             (err == EPERM ? "; under systemd, add the netns drop-in "
+                                             "(examples/netns.conf)"
+                                           : ""));
   }
 }
 

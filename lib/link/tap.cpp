@@ -46,7 +46,7 @@ void TapLink::open_fds() {
         hint = " (it exists with other settings, or is not a " + std::string(tap ? "TAP" : "TUN") +
                " device)";
       throw LinkError("cannot attach to " + std::string(tap ? "TAP" : "TUN") + " device " + ifname +
-                      ": " + errno_text(err) + hint);
+                      ": " + errno_text(err, "CAP_NET_ADMIN") + hint);
     }
     if (config_.vnet_hdr) {
       const int size = sizeof(VirtioNetHdr);

@@ -12,6 +12,9 @@
 #            native socket (a listener that checks the wire format stands in for journald, in a
 #            mount namespace of the test's): PRIORITY=3 and LINK= for link_open_failed, EVENT=,
 #            QUEUE=, SINK=; nothing on stderr.
+#   nonroot  as the unit runs it (a user of its own with CAP_NET_ADMIN and CAP_NET_RAW ambient):
+#            an af_packet and a TAP link forward, root's fdlinkctl reaches it; without the
+#            capabilities the error names CAP_NET_RAW / CAP_NET_ADMIN and how to grant them.
 source "$(dirname "$0")/lib.sh"
 MODE=${1:-control}
 FDLINKCTL=${FDLINKCTL:-$(dirname "$FDLINKD")/../ctl/fdlinkctl}
@@ -109,6 +112,40 @@ print("ok: %d per-fd counters of the scrape equal fdlinkctl stats; promtool chec
 PYEOF
   code=$(ip netns exec "$D" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:19469/nope)
   [ "$code" = 404 ] || fail "GET /nope: $code"
+  stop_daemon
+  exit 0
+fi
+
+if [ "$MODE" = nonroot ]; then
+  chmod 755 "$TMP"
+  as_user() { ip netns exec "$D" setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+  { afp_link a da to-t; printf '[[link]]\nname = "t"\ntype = "tap"\ninterface = "tp0"\nsink = "to-a"\n'
+    printf '[[sink]]\nname = "to-t"\ntype = "forward"\nto = "t"\n[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n'
+  } > "$TMP/cfg.toml"
+  chmod 644 "$TMP/cfg.toml"
+  rc=0; out=$(as_user "$FDLINKD" -c "$TMP/cfg.toml" 2>&1) || rc=$?
+  [ $rc -eq 1 ] && echo "$out" | grep -q "needs CAP_NET_RAW" || fail "without capabilities: exit $rc: $out"
+  pass "without capabilities: $(echo "$out" | grep -o 'AF_PACKET socket: .*CAP_NET_RAW)' | head -1)"
+  sed 's/^type = "af_packet"/type = "tap"/; s/^interface = "da"/interface = "tq0"/' "$TMP/cfg.toml" > "$TMP/tap.toml"
+  rc=0; out=$(as_user "$FDLINKD" -c "$TMP/tap.toml" 2>&1) || rc=$?
+  [ $rc -eq 1 ] && echo "$out" | grep -q "needs CAP_NET_ADMIN" || fail "TAP without CAP_NET_ADMIN: exit $rc: $out"
+  pass "TAP without capabilities names CAP_NET_ADMIN"
+  # Its runtime directory is its own, as systemd's RuntimeDirectory= makes it for the unit.
+  mkdir -m 750 "$TMP/run"; chown 65534:65534 "$TMP/run"
+  export RUNTIME_DIRECTORY="$TMP/run"; CTL="$TMP/run/control.sock"
+  ip netns exec "$D" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    --inh-caps=+net_admin,+net_raw --ambient-caps=+net_admin,+net_raw \
+    "$FDLINKD" -c "$TMP/cfg.toml" --log-format json 2>"$LOG" &
+  DAEMON_PID=$!
+  for _ in $(seq 100); do logq has ready 2>/dev/null && break; sleep 0.05; done
+  logq has ready || fail "fdlinkd as a user with ambient capabilities did not start"
+  [ "$(stat -c %u "$CTL")" = 65534 ] || fail "the control socket is not the daemon user's"
+  # The TAP's kernel side gets A's peer address: A pings it through fdlinkd.
+  ip -n "$D" addr add 10.6.0.2/24 dev tp0
+  ip -n "$A" addr add 10.6.0.1/24 dev va
+  ping_ok "$A" 10.6.0.2 5
+  ctl status | grep -q "^t  *tap  *up" || fail "root's fdlinkctl cannot read the daemon's status"
+  pass "as uid 65534 with CAP_NET_ADMIN and CAP_NET_RAW ambient: af_packet <-> TAP forwards; root's fdlinkctl works"
   stop_daemon
   exit 0
 fi

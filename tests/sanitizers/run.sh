@@ -35,7 +35,7 @@ case $KIND in
 esac
 
 echo "sanitizers: building ($KIND) in $BUILD"
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="$flags" \
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DFDLINKD_HARDENING=OFF -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" \
   -DCMAKE_MODULE_LINKER_FLAGS="$flags" >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 cmake --build "$BUILD" -j"$(nproc)" --target fdlinkd unit_tests mac_rewrite bad_abi_plugin \
