@@ -9,6 +9,7 @@
 #            refused; SIGHUP reloads too.
 #   bridge   a bridge's learned MACs survive a reload that does not change it, and one that
 #            adds a port to it: the next ping is not flooded.
+#   bridge2  the same with two workers (each with its own table, and its own switch).
 source "$(dirname "$0")/lib.sh"
 MODE=${1:-traffic}
 FDLINKCTL=${FDLINKCTL:-$(dirname "$FDLINKD")/../ctl/fdlinkctl}
@@ -26,7 +27,8 @@ ip -n "$C" addr add 10.7.0.3/24 dev vc
 ip -n "$E" addr add 10.7.0.4/24 dev ve
 
 base() {  # links a and b, and whatever "$@" adds
-  if [ "$MODE" = bridge ]; then
+  [ "$MODE" = bridge2 ] && printf '[daemon]\nworkers = 2\n'
+  if [ "$MODE" != traffic ]; then
     afp_link a da br; afp_link b db br
   else
     afp_link a da to-b; afp_link b db to-a; forward_sinks a b
@@ -119,7 +121,7 @@ if [ "$MODE" = traffic ]; then
   exit 0
 fi
 
-# bridge
+# bridge, bridge2
 flooded() { ctl sinks --json | "$PY" -c 'import json,sys; print([s for s in json.load(sys.stdin)["sinks"] if s["name"]=="br"][0]["counters"]["flooded"])'; }
 bridge_sink() {  # $1: the ports
   printf '[[sink]]\nname = "br"\ntype = "bridge"\nports = [%s]\n' "$1"

@@ -3,7 +3,8 @@
 # tests that exercise what that sanitizer checks, once each.
 #   tsan: ThreadSanitizer on the multi-worker paths: the bridge with two worker threads (frames
 #         crossing workers, learned MACs posted between them), fast_paths with fds = 2 and two
-#         workers, and the unit tests.
+#         workers, a live reload with two workers, the control socket and metrics reading the
+#         workers' counters, and the unit tests.
 #   asan: AddressSanitizer + UndefinedBehaviorSanitizer on the unit tests and the end-to-end
 #         tests that cover each sink and receive mode once.
 # Any report fails the run (halt_on_error; reports go to $OUT/*.log and are printed).
@@ -20,7 +21,8 @@ case $KIND in
   tsan) flags="-fsanitize=thread -O1 -g -Wno-tsan"
         export TSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report second_deadlock_stack=1"
         # (fast_paths' ring modes lose frames to the ~10x slowdown: their loss checks fail)
-        e2e=("bridge.sh workers2" "fast_paths.sh readv_sendmmsg")
+        # (and a live reload with two workers: the switch posted to each, state taken over)
+        e2e=("bridge.sh workers2" "fast_paths.sh readv_sendmmsg" "reload.sh bridge2" "ops.sh control")
         units="*two workers*,*tee*,*graph*,*pcap*" ;;
   asan) flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g"
         export ASAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report detect_leaks=1"
@@ -29,7 +31,8 @@ case $KIND in
         # through a TX ring; then a TAP, a unix socket, offloads, the filter/tee/pcap sinks, a
         # plugin, and a link going away and coming back)
         e2e=("bridge.sh vlan" "sinks.sh filter" "plugin.sh" "vnet_offloads.sh plain"
-             "vlan_tags.sh packet_mmap" "unix_seqpacket.sh" "tap_afpacket.sh" "link_recovery.sh recvmmsg")
+             "vlan_tags.sh packet_mmap" "unix_seqpacket.sh" "tap_afpacket.sh" "link_recovery.sh recvmmsg"
+             "reload.sh traffic" "ops.sh control")
         units="*" ;;
   *) echo "usage: run.sh tsan|asan" >&2; exit 2 ;;
 esac
@@ -38,7 +41,7 @@ echo "sanitizers: building ($KIND) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DFDLINKD_HARDENING=OFF -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" \
   -DCMAKE_MODULE_LINKER_FLAGS="$flags" >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-cmake --build "$BUILD" -j"$(nproc)" --target fdlinkd unit_tests mac_rewrite bad_abi_plugin \
+cmake --build "$BUILD" -j"$(nproc)" --target fdlinkd fdlinkctl unit_tests mac_rewrite bad_abi_plugin \
   >"$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 
 report() {
@@ -51,7 +54,7 @@ report() {
 "$BUILD/tests/unit_tests" "$units" >"$OUT/unit.log" 2>&1 || { tail -20 "$OUT/unit.log"; report; exit 1; }
 report
 echo "sanitizers: $KIND unit tests clean ($(grep -E 'passed|test cases' "$OUT/unit.log" | tail -1))"
-export FDLINKD="$BUILD/daemon/fdlinkd" MAC_REWRITE_PLUGIN="$BUILD/plugins/mac_rewrite.so" \
+export FDLINKD="$BUILD/daemon/fdlinkd" FDLINKCTL="$BUILD/ctl/fdlinkctl" MAC_REWRITE_PLUGIN="$BUILD/plugins/mac_rewrite.so" \
   BAD_ABI_PLUGIN="$BUILD/tests/bad_abi_plugin.so"
 for t in "${e2e[@]}"; do
   set -- $t
