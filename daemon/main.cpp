@@ -86,8 +86,9 @@ Exit status:
 
   ConfigResult loaded = load_config(config_path);
   if (!loaded.config) {
-    // JSON lines when asked for on the command line (the file's log_format is not known).
-    const bool json = format_arg == "json";
+    // JSON lines when asked for on the command line, or in the file (if it got that far).
+    const bool json =
+        format_arg == "json" || (format_arg.empty() && loaded.log_format == log::Format::json);
     if (json) log::init(log::Level::info, log::Format::json);
     for (const auto& e : loaded.errors) {
       if (json)

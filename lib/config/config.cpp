@@ -664,6 +664,7 @@ Config build(const toml::table& root, const std::string& path, ConfigErrors& err
 
 ConfigResult finish(Config c, ConfigErrors& errors) {
   ConfigResult r;
+  r.log_format = c.daemon.log_format;  // (as far as it was read: for reporting the errors)
   if (errors.empty())
     r.config = std::move(c);
   else

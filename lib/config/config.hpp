@@ -145,6 +145,8 @@ struct ConfigResult {
   std::optional<Config> config;
   std::vector<ConfigError> errors;  ///< empty when config is set; at most ConfigErrors::kMaxKept
   std::size_t error_count = 0;      ///< how many errors there were in all
+  /// The file's log_format, when it could be read (text otherwise): errors are reported in it.
+  log::Format log_format = log::Format::text;
 };
 
 /// Reads and validates a config file.

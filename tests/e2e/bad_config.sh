@@ -85,3 +85,20 @@ rc=0
 "$FDLINKD" --no-such-flag 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "unknown flag: exit $rc, expected 2"
 pass "missing config file and unknown flag: exit 2"
+
+# In JSON mode (from the file, or --log-format json) every line is JSON, config errors too,
+# and a path that is not UTF-8 stays valid JSON.
+bad="$TMP/bad-$(printf '\xff').toml"
+printf '[daemon]\nlog_format = "json"\nworkers = 0\n[[link]]\nname = "a"\nintreface = "x"\n' > "$bad"
+rc=0; "$FDLINKD" -c "$bad" 2>"$TMP/json.err" || rc=$?
+[ $rc -eq 2 ] || fail "invalid config in JSON mode: exit $rc"
+"$PY" - "$TMP/json.err" <<'PYEOF' || { cat "$TMP/json.err" >&2; fail "config errors in JSON mode are not JSON lines"; }
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+errs = [l for l in lines if l["event"] == "config_error"]
+assert len(errs) >= 2 and all({"file", "line", "column", "msg"} <= set(e) for e in errs), lines
+assert any(e["line"] == 3 and "workers" in e["msg"] for e in errs), errs
+assert "\\xff" in errs[0]["file"], errs[0]["file"]
+assert lines[-1]["event"] == "config_invalid"
+print("ok: JSON mode: %d config errors as JSON lines (file, line, column), a non-UTF-8 path escaped" % len(errs))
+PYEOF
