@@ -86,10 +86,12 @@ Exit status:
 
   ConfigResult loaded = load_config(config_path);
   if (!loaded.config) {
-    // JSON lines when asked for on the command line, or in the file (if it got that far).
-    const bool json =
+    // JSON lines when asked for on the command line, or in the file (if it got that far);
+    // journal entries at priority 3 when stderr is the journal.
+    const bool json_asked =
         format_arg == "json" || (format_arg.empty() && loaded.log_format == log::Format::json);
-    if (json) log::init(log::Level::info, log::Format::json);
+    log::init(log::Level::info, json_asked ? log::Format::json : log::Format::text);
+    const bool json = json_asked || log::to_journal();
     for (const auto& e : loaded.errors) {
       if (json)
         log::error("config_error", e.message,
@@ -97,16 +99,17 @@ Exit status:
       else
         std::fprintf(stderr, "%s\n", e.to_string().c_str());
     }
-    const std::string summary =
-        std::to_string(loaded.error_count) + " error" + (loaded.error_count == 1 ? "" : "s") +
-        " in " + config_path + "; nothing was started" +
-        (loaded.error_count > loaded.errors.size()
-             ? " (" + std::to_string(loaded.error_count - loaded.errors.size()) + " more not shown)"
-             : "");
-    if (json)
-      log::error("config_invalid", summary, {{"errors", loaded.error_count}});
-    else
+    const std::size_t hidden = loaded.error_count - loaded.errors.size();
+    const std::string summary = std::to_string(loaded.error_count) + " error" +
+                                (loaded.error_count == 1 ? "" : "s") + " in " + config_path +
+                                "; nothing was started";
+    if (json) {
+      log::error("config_invalid", summary,
+                 {{"errors", loaded.error_count}, {"not_shown", hidden}});
+    } else {
+      if (hidden > 0) std::fprintf(stderr, "fdlinkd: ... and %zu more errors not shown\n", hidden);
       std::fprintf(stderr, "fdlinkd: %s\n", summary.c_str());
+    }
     sd_notifyf(0, "STATUS=invalid config %s\nERRNO=%d", config_path.c_str(), EINVAL);
     return 2;
   }

@@ -21,6 +21,7 @@ EOT
 cat > "$TMP/two.toml" <<EOT
 [daemon]
 stats_interval = "0s"
+control_socket = "$TMP/two.sock"   # (a second daemon needs a control socket of its own)
 $(link c p3 to-d)
 $(link d p4 to-c)
 $(forward_sinks c d)

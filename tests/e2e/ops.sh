@@ -175,6 +175,10 @@ if [ "$MODE" = journal ]; then
   as_service "$TMP/bad.toml"
   rc=0; wait "$DAEMON_PID" || rc=$?; DAEMON_PID=""
   [ $rc -eq 1 ] || fail "a link that cannot open: exit $rc"
+  printf '[daemon]\nworkers = 0\n' > "$TMP/invalid.toml"
+  as_service "$TMP/invalid.toml"
+  rc=0; wait "$DAEMON_PID" || rc=$?; DAEMON_PID=""
+  [ $rc -eq 2 ] || fail "an invalid config: exit $rc"
   [ ! -s "$TMP/stderr.log" ] || { cat "$TMP/stderr.log" >&2; fail "lines went to stderr, not to the journal"; }
   "$PY" - "$TMP/entries.json" <<'PYEOF' || fail "journal entries are not as documented"
 import json, sys
@@ -188,10 +192,13 @@ f = one(EVENT="link_open_failed")
 assert f["PRIORITY"] == "3" and f["LINK"] == "x" and "no-such-if" in f["MESSAGE"], f
 assert f["SYSLOG_IDENTIFIER"] == "fdlinkd", f
 assert one(EVENT="ready")["PRIORITY"] == "6"
+c = one(EVENT="config_error", LINE="2")
+assert c["PRIORITY"] == "3" and c["LINE"] == "2" and c["COLUMN"] == "11" and "workers" in c["MESSAGE"], c
 q = one(EVENT="queue_stats", LINK="a", QUEUE="1")
 s = one(EVENT="stats", SINK="unused-bridge")
 assert one(EVENT="fdb_end", SINK="unused-bridge")
-print("ok: %d journal entries; link_open_failed PRIORITY=3 LINK=x; ready PRIORITY=6; QUEUE=, SINK= fields" % len(es))
+print("ok: %d journal entries; link_open_failed PRIORITY=3 LINK=x; config_error PRIORITY=3 LINE=2 COLUMN=11; "
+      "ready PRIORITY=6; QUEUE=, SINK= fields" % len(es))
 PYEOF
   exit 0
 fi
