@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,20 @@ std::string default_control_socket() {
   std::string d = dir && *dir == '/' ? std::string(dir) : std::string("/run/fdlinkd");
   d = d.substr(0, d.find(':'));
   return d + "/control.sock";
+}
+
+std::size_t Config::max_frame_capacity() const {
+  std::size_t n = 0;
+  for (const auto& l : links)
+    n = std::max(n, l.frame_capacity());
+  return n;
+}
+
+std::size_t Config::max_rx_capacity() const {
+  std::size_t n = 0;
+  for (const auto& l : links)
+    n = std::max(n, l.rx_capacity());
+  return n;
 }
 
 std::string DaemonConfig::restart_needed(const DaemonConfig& o) const {

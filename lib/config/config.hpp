@@ -138,6 +138,10 @@ struct Config {
   std::vector<SinkConfig> sinks;
 
   const LinkConfig* find_link(std::string_view name) const;
+  /// The largest frame any link puts on the wire, and the largest any receives (what the
+  /// workers' buffers are sized for).
+  std::size_t max_frame_capacity() const;
+  std::size_t max_rx_capacity() const;
   const SinkConfig* find_sink(std::string_view name) const;
 };
 

@@ -34,10 +34,6 @@ json::object ok_reply(json::value result) {
 
 namespace {
 
-std::string errno_string(int err) {
-  return std::strerror(err);
-}
-
 // Refuses a path where a live daemon answers; removes a stale socket file.
 void clear_stale(const std::string& path) {
   struct stat st {};
@@ -109,7 +105,7 @@ ControlSocket::ControlSocket(asio::io_context& io, std::string path, int gid, Ha
   const std::string dir = path_.substr(0, slash == 0 ? 1 : slash);
   if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
     throw std::runtime_error("control_socket " + path_ + ": cannot create " + dir + ": " +
-                             errno_string(errno));
+                             std::strerror(errno));
   clear_stale(path_);
   acceptor_.open(stream());
   const mode_t old = ::umask(0177);  // never reachable by others, even for an instant
@@ -122,7 +118,7 @@ ControlSocket::ControlSocket(asio::io_context& io, std::string path, int gid, Ha
     const int err = errno;
     ::unlink(path_.c_str());
     throw std::runtime_error("control_socket " + path_ + ": cannot give it to group " +
-                             std::to_string(gid) + ": " + errno_string(err));
+                             std::to_string(gid) + ": " + std::strerror(err));
   }
   acceptor_.listen(16);
   accept();

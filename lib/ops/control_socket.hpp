@@ -31,8 +31,6 @@ class ControlSocket {
   ControlSocket(const ControlSocket&) = delete;
   ControlSocket& operator=(const ControlSocket&) = delete;
 
-  const std::string& path() const { return path_; }
-
  private:
   void accept();
 

@@ -187,11 +187,7 @@ void Runtime::start_reload(std::string why) {
       Link* link = links_.find(name);
       link_dispatchers_[link] = add_dispatchers(*link);
     }
-    std::size_t wire = 0, rx = 0;
-    for (const auto& l : next->links) {
-      wire = std::max(wire, l.frame_capacity());
-      rx = std::max(rx, l.rx_capacity());
-    }
+    const std::size_t wire = next->max_frame_capacity(), rx = next->max_rx_capacity();
 
     // The switch, on each worker between two batches.
     for (auto& c : contexts_) {

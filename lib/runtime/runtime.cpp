@@ -59,11 +59,7 @@ bool Runtime::open_links() {
 }
 
 void Runtime::make_workers() {
-  std::size_t wire = 0, rx = 0;
-  for (const auto& l : config_.links) {
-    wire = std::max(wire, l.frame_capacity());
-    rx = std::max(rx, l.rx_capacity());
-  }
+  const std::size_t wire = config_.max_frame_capacity(), rx = config_.max_rx_capacity();
   std::vector<Worker*> list;
   heartbeat_.reset(new std::atomic<std::int64_t>[config_.daemon.workers]);
   for (unsigned i = 0; i < config_.daemon.workers; ++i) {
