@@ -13,10 +13,10 @@
 #include "core/log.hpp"
 #include "core/virtio_net.hpp"
 #include "core/worker.hpp"
+#include "dispatch/classify.hpp"
 #include "dispatch/rx_ring.hpp"
 #include "link/link.hpp"
 #include "offload/vlan.hpp"
-#include "offload/vnet.hpp"
 #include "sink/graph.hpp"
 
 namespace fdlinkd {
@@ -154,30 +154,10 @@ bool Dispatcher::accept_frame(std::uint8_t* data, std::size_t len, bool truncate
                               CounterValues& tally) {
   ++tally.rx_packets;
   tally.rx_bytes += len;
-  if (truncated || len > batch_.frame_capacity()) {
-    ++tally.drop(DropReason::oversize);
+  const RxLimits limits{batch_.frame_capacity(), wire_capacity_, min_frame_, vnet_};
+  if (auto why = classify_rx(data, len, truncated, limits)) {
+    ++tally.drop(*why);
     return false;
-  }
-  if (len < min_frame_) {
-    ++tally.drop(DropReason::runt);
-    return false;
-  }
-  VirtioNetHdr h;
-  if (vnet_) std::memcpy(&h, data - sizeof h, sizeof h);
-  // Only a GSO super-frame may be larger than the link's MTU allows (the receive slots are
-  // sized for super-frames where the fd can deliver them).
-  if (len > wire_capacity_ && h.gso_type == VirtioNetHdr::kGsoNone) {
-    ++tally.drop(DropReason::oversize);
-    return false;
-  }
-  // Only a header that claims something needs checking (most small frames carry zeros).
-  if (vnet_ && ((h.flags & VirtioNetHdr::kNeedsCsum) || h.gso_type != VirtioNetHdr::kGsoNone ||
-                h.hdr_len > len)) {
-    offload::PacketInfo info;
-    if (auto why = offload::check_vnet(h, data, len, min_frame_ == 14, info)) {
-      ++tally.drop(*why);
-      return false;
-    }
   }
   batch_.push(data, static_cast<std::uint32_t>(len), vnet_);
   return true;
