@@ -87,13 +87,16 @@ bool is_socket(LinkType t) {
   return t == LinkType::af_packet || t == LinkType::unix_socket;
 }
 
+// (An empty name is a missing one, already reported: it names nothing.)
 const LinkConfig* Config::find_link(std::string_view name) const {
+  if (name.empty()) return nullptr;
   for (const auto& l : links)
     if (l.name == name) return &l;
   return nullptr;
 }
 
 const SinkConfig* Config::find_sink(std::string_view name) const {
+  if (name.empty()) return nullptr;
   for (const auto& s : sinks)
     if (s.name == name) return &s;
   return nullptr;
@@ -568,6 +571,7 @@ void check_graph(const Config& c, ConfigErrors& errors) {
   const std::size_t n = c.sinks.size();
   std::vector<std::vector<OutputRef>> outs(n);
   auto sink_index = [&](std::string_view name) {
+    if (name.empty()) return n;  // a missing name, already reported, names nothing
     for (std::size_t i = 0; i < n; ++i)
       if (c.sinks[i].name == name) return i;
     return n;

@@ -226,6 +226,37 @@ to = "a"
              6, 1, "[[link]] #2 is missing required key name");
 }
 
+TEST_CASE("bad config: a link without a sink and a sink without a name are not matched up") {
+  // (fuzz_config found this: both names are empty, and an empty name matched an empty one,
+  // giving an error with no line about a sink "")
+  const auto errs = errors_of(R"([[link]]
+name = "t"
+type = "tun"
+interface = "tun0"
+[[link]]
+name = "e"
+type = "af_packet"
+interface = "eth0"
+sink = "to-t"
+[[sink]]
+type = "forward"
+to = "e"
+[[sink]]
+name = "to-t"
+type = "forward"
+to = "t"
+)");
+  for (const auto& e : errs) {
+    INFO(e.to_string());
+    CHECK(e.line > 0);
+    CHECK(e.message.find("sink \"\"") == std::string::npos);
+  }
+  REQUIRE(errs.size() == 3);
+  CHECK(errs[0].message.find("missing required key sink") != std::string::npos);
+  CHECK(errs[1].message.find("cannot use sink \"to-t\"") != std::string::npos);
+  CHECK(errs[2].message.find("missing required key name") != std::string::npos);
+}
+
 TEST_CASE("bad config: af_packet link without an interface") {
   expect_one(R"([[link]]
 name = "a"
