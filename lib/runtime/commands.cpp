@@ -292,7 +292,7 @@ void Runtime::fdb(const std::string& bridge, bool flush, std::function<void(json
       Worker* w = c.get();
       asio::post(w->io, [g, w, nodes, flushed] {
         for (std::size_t i = 0; i < nodes.size(); ++i) {
-          const std::size_t n = g->sink(nodes[i]).flush_state(*w);
+          const std::size_t n = g->flush_state(*w, nodes[i]);
           if (w->id == 0) (*flushed)[i] = n;
         }
       });

@@ -540,7 +540,7 @@ void BridgeSink::process(Pass& pass, Batch& in) {
   pass.count(kHairpin, hairpin);
   pass.count(kReserved, reserved);
   pass.count(kVlanFiltered, filtered);
-  if (pass.worker().id == 0) pass.set(kMacs, pw.table.size());
+  if (pass.worker().id == 0) pass.set(kMacs, pw.table.size());  // (every worker has the table)
   share(pass, pw);
 }
 
@@ -574,6 +574,10 @@ std::vector<std::vector<log::Field>> BridgeSink::state(Worker& w) const {
                     {"age_s", e.is_static ? 0 : now - e.seen}});
   });
   return rows;
+}
+
+void BridgeSink::refresh_gauges(Worker& w, SinkCounters& counters) const {
+  if (w.id == 0) counters.set(kMacs, per_worker_[w.id]->table.size());
 }
 
 std::size_t BridgeSink::flush_state(Worker& w) {

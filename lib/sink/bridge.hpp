@@ -125,6 +125,7 @@ class BridgeSink : public Sink {
   std::span<const std::string_view> counter_names() const override;
   std::vector<std::vector<log::Field>> state(Worker& w) const override;
   std::size_t flush_state(Worker& w) override;
+  void refresh_gauges(Worker& w, SinkCounters& counters) const override;
   bool has_state() const override { return true; }
   bool is_gauge(std::size_t i) const override;
   /// Takes over the learned entries of `old` (a BridgeSink) on ports of the same name.

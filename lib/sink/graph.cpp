@@ -82,7 +82,15 @@ void Graph::take_over(Worker& w) {
     SinkCounters& to = *n.per_worker[w.id].counters;
     for (std::size_t i = 0; i < n.sink->counter_names().size(); ++i)
       to.set(i, from.get(i));
+    n.sink->refresh_gauges(w, to);  // (the state taken over is not all of the old one)
   }
+}
+
+std::size_t Graph::flush_state(Worker& w, std::size_t node) {
+  Node& n = nodes_[node];
+  const std::size_t flushed = n.sink->flush_state(w);
+  n.sink->refresh_gauges(w, *n.per_worker[w.id].counters);
+  return flushed;
 }
 
 std::size_t Graph::add(std::string name, std::shared_ptr<Sink> sink, std::vector<Target> outputs) {

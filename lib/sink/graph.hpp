@@ -59,6 +59,9 @@ class Graph {
   /// Reload, on worker `w`'s thread just before it switches to this graph: sinks that replace
   /// one of the previous graph take over `w`'s part of its state and counters.
   void take_over(Worker& w);
+  /// Forgets node `node`'s learned state on worker `w` (Sink::flush_state) and refreshes its
+  /// gauges; returns how many entries went. Worker `w`'s thread.
+  std::size_t flush_state(Worker& w, std::size_t node);
   /// The nodes kept from the previous graph as they were, and those rebuilt from it.
   std::size_t kept() const { return kept_; }
 

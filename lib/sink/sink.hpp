@@ -116,8 +116,11 @@ class Sink {
   /// Whether counter `i` is a gauge (a table size) rather than a count of events.
   virtual bool is_gauge(std::size_t /*i*/) const { return false; }
   /// Forgets worker `w`'s learned state (`fdlinkctl fdb flush`); returns how many entries.
-  /// Runs on that worker's thread.
+  /// Runs on that worker's thread (through Graph::flush_state, which then refreshes gauges).
   virtual std::size_t flush_state(Worker& /*w*/) { return 0; }
+  /// Sets worker `w`'s gauges (a table size) in `counters` from the state as it is now: after
+  /// a flush or a take-over, which change the state outside process(). Worker `w`'s thread.
+  virtual void refresh_gauges(Worker& /*w*/, SinkCounters& /*counters*/) const {}
   /// Reload: this sink replaces `old`, a sink of the same type and name whose settings
   /// changed; takes over the part of worker `w`'s state that still applies (a bridge's learned
   /// MACs on ports it still has). Runs on worker `w`'s thread, between two batches, while no
