@@ -5,8 +5,9 @@
 #         crossing workers, learned MACs posted between them), fast_paths with fds = 2 and two
 #         workers, a live reload with two workers, the control socket and metrics reading the
 #         workers' counters, and the unit tests.
-#   asan: AddressSanitizer + UndefinedBehaviorSanitizer on the unit tests and the end-to-end
-#         tests that cover each sink and receive mode once.
+#   asan: AddressSanitizer + UndefinedBehaviorSanitizer (clang; the same build makes the fuzz
+#         targets, tests/fuzz) on the unit tests and the end-to-end tests that cover each sink
+#         and receive mode once.
 # Any report fails the run (halt_on_error; reports go to $OUT/*.log and are printed).
 # Exits 77 (skipped) when not root (the end-to-end tests need network namespaces).
 set -euo pipefail
@@ -18,14 +19,12 @@ BUILD=${SANITIZER_BUILD_DIR:-$ROOT/build-$KIND}
 OUT=$(mktemp -d "/tmp/fdlinkd-$KIND.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
 case $KIND in
-  tsan) flags="-fsanitize=thread -O1 -g -Wno-tsan"
-        export TSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report second_deadlock_stack=1"
+  tsan) export TSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report second_deadlock_stack=1"
         # (fast_paths' ring modes lose frames to the ~10x slowdown: their loss checks fail)
         # (and a live reload with two workers: the switch posted to each, state taken over)
         e2e=("bridge.sh workers2" "fast_paths.sh readv_sendmmsg" "reload.sh bridge2" "ops.sh control")
         units="*two workers*,*tee*,*graph*,*pcap*" ;;
-  asan) flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g"
-        export ASAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report detect_leaks=1"
+  asan) export ASAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report detect_leaks=1"
         export UBSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report print_stacktrace=1"
         # (bridge vlan reads with readv, packet_mmap and recvmmsg; vlan_tags packet_mmap sends
         # through a TX ring; then a TAP, a unix socket, offloads, the filter/tee/pcap sinks, a
@@ -38,11 +37,8 @@ case $KIND in
 esac
 
 echo "sanitizers: building ($KIND) in $BUILD"
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DFDLINKD_HARDENING=OFF -DCMAKE_CXX_FLAGS="$flags" \
-  -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" \
-  -DCMAKE_MODULE_LINKER_FLAGS="$flags" >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-cmake --build "$BUILD" -j"$(nproc)" --target fdlinkd fdlinkctl unit_tests mac_rewrite bad_abi_plugin \
-  >"$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
+export OUT
+"$HERE/build.sh" "$KIND" "$BUILD" fdlinkd fdlinkctl unit_tests mac_rewrite bad_abi_plugin
 
 report() {
   if ls "$OUT"/report* >/dev/null 2>&1; then
