@@ -120,12 +120,17 @@ void AfPacketLink::open_fds() {
     }
     if (ports_.size() > 1) join_fanout(q);
   }
-  if (config_.tx_ring) open_tx_rings(ifindex);
-
   const unsigned if_mtu = netdev::mtu_of(ifname);
+  if (config_.tx_ring) open_tx_rings(ifindex, if_mtu);
+
   if (if_mtu > config_.mtu)
     log::warn(
         "link_mtu", "interface MTU is larger than the link's mtu: bigger frames are dropped",
+        {{"link", name()}, {"interface", ifname}, {"interface_mtu", if_mtu}, {"mtu", config_.mtu}});
+  else if (if_mtu != 0 && if_mtu < config_.mtu)
+    log::warn(
+        "link_mtu",
+        "interface MTU is smaller than the link's mtu: bigger frames are dropped (too_big)",
         {{"link", name()}, {"interface", ifname}, {"interface_mtu", if_mtu}, {"mtu", config_.mtu}});
 }
 
@@ -169,7 +174,7 @@ void AfPacketLink::join_fanout(std::size_t q) {
                     errno_text(errno));
 }
 
-void AfPacketLink::open_tx_rings(unsigned ifindex) {
+void AfPacketLink::open_tx_rings(unsigned ifindex, unsigned if_mtu) {
   for (unsigned w = 0; w < workers_; ++w) {
     TxSocket& t = tx_.emplace_back();
     t.fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -177,6 +182,7 @@ void AfPacketLink::open_tx_rings(unsigned ifindex) {
     set_buffer(t.fd, SO_SNDBUFFORCE, SO_SNDBUF);
     if (config_.qdisc_bypass) set_qdisc_bypass(t.fd);
     t.ring = std::make_unique<TxRing>(t.fd, config_.frame_capacity(), config_.ring.tx_frame_count);
+    if (if_mtu != 0) t.ring->set_interface_mtu(if_mtu);
     bind_to(t.fd, ifindex, 0, config_.interface);  // protocol 0: this socket never receives
   }
 }

@@ -51,7 +51,7 @@ class AfPacketLink : public Link {
 
  private:
   void join_fanout(std::size_t q);
-  void open_tx_rings(unsigned ifindex);
+  void open_tx_rings(unsigned ifindex, unsigned if_mtu);
 
   std::uint32_t fanout_id_ = 0;
   int fanout_flags_ = 0;  ///< mode and flags every member must join with

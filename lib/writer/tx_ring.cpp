@@ -97,7 +97,9 @@ void TxRing::send(Batch& batch, CounterValues& tally) {
   bool queued = false;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const Frame& f = batch[i];
-    if (f.len > capacity) {
+    const bool tagged = f.len >= 18 && (f.data[12] == 0x81 || f.data[12] == 0x88) &&
+                        (f.data[13] == 0x00 || f.data[13] == 0xa8);
+    if (f.len > capacity || f.len > max_untagged_ + (tagged ? 4 : 0)) {
       ++tally.drop(DropReason::too_big);
       continue;
     }

@@ -30,6 +30,11 @@ class TxRing {
   TxRing(const TxRing&) = delete;
   TxRing& operator=(const TxRing&) = delete;
 
+  /// The interface's MTU. With a virtio header the kernel does not check a ring frame's
+  /// length against it (it would pass a frame the peer then drops unseen), so the ring does:
+  /// a longer frame (Ethernet header and one VLAN tag aside) is too_big, as sendmmsg's EMSGSIZE.
+  void set_interface_mtu(std::size_t mtu) { max_untagged_ = mtu + 14; }
+
   /// Queues every frame of `batch`, each with the virtio-net header stored before it, and kicks
   /// once.
   void send(Batch& batch, CounterValues& tally);
@@ -49,7 +54,8 @@ class TxRing {
   std::size_t slot_count_;
   std::size_t head_ = 0;
   std::size_t data_offset_;
-  static constexpr std::size_t vnet_size_ = 10;  ///< the virtio header before each frame
+  std::size_t max_untagged_ = ~std::size_t{0} / 2;  ///< the interface MTU + 14
+  static constexpr std::size_t vnet_size_ = 10;     ///< the virtio header before each frame
 };
 
 }  // namespace fdlinkd
