@@ -349,3 +349,54 @@ TEST_CASE("filter: a bad expression carries libpcap's message") {
   BpfProgram q("vlan 10 and icmp");
   CHECK(q.ok());
 }
+
+// no_buffer: a tee of frames whose checksum each plain output must finish needs a private copy
+// per output but the last; a batch of 400 such frames to three outputs needs 800, more than a
+// worker's 512 copy slots. What does not get a slot is dropped as no_buffer on the sending
+// link, and every frame is either sent (with a right checksum) or counted.
+TEST_CASE("a tee that needs more copies than a worker has drops the rest as no_buffer") {
+  Pair in(SOCK_SEQPACKET, 4 << 20);
+  std::vector<Pair> outs(3);
+  LinkConfig cin = link_config("in", "tee", LinkType::tap, true);
+  cin.rx_batch = 1024;
+  PairLink lin(cin, in.inside);
+  std::vector<std::unique_ptr<PairLink>> links;
+  std::vector<Graph::Target> targets;
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    int big = 4 << 20;
+    ::setsockopt(outs[i].inside, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
+    links.push_back(
+        std::make_unique<PairLink>(link_config("out" + std::to_string(i), "x"), outs[i].inside));
+    targets.push_back({links.back().get()});
+  }
+  boost::asio::io_context io;
+  Worker w(io, 0, 2048, 65600);
+  Graph g(1, 1024);
+  g.add("tee", std::make_unique<TeeSink>(3), targets);
+  const Bytes f = partial_tcp_frame();
+  const VirtioNetHdr h = needs_csum_header();
+  Bytes msg(sizeof h);
+  std::memcpy(msg.data(), &h, sizeof h);
+  msg.insert(msg.end(), f.begin(), f.end());
+  constexpr int kFrames = 400;
+  for (int i = 0; i < kFrames; ++i)  // queued before the dispatcher reads: one batch
+    REQUIRE(::send(in.outside, msg.data(), msg.size(), 0) == static_cast<ssize_t>(msg.size()));
+  Dispatcher d(w, lin, 0, g);
+  d.attach(in.inside);
+  std::uint64_t sent = 0, no_buffer = 0;
+  run_until(io, [&] {
+    sent = no_buffer = 0;
+    for (auto& l : links) {
+      sent += l->totals().tx_packets;
+      no_buffer += l->totals().drop(DropReason::no_buffer);
+    }
+    return sent + no_buffer == 3 * kFrames;
+  });
+  CHECK(lin.totals().rx_packets == kFrames);
+  CHECK(sent + no_buffer == 3 * kFrames);
+  CHECK(no_buffer > 0);
+  CHECK(lin.totals().drop(DropReason::no_buffer) == 0);  // on the sending links only
+  for (auto& p : outs)
+    for (Bytes got = recv_bytes(p.outside); !got.empty(); got = recv_bytes(p.outside))
+      REQUIRE(verify_l4(got, 4, 14, 38, 6) == 0);
+}
