@@ -467,6 +467,25 @@ TEST_CASE("CRC32c matches the RFC 3720 test vectors") {
   CHECK(crc32c(down.data(), 32) == 0x113FDB5Cu);
 }
 
+TEST_CASE("an SCTP CRC to finish past the end of its IP packet is vnet_bad_csum on receive") {
+  // (fuzz_offload found it counted on the sending link instead: the IP length ends the packet
+  // inside the SCTP common header, which the frame itself still holds)
+  Bytes f(14 + 20 + 12 + 16);
+  f[12] = 0x08;
+  f[14] = 0x45;
+  put16(f, 16, 25);  // the IP packet ends 5 bytes into the SCTP header
+  f[22] = 64;
+  f[23] = 132;
+  VirtioNetHdr h;
+  h.flags = VirtioNetHdr::kNeedsCsum;
+  h.csum_start = 34;
+  h.csum_offset = 8;
+  PacketInfo info;
+  CHECK(check_vnet(h, f.data(), f.size(), true, info) == DropReason::vnet_bad_csum);
+  put16(f, 16, 20 + 12 + 16);  // the whole SCTP packet: fine
+  CHECK_FALSE(check_vnet(h, f.data(), f.size(), true, info));
+}
+
 TEST_CASE("an SCTP packet left with its CRC to finish gets CRC32c - not a 16-bit sum") {
   // Linux offloads SCTP's CRC32c as NEEDS_CSUM with csum_offset 8. A short frame: the
   // Ethernet padding after the IP packet must stay out of the CRC.
