@@ -152,9 +152,10 @@ std::string read_name(const toml::table& t, std::string_view kind, std::size_t i
 }
 
 // Keys that only some link types take; a type that does not take one rejects it by name.
-constexpr std::string_view kTypeKeys[] = {
-    "interface", "path",   "socket",  "peer",         "socket_mode", "socket_group", "promisc",
-    "persist",   "fanout", "tx_ring", "qdisc_bypass", "ring",        "offloads"};
+constexpr std::string_view kTypeKeys[] = {"interface",    "path",         "socket",  "peer",
+                                          "socket_mode",  "socket_group", "promisc", "connect",
+                                          "listen",       "persist",      "fanout",  "tx_ring",
+                                          "qdisc_bypass", "ring",         "offloads"};
 
 // socket_mode: 0o600 (a TOML octal integer) or "0600" (a string of octal digits); at most 0777.
 void read_socket_mode(TableReader& lr, const std::string& label, LinkConfig& l,
@@ -354,8 +355,23 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
         else
           l.path = *p;
       }
-      if (auto s = lr.choice("socket", {"seqpacket", "dgram"}))
-        l.socket = *s == "dgram" ? UnixSocket::dgram : UnixSocket::seqpacket;
+      if (auto s = lr.choice("socket", {"seqpacket", "dgram", "stream"}))
+        l.socket = *s == "dgram"    ? UnixSocket::dgram
+                   : *s == "stream" ? UnixSocket::stream
+                                    : UnixSocket::seqpacket;
+      // stream: `listen = true` (the default) or `connect = true`, not both.
+      const auto listen = lr.boolean("listen");
+      const auto connect = lr.boolean("connect");
+      if ((listen || connect) && l.socket != UnixSocket::stream) {
+        errors.add(lr.where(listen ? "listen" : "connect"),
+                   std::string(listen ? "listen" : "connect") + " in " + label +
+                       " needs socket = \"stream\" (a seqpacket link listens, a dgram link binds)");
+      } else if (listen && connect && *listen == *connect) {
+        errors.add(lr.where("connect"), "listen and connect in " + label +
+                                            " say the same thing twice: give one of them");
+      } else {
+        l.connect = connect ? *connect : (listen && !*listen);
+      }
       if (auto p = lr.string("peer")) {
         if (l.socket != UnixSocket::dgram)
           errors.add(lr.where("peer"), "peer in " + label +
@@ -368,8 +384,13 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
         else
           l.peer = *p;
       }
-      read_socket_mode(lr, label, l, errors);
-      read_socket_group(lr, l);
+      if (l.connect) {
+        for (auto k : {"socket_mode", "socket_group"})
+          lr.reject(k, "fdlinkd does not make the socket it connects to");
+      } else {
+        read_socket_mode(lr, label, l, errors);
+        read_socket_group(lr, l);
+      }
       lr.reject("interface", no + " (unix links use path)");
       lr.reject("promisc", no);
       lr.reject("persist", no);
@@ -384,7 +405,7 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
         else
           l.interface = *i;
       }
-      for (auto k : {"path", "socket", "peer", "socket_mode", "socket_group"})
+      for (auto k : {"path", "socket", "peer", "socket_mode", "socket_group", "connect", "listen"})
         lr.reject(k, no);
       if (*type == LinkType::af_packet) {
         if (auto v = lr.boolean("promisc")) l.promisc = *v;
@@ -469,6 +490,12 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
     l.dispatch = *v == "recvmmsg"      ? DispatchMode::recvmmsg
                  : *v == "packet_mmap" ? DispatchMode::packet_mmap
                                        : DispatchMode::readv;
+    if (type == LinkType::unix_socket && l.socket == UnixSocket::stream &&
+        l.dispatch == DispatchMode::recvmmsg)
+      errors.add(lr.where("dispatch"),
+                 "dispatch = \"recvmmsg\" in " + label +
+                     " reads messages; a stream link reads bytes and cuts them into frames: use "
+                     "\"readv\"");
     if (type && l.dispatch == DispatchMode::recvmmsg && !is_socket(*type))
       errors.add(lr.where("dispatch"), "dispatch = \"recvmmsg\" in " + label +
                                            " needs a socket; a " +

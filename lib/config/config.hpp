@@ -48,7 +48,7 @@ enum class Layer { ethernet, ip };  ///< what a frame starts with
 enum class DispatchMode { readv, recvmmsg, packet_mmap };
 /// PACKET_FANOUT modes: how the kernel spreads an interface's frames over a link's fds.
 enum class Fanout { hash, lb, cpu, rollover, rnd, qm };
-enum class UnixSocket { seqpacket, dgram };
+enum class UnixSocket { seqpacket, dgram, stream };
 
 std::string_view link_type_name(LinkType t);
 std::string_view dispatch_mode_name(DispatchMode m);
@@ -77,6 +77,7 @@ struct LinkConfig {
   std::string path;       ///< unix
   UnixSocket socket = UnixSocket::seqpacket;
   std::string peer;             ///< unix dgram: where frames are sent (else: the last sender)
+  bool connect = false;         ///< unix stream: fdlinkd connects to `path` (else it listens)
   unsigned socket_mode = 0600;  ///< unix: mode of the socket file, whatever the umask
   std::string socket_group;     ///< unix: group of the socket file (empty: fdlinkd's)
   int socket_gid = -1;          ///< socket_group resolved when the config is read

@@ -15,6 +15,7 @@
 #include "core/worker.hpp"
 #include "dispatch/classify.hpp"
 #include "dispatch/rx_ring.hpp"
+#include "dispatch/stream_framer.hpp"
 #include "link/link.hpp"
 #include "offload/vlan.hpp"
 #include "sink/graph.hpp"
@@ -50,6 +51,8 @@ Dispatcher::Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& grap
       ring_(link.port(port).rx_ring.get()) {
   if (link.config().type == LinkType::af_packet && ring_ == nullptr)
     aux_ = std::make_unique<std::uint8_t[]>(kAuxSpace * batch_.capacity());
+  if (link.config().type == LinkType::unix_socket && link.config().socket == UnixSocket::stream)
+    framer_ = std::make_unique<StreamFramer>(link.config().rx_capacity());
 }
 
 std::uint8_t* Dispatcher::read_aux(std::size_t i, std::uint8_t* data, std::size_t& len,
@@ -84,6 +87,7 @@ void Dispatcher::attach(int fd) {
   detach();
   fd_ = fd;
   ring_ = link_.port(port_).rx_ring.get();  // (a reopened link has a new ring)
+  if (framer_) framer_->reset();            // (a new connection starts at a frame)
   desc_.assign(fd);
   // Asio registers the fd edge-triggered and async_wait is not speculative: frames already
   // queued would wait for the next arrival. Drain once first.
@@ -223,6 +227,7 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
 }
 
 Dispatcher::ReadEnd Dispatcher::read(CounterValues& tally) {
+  if (framer_) return read_stream(tally);
   switch (mode_) {
     case DispatchMode::recvmmsg: return read_recvmmsg(tally);
     case DispatchMode::packet_mmap: return read_ring(tally);
@@ -243,6 +248,47 @@ Dispatcher::ReadEnd Dispatcher::read_ring(CounterValues& tally) {
     if (accept_frame(data, len, f.caplen < f.len, tally)) batch_[batch_.size() - 1].rx_ns = f.rx_ns;
   }
   return ReadEnd::full;
+}
+
+Dispatcher::ReadEnd Dispatcher::read_stream(CounterValues& tally) {
+  framer_->compact();  // the last batch is sent: keep only a frame not yet complete
+  for (;;) {
+    std::uint8_t* data = nullptr;
+    std::size_t len = 0;
+    while (!batch_.full()) {
+      const auto next = framer_->next(data, len);
+      if (next == StreamFramer::Next::need_more) break;
+      if (next == StreamFramer::Next::bad_length) {
+        ++tally.rx_errors;
+        log::warn("unix_protocol_error", "stream frame length out of range: closing the connection",
+                  {{"link", link_.name()},
+                   {"path", link_.config().path},
+                   {"length", len},
+                   {"max", link_.config().rx_capacity()}});
+        return ReadEnd::closed;
+      }
+      accept_frame(data, len, false, tally);
+    }
+    // A full batch, or frames held in a buffer with no room left: send them first.
+    if (batch_.full() || framer_->space_left() == 0) return ReadEnd::full;
+    const ssize_t n = ::read(fd_, framer_->space(), framer_->space_left());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return read_error(errno, tally);
+    }
+    if (n == 0) {
+      if (framer_->buffered()) {
+        ++tally.rx_errors;
+        log::warn("unix_protocol_error", "the peer hung up in the middle of a frame",
+                  {{"link", link_.name()},
+                   {"path", link_.config().path},
+                   {"bytes", framer_->buffered()}});
+      }
+      return ReadEnd::closed;
+    }
+    last_error_ = 0;
+    framer_->commit(static_cast<std::size_t>(n));
+  }
 }
 
 Dispatcher::ReadEnd Dispatcher::ring_woke_empty(CounterValues& tally) {

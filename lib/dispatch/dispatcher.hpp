@@ -27,6 +27,7 @@ namespace fdlinkd {
 class Graph;
 class Link;
 class RxRing;
+class StreamFramer;
 struct Worker;
 
 class Dispatcher {
@@ -70,6 +71,8 @@ class Dispatcher {
   ReadEnd read_readv(CounterValues& tally);
   ReadEnd read_recvmmsg(CounterValues& tally);
   ReadEnd read_ring(CounterValues& tally);
+  /// A stream socket: reads what is there and cuts it into frames (StreamFramer).
+  ReadEnd read_stream(CounterValues& tally);
   /// packet_mmap: a wake-up with no frame in the ring; collects a pending socket error.
   ReadEnd ring_woke_empty(CounterValues& tally);
   /// Checks one received frame: pushes it into the batch (true) or counts why it was dropped.
@@ -101,7 +104,8 @@ class Dispatcher {
   bool vnet_;  ///< reads start with a virtio-net header (stored just before the frame)
   Batch batch_;
   std::unique_ptr<std::uint8_t[]> overflow_;
-  RxRing* ring_ = nullptr;  ///< packet_mmap: the port's ring
+  RxRing* ring_ = nullptr;                ///< packet_mmap: the port's ring
+  std::unique_ptr<StreamFramer> framer_;  ///< a unix stream link: the bytes read, cut up
   /// af_packet without a ring: one PACKET_AUXDATA control buffer per batch slot.
   std::unique_ptr<std::uint8_t[]> aux_;
   int last_error_ = 0;  ///< the errno last logged, to log a repeating error once

@@ -203,9 +203,9 @@ void AfPacketLink::collect_kernel_counters() {
   }
 }
 
-void AfPacketLink::send_batch(Batch& batch) {
+void AfPacketLink::send_batch(Worker& w, Batch& batch) {
   if (tx_.empty()) {
-    Link::send_batch(batch);
+    Link::send_batch(w, batch);
     return;
   }
   // One ring per worker: this thread is the only writer. Frames of one flow come from one

@@ -40,7 +40,7 @@ class AfPacketLink : public Link {
   using Link::Link;
   ~AfPacketLink() override;
 
-  void send_batch(Batch& batch) override;
+  void send_batch(Worker& w, Batch& batch) override;
   /// PACKET_STATISTICS: tp_drops (ring or queue full) becomes rx_queue_full.
   void collect_kernel_counters() override;
   void close_retired() override;

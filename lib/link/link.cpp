@@ -141,11 +141,11 @@ void Link::transmit(Worker& w, Batch& batch) {
   caps.l2 = config_.layer() == Layer::ethernet;
   caps.frame_capacity = config_.frame_capacity();
   CounterValues tally;
-  prepare_egress(batch, caps, w, tally, [this](Batch& b) { send_batch(b); });
+  prepare_egress(batch, caps, w, tally, [this, &w](Batch& b) { send_batch(w, b); });
   if (tally.total_drops() != 0 || tally.gso_segments != 0) counters(w.id, 0).add(tally);
 }
 
-void Link::send_batch(Batch& batch) {
+void Link::send_batch(Worker& /*w*/, Batch& batch) {
   const std::size_t n = ports_.size();
   if (n == 1) {
     send_on_port(batch, 0, -1);

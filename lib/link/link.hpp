@@ -145,7 +145,7 @@ class Link {
   void close_port(std::size_t i);
   /// Sends a batch that fits the link. With several fds, each frame's fd is picked by flow
   /// hash, and each fd gets its frames in one system call, in their original order.
-  virtual void send_batch(Batch& batch);
+  virtual void send_batch(Worker& w, Batch& batch);
   /// Sends the frames of `batch` bound for port q (all when select < 0) and counts them there.
   void send_on_port(Batch& batch, std::size_t q, int select);
 

@@ -8,7 +8,9 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "core/worker.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "writer/stream.hpp"
 
 namespace fdlinkd {
 
@@ -52,16 +54,29 @@ void remove_stale(const std::string& path, int type) {
   ::unlink(path.c_str());
 }
 
+int socket_type(UnixSocket s) {
+  return s == UnixSocket::seqpacket ? SOCK_SEQPACKET
+         : s == UnixSocket::stream  ? SOCK_STREAM
+                                    : SOCK_DGRAM;
+}
+
 }  // namespace
 
 UnixLink::~UnixLink() {
+  for (auto& t : tx_waiters_)
+    if (t.desc) t.desc->release();  // the fd is the port's
   if (acceptor_) acceptor_->release();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (retired_fd_ >= 0) ::close(retired_fd_);
   if (bound_) ::unlink(config_.path.c_str());
 }
 
+bool UnixLink::stream() const {
+  return config_.socket == UnixSocket::stream;
+}
+
 void UnixLink::stop() {
+  if (retry_) retry_->cancel();
   if (acceptor_) {
     boost::system::error_code ec;
     acceptor_->cancel(ec);
@@ -74,16 +89,21 @@ void UnixLink::stop() {
 }
 
 void UnixLink::open_fds() {
-  const bool seqpacket = config_.socket == UnixSocket::seqpacket;
-  const int fd = ::socket(
-      AF_UNIX, (seqpacket ? SOCK_SEQPACKET : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (stream()) {
+    writer_ = std::make_unique<StreamWriter>(config_.frame_capacity());
+    tx_waiters_ = std::vector<TxWaiter>(workers_);
+    if (config_.connect) return;  // start() connects
+  }
+  const int type = socket_type(config_.socket);
+  const bool listens = type != SOCK_DGRAM;
+  const int fd = ::socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw LinkError("unix socket: " + errno_text(errno));
-  if (seqpacket)
+  if (listens)
     listen_fd_ = fd;
   else
     ports_[0]->fd = fd;
 
-  remove_stale(config_.path, seqpacket ? SOCK_SEQPACKET : SOCK_DGRAM);
+  remove_stale(config_.path, type);
   socklen_t len = 0;
   const sockaddr_un addr = address_of(config_.path, len);
   // The file is created with the umask applied; a umask that lets everyone in must not leave
@@ -100,12 +120,13 @@ void UnixLink::open_fds() {
                                          static_cast<gid_t>(config_.socket_gid)) != 0)
     throw LinkError("cannot give " + config_.path + " to group " + config_.socket_group + ": " +
                     errno_text(errno));
-  if (seqpacket && ::listen(fd, 4) != 0)
+  if (listens && ::listen(fd, 4) != 0)
     throw LinkError("cannot listen on " + config_.path + ": " + errno_text(errno));
   if (!config_.peer.empty()) peer_ = address_of(config_.peer, peer_len_);
 }
 
 bool UnixLink::zero_read_is_eof(int fd) const {
+  if (stream()) return true;  // a stream has no empty messages
   return config_.socket == UnixSocket::seqpacket && peer_hung_up(fd);
 }
 
@@ -120,6 +141,11 @@ void UnixLink::start(const std::vector<Dispatcher*>& dispatchers) {
     return;
   }
   dispatcher_ = dispatchers[0];
+  if (stream() && config_.connect) {
+    retry_ = std::make_unique<asio::steady_timer>(dispatcher_->io());
+    try_connect();
+    return;
+  }
   acceptor_ = std::make_unique<asio::posix::stream_descriptor>(dispatcher_->io(), listen_fd_);
   accept_peer();  // one may have connected already: the edge-triggered wait would miss it
   wait_for_peer();
@@ -171,8 +197,102 @@ void UnixLink::port_closed(std::size_t i, Dispatcher& d) {
     if (retired_fd_ >= 0) ::close(retired_fd_);
     retired_fd_ = fd;
   }
+  if (writer_) {
+    std::lock_guard lock(tx_mutex_);
+    writer_->reset();  // the rest of a frame cut short has no one to go to now
+  }
+  if (stream() && config_.connect) {
+    log::info("unix_peer_disconnected", "peer went away; connecting again",
+              {{"link", name()}, {"path", config_.path}});
+    backoff_ = std::chrono::milliseconds(100);
+    retry_->expires_after(backoff_);
+    retry_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) try_connect();
+    });
+    return;
+  }
   log::info("unix_peer_disconnected", "peer disconnected; waiting for the next one",
             {{"link", name()}, {"path", config_.path}});
+}
+
+void UnixLink::try_connect() {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    socklen_t len = 0;
+    const sockaddr_un a = address_of(config_.path, len);
+    // A unix stream connect completes at once or fails (EAGAIN: the listener's backlog is
+    // full; try again later like any other failure).
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), len) != 0) {
+      err = errno;
+      ::close(fd);
+    }
+  }
+  if (err != 0) {
+    if (err != connect_error_)  // once per kind of failure, not per attempt
+      log::warn("unix_connect_failed", "cannot connect; trying again",
+                {{"link", name()},
+                 {"path", config_.path},
+                 {"error", errno_text(err)},
+                 {"retry_ms", backoff_.count()}});
+    connect_error_ = err;
+    retry_->expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
+    retry_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) try_connect();
+    });
+    return;
+  }
+  connect_error_ = 0;
+  backoff_ = std::chrono::milliseconds(100);
+  ports_[0]->fd = fd;
+  if (retired_fd_ >= 0) ::close(retired_fd_);
+  retired_fd_ = -1;
+  log::info("unix_peer_connected", "connected to peer", {{"link", name()}, {"path", config_.path}});
+  dispatcher_->attach(fd);
+}
+
+void UnixLink::send_batch(Worker& w, Batch& batch) {
+  if (!stream()) {
+    Link::send_batch(w, batch);
+    return;
+  }
+  CounterValues tally;
+  {
+    std::lock_guard lock(tx_mutex_);
+    const int fd = ports_[0]->fd.load(std::memory_order_relaxed);
+    if (fd < 0) {
+      tally.drop(DropReason::no_peer) += batch.size();
+    } else {
+      writer_->send(fd, batch, tally);
+      if (writer_->pending()) wait_writable(w, fd);
+    }
+  }
+  counters(batch.worker(), 0).add(tally);
+}
+
+void UnixLink::wait_writable(Worker& w, int fd) {
+  TxWaiter& t = tx_waiters_[w.id];
+  if (t.armed && t.fd == fd) return;
+  if (t.desc) {
+    boost::system::error_code ec;
+    t.desc->cancel(ec);
+    t.desc->release();
+  }
+  t.desc = std::make_unique<asio::posix::stream_descriptor>(w.io, fd);
+  t.fd = fd;
+  t.armed = true;
+  t.desc->async_wait(
+      asio::posix::stream_descriptor::wait_write,
+      [this, &w, fd, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+        // (released by the link's destructor: aborted, and `this` is gone)
+        if (ec || alive.expired()) return;
+        tx_waiters_[w.id].armed = false;
+        std::lock_guard lock(tx_mutex_);
+        if (ports_[0]->fd.load(std::memory_order_relaxed) != fd) return;
+        int err = 0;
+        if (!writer_->flush(fd, err) && err == EAGAIN) wait_writable(w, fd);
+      });
 }
 
 }  // namespace fdlinkd

@@ -1,10 +1,17 @@
-// unix: frames through a boundary-preserving unix socket, one frame per message.
+// unix: frames through a unix socket.
 //
-// socket = "seqpacket" (default): fdlinkd listens on `path`; one peer process connects and
-// exchanges frames over the connection. When the peer goes away the link waits for the next
-// one; a second peer while one is connected is refused (closed at once, logged).
-// socket = "dgram": fdlinkd binds `path` and reads datagrams from anyone; it sends to `peer`
-// (a path the other process bound). Without `peer` the link only receives.
+// socket = "seqpacket" (default): one frame per message. fdlinkd listens on `path`; one peer
+// process connects and exchanges frames over the connection. When the peer goes away the link
+// waits for the next one; a second peer while one is connected is refused (closed at once,
+// logged).
+// socket = "dgram": one frame per datagram. fdlinkd binds `path` and reads datagrams from
+// anyone; it sends to `peer` (a path the other process bound). Without `peer` the link only
+// receives.
+// socket = "stream": QEMU's `-netdev stream`, passt's and libkrun's protocol: each frame after
+// its 32-bit big-endian length on a SOCK_STREAM connection (dispatch/stream_framer.hpp,
+// writer/stream.hpp). fdlinkd listens on `path` as for seqpacket, or with `connect = true`
+// connects to `path` (QEMU with server=on, passt) and connects again, after 100 ms doubling
+// up to 5 s, whenever the peer is not there or goes away.
 //
 // A stale socket file at `path` (left by a crash: a connect to it is refused) is replaced; a
 // live one (another process listening) is never touched, and the link fails to open. The
@@ -13,15 +20,21 @@
 // and skipped; only the peer hanging up ends the connection.
 // Frames are Ethernet frames, as on a TAP (qemu's `-netdev stream/dgram` convention).
 //
-// Keys: path (required), socket, peer, socket_mode, socket_group, plus the common link keys.
+// Keys: path (required), socket, peer, connect, listen, socket_mode, socket_group, plus the
+// common link keys.
 #pragma once
 
 #include <sys/un.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "link/link.hpp"
+#include "writer/stream.hpp"
 
 namespace fdlinkd {
 
@@ -38,10 +51,16 @@ class UnixLink : public Link {
  protected:
   void open_fds() override;
   const sockaddr* tx_address(socklen_t& len) const override;
+  void send_batch(Worker& w, Batch& batch) override;
 
  private:
+  bool stream() const;
   void wait_for_peer();
   void accept_peer();
+  /// connect = true: one attempt; on failure, the next after the backoff.
+  void try_connect();
+  /// A stream write was cut short on worker `w`: finish it when the socket is writable.
+  void wait_writable(Worker& w, int fd);
 
   int listen_fd_ = -1;
   int retired_fd_ = -1;  ///< the last peer's fd, closed when the next peer arrives
@@ -50,6 +69,20 @@ class UnixLink : public Link {
   socklen_t peer_len_ = 0;
   Dispatcher* dispatcher_ = nullptr;
   std::unique_ptr<boost::asio::posix::stream_descriptor> acceptor_;
+  // connect = true
+  std::unique_ptr<boost::asio::steady_timer> retry_;
+  std::chrono::milliseconds backoff_{100};
+  int connect_error_ = 0;  ///< the last failed attempt's errno (logged once per kind)
+  // socket = "stream": one writer at a time (workers share the connection), per batch.
+  std::mutex tx_mutex_;
+  std::unique_ptr<StreamWriter> writer_;
+  struct TxWaiter {
+    std::unique_ptr<boost::asio::posix::stream_descriptor> desc;
+    int fd = -1;
+    bool armed = false;
+  };
+  std::vector<TxWaiter> tx_waiters_;  ///< per worker: waits for room to finish a cut write
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< for the waiters' handlers
 };
 
 }  // namespace fdlinkd

@@ -1,15 +1,18 @@
 #!/usr/bin/python3
-"""unix_peer.py SOCKET IP MAC [COUNT_FILE]: a tiny host on the far side of a unix seqpacket
-link. It connects to fdlinkd's socket and answers ARP requests and ICMP echo requests for IP
-with Ethernet frames from MAC, one frame per message. On SIGTERM it writes
-"<frames received> <frames sent>" to COUNT_FILE."""
+"""unix_peer.py SOCKET IP MAC [COUNT_FILE] [seqpacket|stream|stream-listen]: a tiny host on the
+far side of a unix link. It answers ARP requests and ICMP echo requests for IP with Ethernet
+frames from MAC. seqpacket (default): it connects to fdlinkd's socket, one frame per message.
+stream: it connects, and frames go as QEMU's -netdev stream sends them (a 32-bit big-endian
+length, then the frame); stream-listen: the same, but it listens on SOCKET and fdlinkd connects.
+On SIGTERM it writes "<frames received> <frames sent>" to COUNT_FILE."""
 import signal
 import socket
 import struct
 import sys
 
 path, my_ip, my_mac = sys.argv[1], socket.inet_aton(sys.argv[2]), bytes.fromhex(sys.argv[3].replace(":", ""))
-count_file = sys.argv[4] if len(sys.argv) > 4 else None
+count_file = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
+kind = sys.argv[5] if len(sys.argv) > 5 else "seqpacket"
 rx = tx = 0
 
 
@@ -59,15 +62,43 @@ def reply(frame):
     return None
 
 
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.connect(path)
+if kind == "seqpacket":
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    print("connected", flush=True)
+    while True:
+        frame = s.recv(65536)
+        if not frame:
+            done()
+        rx += 1
+        out = reply(frame)
+        if out:
+            s.send(out)
+            tx += 1
+
+if kind == "stream-listen":
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(1)
+    print("listening", flush=True)
+    s, _ = ls.accept()
+else:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
 print("connected", flush=True)
+buf = b""
 while True:
-    frame = s.recv(65536)
-    if not frame:
+    data = s.recv(65536)
+    if not data:
         done()
-    rx += 1
-    out = reply(frame)
-    if out:
-        s.send(out)
-        tx += 1
+    buf += data
+    while len(buf) >= 4:
+        n = struct.unpack("!I", buf[:4])[0]
+        if len(buf) < 4 + n:
+            break
+        frame, buf = buf[4:4 + n], buf[4 + n:]
+        rx += 1
+        out = reply(frame)
+        if out:
+            s.sendall(struct.pack("!I", len(out)) + out)
+            tx += 1

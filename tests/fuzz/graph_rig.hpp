@@ -101,7 +101,7 @@ class GraphRig {
 
    protected:
     void open_fds() override {}
-    void send_batch(Batch& b) override {
+    void send_batch(Worker& /*w*/, Batch& b) override {
       std::uint32_t sum = 0;
       for (std::size_t i = 0; i < b.size(); ++i)
         for (std::size_t j = 0; j < b[i].len; ++j)

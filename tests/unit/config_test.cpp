@@ -129,6 +129,51 @@ to = "t"
   CHECK(t.netns == "blue");
 }
 
+TEST_CASE("unix stream links listen by default or connect - and refuse what does not fit") {
+  const std::string sinks = R"(
+[[sink]]
+name = "s"
+type = "forward"
+to = "a"
+)";
+  auto link = [&](const std::string& keys) {
+    return parse_config(
+        "[[link]]\nname = \"a\"\ntype = \"unix\"\npath = \"/run/q.sock\"\n"
+        "sink = \"s\"\nsocket = \"stream\"\n" +
+            keys + sinks,
+        "t.toml");
+  };
+  auto r = link("");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links[0].socket == fdlinkd::UnixSocket::stream);
+  CHECK_FALSE(r.config->links[0].connect);
+  r = link("connect = true\n");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links[0].connect);
+  r = link("listen = false\n");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links[0].connect);
+  auto error = [&](const std::string& keys) {
+    auto e = link(keys);
+    REQUIRE_FALSE(e.config.has_value());
+    return e.errors[0].message;
+  };
+  CHECK_THAT(error("listen = true\nconnect = true\n"), Catch::Contains("say the same thing twice"));
+  CHECK_THAT(error("connect = true\nsocket_mode = \"0660\"\n"),
+             Catch::Contains("does not make the socket it connects to"));
+  CHECK_THAT(error("dispatch = \"recvmmsg\"\n"), Catch::Contains("a stream link reads bytes"));
+  auto seq = parse_config(R"([[link]]
+name = "a"
+type = "unix"
+path = "/run/q.sock"
+connect = true
+sink = "s"
+)" + sinks,
+                          "t.toml");
+  REQUIRE_FALSE(seq.config.has_value());
+  CHECK_THAT(seq.errors[0].message, Catch::Contains("needs socket = \"stream\""));
+}
+
 TEST_CASE("the shipped example config is valid") {
   auto r = fdlinkd::load_config(FDLINKD_SOURCE_DIR "/config/fdlinkd.toml");
   for (auto& e : r.errors)
