@@ -7,9 +7,9 @@ source "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 "$ROOT/scripts/demo.sh" "$FDLINKD" > "$TMP/demo.out" 2>&1 || { cat "$TMP/demo.out" >&2; fail "demo.sh exited non-zero"; }
 out=$(cat "$TMP/demo.out")
-echo "$out" | grep -q "no answer (as expected)" || fail "demo did not show the hosts apart: $out"
-echo "$out" | grep -q "5 packets transmitted, 5 received, 0% packet loss" || fail "demo pings lost: $out"
-echo "$out" | grep -q "fdlinkd exited with status 0" || fail "demo: fdlinkd did not exit 0: $out"
+grep -q "no answer (as expected)" <<< "$out" || fail "demo did not show the hosts apart: $out"
+grep -q "5 packets transmitted, 5 received, 0% packet loss" <<< "$out" || fail "demo pings lost: $out"
+grep -q "fdlinkd exited with status 0" <<< "$out" || fail "demo: fdlinkd did not exit 0: $out"
 # Final counters: link a received the 5 echo requests (and ARP), b sent them on.
 a_rx=$(echo "$out" | grep "final counters link=a " | sed -n 's/.* rx_packets=\([0-9]*\).*/\1/p')
 b_tx=$(echo "$out" | grep "final counters link=b " | sed -n 's/.* tx_packets=\([0-9]*\).*/\1/p')

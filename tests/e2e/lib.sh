@@ -109,7 +109,7 @@ logq() { "$PY" "$HERE/logq.py" "$LOG" "$@"; }
 ping_ok() {
   local out
   out=$(ip netns exec "$1" ping -q -c "$3" -i 0.01 -W 2 "$2") || { echo "$out" >&2; fail "ping $2 from $1 lost packets"; }
-  echo "$out" | grep -q " 0% packet loss" || { echo "$out" >&2; fail "ping $2 from $1 lost packets"; }
+  grep -q " 0% packet loss" <<< "$out" || { echo "$out" >&2; fail "ping $2 from $1 lost packets"; }
   pass "$3 pings $1 -> $2, 0% loss ($(echo "$out" | tail -1))"
 }
 

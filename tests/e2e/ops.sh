@@ -38,7 +38,7 @@ if [ "$MODE" = control ]; then
   mode=$(stat -c %a "$CTL")
   [ "$mode" = 600 ] || fail "control socket mode $mode, want 600"
   rc=0; out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$FDLINKCTL" -s "$CTL" status 2>&1) || rc=$?
-  [ $rc -eq 3 ] && echo "$out" | grep -q "Permission denied" || fail "a non-root connect: exit $rc: $out"
+  [ $rc -eq 3 ] && grep -q "Permission denied" <<< "$out" || fail "a non-root connect: exit $rc: $out"
   pass "control socket mode 0600; a non-root user is refused: $out"
 
   # Exactly N frames of known size from A, nothing else (IPv6 is off; no ARP: raw frames).
@@ -124,11 +124,11 @@ if [ "$MODE" = nonroot ]; then
   } > "$TMP/cfg.toml"
   chmod 644 "$TMP/cfg.toml"
   rc=0; out=$(as_user "$FDLINKD" -c "$TMP/cfg.toml" 2>&1) || rc=$?
-  [ $rc -eq 1 ] && echo "$out" | grep -q "needs CAP_NET_RAW" || fail "without capabilities: exit $rc: $out"
+  [ $rc -eq 1 ] && grep -q "needs CAP_NET_RAW" <<< "$out" || fail "without capabilities: exit $rc: $out"
   pass "without capabilities: $(echo "$out" | grep -o 'AF_PACKET socket: .*CAP_NET_RAW)' | head -1)"
   sed 's/^type = "af_packet"/type = "tap"/; s/^interface = "da"/interface = "tq0"/' "$TMP/cfg.toml" > "$TMP/tap.toml"
   rc=0; out=$(as_user "$FDLINKD" -c "$TMP/tap.toml" 2>&1) || rc=$?
-  [ $rc -eq 1 ] && echo "$out" | grep -q "needs CAP_NET_ADMIN" || fail "TAP without CAP_NET_ADMIN: exit $rc: $out"
+  [ $rc -eq 1 ] && grep -q "needs CAP_NET_ADMIN" <<< "$out" || fail "TAP without CAP_NET_ADMIN: exit $rc: $out"
   pass "TAP without capabilities names CAP_NET_ADMIN"
   # Its runtime directory is its own, as systemd's RuntimeDirectory= makes it for the unit.
   mkdir -m 750 "$TMP/run"; chown 65534:65534 "$TMP/run"

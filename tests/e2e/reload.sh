@@ -85,8 +85,8 @@ if [ "$MODE" = traffic ]; then
         printf '[[link]]\nname = "a"\ntype = "tap"\n' >> "$TMP/cfg.toml"
         rc=0; out=$(ctl reload 2>&1) || rc=$?
         [ $rc -eq 1 ] || fail "an invalid config: fdlinkctl reload exited $rc, want 1"
-        echo "$out" | grep -q "cfg.toml:[0-9]*:[0-9]*: " || fail "reload errors lack file:line:col: $out"
-        echo "$out" | grep -q "unchanged" || fail "reload error does not say the config is unchanged: $out"
+        grep -q "cfg.toml:[0-9]*:[0-9]*: " <<< "$out" || fail "reload errors lack file:line:col: $out"
+        grep -q "unchanged" <<< "$out" || fail "reload error does not say the config is unchanged: $out"
         ctl status --json | grep -q '"last_reload_ok":false' || fail "status does not show the failed reload"
         pass "invalid config refused: $(echo "$out" | head -2 | tr '\n' ' ')"
         cp "$TMP/good.toml" "$TMP/cfg.toml"
@@ -95,7 +95,7 @@ if [ "$MODE" = traffic ]; then
         { printf '[daemon]\nworkers = 2\n'; cat "$TMP/cfg.toml"; } > "$TMP/w.toml"
         cp "$TMP/cfg.toml" "$TMP/good.toml"; cp "$TMP/w.toml" "$TMP/cfg.toml"
         rc=0; out=$(ctl reload 2>&1) || rc=$?
-        [ $rc -eq 1 ] && echo "$out" | grep -q "workers = 2 needs a restart" ||
+        [ $rc -eq 1 ] && grep -q "workers = 2 needs a restart" <<< "$out" ||
           fail "workers = 2 should be refused (rc $rc): $out"
         pass "a change of workers is refused: $out"
         cp "$TMP/good.toml" "$TMP/cfg.toml"
@@ -136,7 +136,7 @@ ip netns exec "$A" ping -q -c 1 -W 1 10.7.0.2 > /dev/null || fail "ping"
 # 1: an unrelated link and sink come; the bridge is unchanged and kept.
 { base; bridge_sink '"a", "b"'; afp_link c dc drop; printf '[[sink]]\nname = "drop"\ntype = "drop"\n'; } > "$TMP/cfg.toml"
 out=$(ctl reload --json) || fail "reload: $out"
-echo "$out" | grep -q '"sinks_kept":1' || fail "the unchanged bridge was not kept: $out"
+grep -q '"sinks_kept":1' <<< "$out" || fail "the unchanged bridge was not kept: $out"
 ip netns exec "$A" ping -q -c 1 -W 1 10.7.0.2 > /dev/null || fail "ping after the reload"
 [ "$(flooded)" -eq "$f0" ] || fail "after a reload that left the bridge alone, a ping was flooded ($f0 -> $(flooded))"
 pass "bridge kept across a reload: its table has $(ctl fdb --json | grep -o '"mac"' | wc -l) MACs, the next ping was not flooded"
@@ -144,7 +144,7 @@ pass "bridge kept across a reload: its table has $(ctl fdb --json | grep -o '"ma
 # 2: the bridge gets port c: rebuilt, and it takes the learned MACs over.
 { base; bridge_sink '"a", "b", "c"'; afp_link c dc br; } > "$TMP/cfg.toml"
 out=$(ctl reload --json) || fail "reload: $out"
-echo "$out" | grep -q '"sinks_built":1' || fail "the changed bridge was not rebuilt: $out"
+grep -q '"sinks_built":1' <<< "$out" || fail "the changed bridge was not rebuilt: $out"
 f1=$(flooded)
 ip netns exec "$A" ping -q -c 1 -W 1 10.7.0.2 > /dev/null || fail "ping after the bridge changed"
 [ "$(flooded)" -eq "$f1" ] || fail "after the bridge gained a port, a ping was flooded: its MACs were lost"

@@ -18,7 +18,7 @@ $(forward_sinks a b)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 out=$(ip netns exec "$ID-h1" ping -c 20 -i 0.2 -W 1 10.77.8.2)
-echo "$out" | grep -q " 0% packet loss" || fail "pings lost: $out"
+grep -q " 0% packet loss" <<< "$out" || fail "pings lost: $out"
 max=$(echo "$out" | tail -1 | cut -d/ -f6)
 "$PY" -c "import sys; sys.exit(0 if float('$max') < 5.0 else 1)" || fail "slowest ping took $max ms (limit 5 ms)"
 pass "20 single pings through packet_mmap: $(echo "$out" | tail -1)"

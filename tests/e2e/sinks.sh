@@ -113,7 +113,7 @@ trap 'umount "$TMP/small" 2>/dev/null || true; cleanup' EXIT
 config "icmp or arp" "$TMP/small/cap.pcap" > "$TMP/f.toml"
 start_daemon "$TMP/f.toml" "$ID-fw"
 out=$(ip netns exec "$ID-h1" ping -q -c 300 -i 0.005 -s 1400 -W 2 10.77.21.2) || true
-echo "$out" | grep -q " 0% packet loss" || { echo "$out"; fail "pings lost while the capture disk was full"; }
+grep -q " 0% packet loss" <<< "$out" || { echo "$out"; fail "pings lost while the capture disk was full"; }
 stop_daemon
 errors=$(sink_stat cap write_errors)
 [ "${errors:-0}" -gt 0 ] || fail "no write_errors counted on a full filesystem"

@@ -57,7 +57,7 @@ start_peer 1
 ping_ok "$ID-h1" 10.77.5.2 100
 # Pings of 1400 bytes: frames of 1442 bytes, often split across reads.
 out=$(ip netns exec "$ID-h1" ping -q -c 50 -i 0.01 -s 1400 -W 2 10.77.5.2) || fail "large pings lost: $out"
-echo "$out" | grep -q " 0% packet loss" || fail "large pings lost: $out"
+grep -q " 0% packet loss" <<< "$out" || fail "large pings lost: $out"
 pass "50 pings of 1400 bytes through the stream, 0% loss"
 kill -TERM "$PEER"; wait "$PEER" || true
 read -r peer_rx peer_tx < "$TMP/peer.count"
