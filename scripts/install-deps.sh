@@ -11,7 +11,7 @@ packages=(
   # end-to-end tests and the demo
   iproute2 iputils-ping ethtool socat iperf3 tcpdump tshark python3 python3-scapy procps kmod
   curl util-linux prometheus lintian man-db
-  # a real QEMU guest (tests/e2e/vm_stream.sh): the emulator, a kernel, a busybox initramfs
+  # a real QEMU guest (tests/e2e/vm.sh): the emulator, a kernel, a busybox initramfs
   qemu-system-x86 linux-image-amd64 busybox-static cpio
 )
 
