@@ -16,7 +16,7 @@ source "$(dirname "$0")/lib.sh"
 MODE=${1:?stream_listen, stream_connect or tap}
 KERNEL=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
 command -v qemu-system-x86_64 >/dev/null && [ -n "$KERNEL" ] && [ -x /bin/busybox ] ||
-  { echo "vm_stream: needs qemu-system-x86, linux-image-amd64 and busybox-static; skipped" >&2; exit 77; }
+  { echo "vm: needs qemu-system-x86, linux-image-amd64 and busybox-static; skipped" >&2; exit 77; }
 
 mkns h1; mkns fw
 veth "$ID-h1" h1 "$ID-fw" pa
