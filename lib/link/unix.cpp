@@ -1,5 +1,6 @@
 #include "link/unix.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,7 +65,10 @@ int socket_type(UnixSocket s) {
 
 UnixLink::~UnixLink() {
   for (auto& t : tx_waiters_)
-    if (t.desc) t.desc->release();  // the fd is the port's
+    if (t.desc) {
+      boost::system::error_code ec;
+      t.desc->close(ec);  // its own dup
+    }
   if (acceptor_) acceptor_->release();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (retired_fd_ >= 0) ::close(retired_fd_);
@@ -276,10 +280,13 @@ void UnixLink::wait_writable(Worker& w, int fd) {
   if (t.armed && t.fd == fd) return;
   if (t.desc) {
     boost::system::error_code ec;
-    t.desc->cancel(ec);
-    t.desc->release();
+    t.desc->close(ec);  // (its own dup of an earlier connection's fd)
   }
-  t.desc = std::make_unique<asio::posix::stream_descriptor>(w.io, fd);
+  // A dup of the fd: the dispatcher has the fd itself registered with this worker's reactor
+  // (when it reads on this worker), and epoll takes an fd only once.
+  const int mine = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (mine < 0) return;  // (the rest goes with the next batch)
+  t.desc = std::make_unique<asio::posix::stream_descriptor>(w.io, mine);
   t.fd = fd;
   t.armed = true;
   t.desc->async_wait(

@@ -77,7 +77,7 @@ class UnixLink : public Link {
   std::mutex tx_mutex_;
   std::unique_ptr<StreamWriter> writer_;
   struct TxWaiter {
-    std::unique_ptr<boost::asio::posix::stream_descriptor> desc;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> desc;  ///< on a dup of `fd`
     int fd = -1;
     bool armed = false;
   };

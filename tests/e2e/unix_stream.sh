@@ -69,6 +69,25 @@ logq has unix_peer_disconnected || fail "fdlinkd did not notice the peer leaving
 ip -n "$ID-h1" neigh flush dev h1
 start_peer 2
 ping_ok "$ID-h1" 10.77.5.2 20
+if [ "$MODE" = listen ]; then
+  # A peer that does not read: fdlinkd's writes are cut short and finished when it reads again;
+  # every frame it gets is whole, and what fdlinkd counted as sent is what it got.
+  kill -TERM "$PEER"; wait "$PEER" || true
+  "$PY" "$HERE/stream_slow_peer.py" "$SOCK" "$TMP/slow.count" > "$TMP/slow.out" &
+  SLOW=$!
+  BACKGROUND+=("$SLOW")
+  for _ in $(seq 50); do grep -q connected "$TMP/slow.out" && break; sleep 0.05; done
+  sleep 0.2
+  tx0=$("$FDLINKCTL" -s "$CTL" stats --json | "$PY" -c 'import json,sys; print({l["name"]: l for l in json.load(sys.stdin)["links"]}["peer"]["tx_packets"])')
+  ip netns exec "$ID-h1" "$PY" "$HERE/send_frames.py" h1 3000 1400 > /dev/null
+  wait "$SLOW" || true
+  read -r whole bad left < "$TMP/slow.count"
+  kill -0 "$DAEMON_PID" || fail "fdlinkd died while a peer did not read"
+  tx1=$("$FDLINKCTL" -s "$CTL" stats --json | "$PY" -c 'import json,sys; print({l["name"]: l for l in json.load(sys.stdin)["links"]}["peer"]["tx_packets"])')
+  [ "$bad" -eq 0 ] && [ "$left" -eq 0 ] || fail "slow peer: $bad bad lengths, $left bytes of a cut frame"
+  [ "$whole" -gt 0 ] && [ $((tx1 - tx0)) -eq "$whole" ] || fail "slow peer got $whole whole frames, fdlinkd counted $((tx1 - tx0)) sent"
+  pass "a peer that stopped reading got $whole whole frames, as many as fdlinkd counted; no cut frame"
+fi
 stop_daemon
 errors=$(logq final peer rx_errors)
 [ "$errors" -eq 0 ] || fail "rx_errors=$errors on the stream link"
