@@ -43,6 +43,11 @@ void StreamWriter::send(int fd, Batch& batch, CounterValues& tally) {
     return;
   }
   iovec* iov = batch.iov();  // 2 per frame: what a batch has for sendmmsg
+  // Frames i.. not written: each counted, as too_big if it is, else under `why`.
+  auto drop_rest = [&](DropReason why) {
+    for (; i < n; ++i)
+      ++tally.drop(batch[i].len > max_frame_ ? DropReason::too_big : why);
+  };
   while (i < n) {
     // Up to kMaxIov / 2 frames: each as its length (in the frame's tx_header space) + bytes.
     std::size_t count = 0;
@@ -67,9 +72,9 @@ void StreamWriter::send(int fd, Batch& batch, CounterValues& tally) {
       w = ::writev(fd, iov, static_cast<int>(2 * count));
     } while (w < 0 && errno == EINTR);
     if (w < 0) {
-      tally.drop(tx_drop_reason(errno)) += count;
-      for (; i < n; ++i)  // the rest of the batch would fail the same way
-        if (batch[i].len <= max_frame_) ++tally.drop(tx_drop_reason(errno));
+      const DropReason why = tx_drop_reason(errno);
+      tally.drop(why) += count;
+      drop_rest(why);  // the rest of the batch would fail the same way
       return;
     }
     auto left = static_cast<std::size_t>(w);
@@ -100,8 +105,7 @@ void StreamWriter::send(int fd, Batch& batch, CounterValues& tally) {
       }
       // The socket is full: what was not written is dropped (never interleaved with a rest).
       tally.drop(DropReason::tx_queue_full) += count - k;
-      for (; i < n; ++i)
-        if (batch[i].len <= max_frame_) ++tally.drop(DropReason::tx_queue_full);
+      drop_rest(DropReason::tx_queue_full);
       return;
     }
   }
