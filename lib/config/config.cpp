@@ -110,6 +110,8 @@ constexpr std::size_t kMaxKeyParts = 32;  // dots in one key (a.b.c has 2)
 constexpr std::size_t kMaxNesting = 32;   // arrays and inline tables inside each other
 constexpr std::size_t kIfNameMax = 15;    // IFNAMSIZ - 1
 constexpr std::size_t kSunPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1
+// Frames a unix link keeps per worker for a full peer: 4 batches of 64.
+constexpr unsigned kDefaultUnixBacklog = 256;
 
 bool valid_name(std::string_view s) {
   if (s.empty() || s.size() > kMaxNameLength) return false;
@@ -509,6 +511,22 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
                      (is_socket(*type) ? "\"readv\" and \"recvmmsg\"" : "only \"readv\""));
   }
   if (auto v = lr.integer("rx_batch", 1, 1024)) l.rx_batch = static_cast<unsigned>(*v);
+  if (type == LinkType::af_packet) {
+    for (auto k : {"tx_backlog", "tx_stall_timeout"})
+      lr.reject(k,
+                "an af_packet link is a wire: a wire does not wait, it drops and counts "
+                "(tx_queue_full)");
+  } else {
+    if (type == LinkType::unix_socket) l.tx_backlog = kDefaultUnixBacklog;
+    if (auto v = lr.integer("tx_backlog", 0, 65536)) l.tx_backlog = static_cast<unsigned>(*v);
+    if (auto v = lr.duration("tx_stall_timeout")) {
+      if (*v < std::chrono::milliseconds(1) || *v > std::chrono::seconds(60))
+        errors.add(lr.where("tx_stall_timeout"),
+                   "tx_stall_timeout in " + label + " must be from 1ms to 60s");
+      else
+        l.tx_stall_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*v);
+    }
+  }
   if (auto v = lr.integer("mtu", 68, 65535)) l.mtu = static_cast<unsigned>(*v);
   if (type == LinkType::af_packet) read_ring(lr, label, l, errors);
   if (auto v = lr.string("netns")) {

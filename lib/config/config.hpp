@@ -85,9 +85,15 @@ struct LinkConfig {
   unsigned fds = 1;
   DispatchMode dispatch = DispatchMode::readv;
   unsigned rx_batch = 64;  ///< frames read per batch
-  unsigned mtu = 1500;     ///< L3 MTU; an Ethernet frame may be mtu + 18 (header and VLAN tag)
-  bool promisc = true;     ///< af_packet: put the interface in promiscuous mode
-  bool persist = false;    ///< tap/tun: keep the device after fdlinkd exits
+  /// Back-pressure (unix, and tap/tun when set): frames kept per worker and fd while the local
+  /// peer is full, instead of dropped; 0: drop (tx_queue_full) as on a wire.
+  unsigned tx_backlog = 0;
+  /// How long a full peer may hold up the links that feed it before fdlinkd stops waiting for
+  /// it (and drops what does not fit in the backlog) until it takes frames again.
+  std::chrono::milliseconds tx_stall_timeout{1000};
+  unsigned mtu = 1500;   ///< L3 MTU; an Ethernet frame may be mtu + 18 (header and VLAN tag)
+  bool promisc = true;   ///< af_packet: put the interface in promiscuous mode
+  bool persist = false;  ///< tap/tun: keep the device after fdlinkd exits
   Fanout fanout = Fanout::hash;  ///< af_packet with fds > 1
   bool tx_ring = false;          ///< af_packet: transmit through TPACKET_V2 TX rings
   bool qdisc_bypass = false;     ///< af_packet: PACKET_QDISC_BYPASS on transmit

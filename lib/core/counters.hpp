@@ -28,6 +28,7 @@ namespace fdlinkd {
   X(vnet_bad_headers, "virtio header says GSO but the IP/TCP headers do not match or parse") \
   X(too_big, "frame larger than the egress link's MTU")                                      \
   X(tx_queue_full, "egress fd would block (EAGAIN): its queue is full")                      \
+  X(tx_backlog_full, "a local peer was full and more frames waited for it than tx_backlog")  \
   X(tx_nobufs, "egress fd out of buffers (ENOBUFS)")                                         \
   X(link_down, "egress interface is down or gone (ENETDOWN, ENXIO, EIO)")                    \
   X(no_peer, "egress unix link has no connected peer")                                       \

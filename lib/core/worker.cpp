@@ -62,4 +62,37 @@ void Worker::grow(std::size_t wire_capacity, std::size_t rx_capacity) {
   copies = CopyArea(kSmallCopies, std::max<std::size_t>(wire, 1518), kLargeCopies, rx);
 }
 
+HoldWaiter::~HoldWaiter() {
+  leave();
+}
+
+void HoldWaiter::leave() {
+  if (!hold_) return;
+  if (prev_)
+    prev_->next_ = next_;
+  else
+    hold_->head_ = next_;
+  if (next_) next_->prev_ = prev_;
+  hold_ = nullptr;
+  next_ = prev_ = nullptr;
+}
+
+void Hold::wait(HoldWaiter& w) {
+  if (w.hold_ == this) return;
+  w.leave();
+  w.hold_ = this;
+  w.prev_ = nullptr;
+  w.next_ = head_;
+  if (head_) head_->prev_ = &w;
+  head_ = &w;
+}
+
+void Hold::release() {
+  while (head_) {
+    HoldWaiter* w = head_;
+    w->leave();
+    w->resume();
+  }
+}
+
 }  // namespace fdlinkd

@@ -41,6 +41,47 @@ class CopyArea {
 /// copy slot is free; the caller drops the frame as no_buffer.
 bool make_writable(Frame& f, CopyArea& copies);
 
+/// Back-pressure between an output and the dispatchers that feed it, on one worker.
+///
+/// An output whose peer cannot take more keeps the rest in its backlog and sets Worker::held
+/// during the pass; the dispatcher that ran the pass then waits on that Hold instead of reading
+/// again, until the output has sent its backlog (or gives up waiting) and releases it. A
+/// dispatcher waits on one Hold at a time; waiting, releasing and leaving all happen on the
+/// worker's thread, so no lock.
+class Hold;
+class HoldWaiter {
+ public:
+  virtual ~HoldWaiter();
+  /// The hold is released: read again (post it; do not run the pass from inside release()).
+  virtual void resume() = 0;
+  /// Stops waiting (a detached dispatcher); harmless when not waiting.
+  void leave();
+  bool waiting() const { return hold_ != nullptr; }
+
+ private:
+  friend class Hold;
+  Hold* hold_ = nullptr;
+  HoldWaiter* next_ = nullptr;
+  HoldWaiter* prev_ = nullptr;
+};
+
+class Hold {
+ public:
+  Hold() = default;
+  Hold(const Hold&) = delete;
+  Hold& operator=(const Hold&) = delete;
+  ~Hold() { release(); }
+  /// `w` waits until release(); it leaves any other hold first.
+  void wait(HoldWaiter& w);
+  /// Resumes every waiter.
+  void release();
+  bool empty() const { return head_ == nullptr; }
+
+ private:
+  friend class HoldWaiter;
+  HoldWaiter* head_ = nullptr;
+};
+
 struct Worker {
   static constexpr std::size_t kSpillFrames = 256;  ///< a 64 KiB frame at MSS 536: 123 segments
   static constexpr std::size_t kSmallCopies = 512;
@@ -60,6 +101,9 @@ struct Worker {
   std::size_t wire = 0, rx = 0;  ///< the capacities the buffers were made for
   Batch spill;  ///< where egress builds frames it makes (GSO segments, finished copies)
   CopyArea copies;
+  /// Set during a pass by an output that kept frames back for a full peer: the dispatcher that
+  /// runs the pass waits on it before reading again (see Hold).
+  Hold* held = nullptr;
 };
 
 }  // namespace fdlinkd

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #include "core/log.hpp"
 #include "core/virtio_net.hpp"
@@ -98,12 +99,19 @@ void Dispatcher::attach(int fd) {
 
 void Dispatcher::detach() {
   ++generation_;
+  leave();
   if (desc_.is_open()) {
     boost::system::error_code ec;
     desc_.cancel(ec);
     desc_.release();  // the link owns the fd
   }
   fd_ = -1;
+}
+
+void Dispatcher::resume() {
+  asio::post(io_, [this, gen = generation_] {
+    if (gen == generation_) on_ready();
+  });
 }
 
 void Dispatcher::wait() {
@@ -120,6 +128,7 @@ void Dispatcher::on_ready() {
     CounterValues tally;
     batch_.clear();
     const ReadEnd end = read(tally);
+    worker_.held = nullptr;
     if (!batch_.empty()) {
       if (mode_ != DispatchMode::packet_mmap) stamp_time();
       graph_->run(worker_, ingress_, root_, batch_);
@@ -127,8 +136,13 @@ void Dispatcher::on_ready() {
     if (ring_) ring_->release();  // the batch is sent: its blocks can go back to the kernel
     link_.counters(worker_.id, port_).add(tally);
     if (end == ReadEnd::closed) {
+      worker_.held = nullptr;
       detach();
       link_.port_closed(port_, *this);
+      return;
+    }
+    if (Hold* h = std::exchange(worker_.held, nullptr)) {  // an output is full: wait for it
+      h->wait(*this);
       return;
     }
     if (end == ReadEnd::drained) {

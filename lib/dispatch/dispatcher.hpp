@@ -10,6 +10,11 @@
 //
 // A frame that cannot be forwarded (runt, oversize) is counted under its reason and skipped:
 // it never ends the loop. EOF or a dead device ends the fd: the link is told (port_closed).
+//
+// Back-pressure: when an output kept frames back for a full local peer during a pass
+// (Worker::held), the dispatcher does not read again until that output releases it (it has
+// sent them, or stopped waiting for a stalled peer): its fd's kernel queue fills meanwhile, as
+// a wire's would. Other dispatchers of the worker go on.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -21,6 +26,7 @@
 #include "config/config.hpp"
 #include "core/batch.hpp"
 #include "core/counters.hpp"
+#include "core/worker.hpp"
 
 namespace fdlinkd {
 
@@ -30,7 +36,7 @@ class RxRing;
 class StreamFramer;
 struct Worker;
 
-class Dispatcher {
+class Dispatcher : public HoldWaiter {
  public:
   static constexpr int kMaxBatchesPerWake = 16;
   /// Catches the bytes of a frame larger than a slot, so it is seen whole and dropped.
@@ -38,15 +44,17 @@ class Dispatcher {
   /// Reads port `port` of `link` on worker thread `worker`, whose batches go to `graph`'s node
   /// named by the link's `sink`.
   Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& graph);
-  ~Dispatcher();
+  ~Dispatcher() override;
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
   /// Starts reading `fd` (owned by the link, not by the dispatcher). Call on the io thread or
   /// before it runs.
   void attach(int fd);
-  /// Stops reading; the fd stays open.
+  /// Stops reading (and waiting on a hold); the fd stays open.
   void detach();
+  /// The output that held it back has room again: read on.
+  void resume() override;
 
   /// Reload: batches from now on go to node `root` of `graph`, from the link with index
   /// `ingress`. Call on the io thread, between batches.

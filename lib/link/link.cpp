@@ -1,5 +1,6 @@
 #include "link/link.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -54,6 +55,8 @@ void Link::set_workers(unsigned workers) {
   workers_ = workers;
   counters_.reset(new PortCounters[workers * ports_.size()]);
   kernel_counters_.reset(new PortCounters[ports_.size()]);
+  tx_queues_.clear();
+  tx_queues_.resize(workers * ports_.size());
 }
 
 CounterValues Link::port_totals(std::size_t port) const {
@@ -64,6 +67,7 @@ CounterValues Link::port_totals(std::size_t port) const {
 }
 
 Link::~Link() {
+  alive_.reset();
   for (std::size_t i = 0; i < ports_.size(); ++i)
     close_port(i);
 }
@@ -145,10 +149,10 @@ void Link::transmit(Worker& w, Batch& batch) {
   if (tally.total_drops() != 0 || tally.gso_segments != 0) counters(w.id, 0).add(tally);
 }
 
-void Link::send_batch(Worker& /*w*/, Batch& batch) {
+void Link::send_batch(Worker& w, Batch& batch) {
   const std::size_t n = ports_.size();
   if (n == 1) {
-    send_on_port(batch, 0, -1);
+    send_on_port(w, batch, 0, -1);
     return;
   }
   const bool l2 = config_.layer() == Layer::ethernet;
@@ -160,30 +164,203 @@ void Link::send_batch(Worker& /*w*/, Batch& batch) {
   }
   for (; used != 0; used &= used - 1) {
     const auto q = static_cast<std::size_t>(std::countr_zero(used));
-    send_on_port(batch, q, static_cast<int>(q));
+    send_on_port(w, batch, q, static_cast<int>(q));
   }
 }
 
-void Link::send_on_port(Batch& batch, std::size_t q, int select) {
+void Link::send_on_port(Worker& w, Batch& batch, std::size_t q, int select) {
   const Port& port = *ports_[q];
   CounterValues tally;
   const int fd = port.fd.load(std::memory_order_relaxed);
+  TxQueue* tq = tx_queue(w, q);
   if (fd < 0) {
-    const DropReason why =
-        config_.type == LinkType::unix_socket ? DropReason::no_peer : DropReason::link_down;
+    const DropReason why = gone_reason();
     for (std::size_t i = 0; i < batch.size(); ++i)
       if (batch.goes_to(i, select)) ++tally.drop(why);
   } else {
-    TxTarget t;
-    t.fd = fd;
-    t.address = tx_address(t.address_len);
-    // egress.cpp already held frames to the MTU; only passed-through GSO frames are larger.
-    t.frame_capacity = config_.vnet_hdr ? config_.rx_capacity() : config_.frame_capacity();
-    t.is_socket = is_socket(config_.type);
-    t.vnet = config_.vnet_fd();
-    write_batch(t, batch, select, tally);
+    // Frames kept for an earlier connection (a unix peer that went) are not for this one.
+    if (tq && tq->watched_fd != fd && !tq->backlog.empty())
+      drop_backlog(tq->backlog, gone_reason(), tally);
+    write_batch(tx_target(fd, tq ? &tq->backlog : nullptr), batch, select, tally);
+    if (tq && !tq->backlog.empty()) hold_back(*tq, q, fd);
   }
   counters(batch.worker(), q).add(tally);
+}
+
+TxTarget Link::tx_target(int fd, TxBacklog* backlog) const {
+  TxTarget t;
+  t.fd = fd;
+  t.address = tx_address(t.address_len);
+  // egress.cpp already held frames to the MTU; only passed-through GSO frames are larger.
+  t.frame_capacity = config_.vnet_hdr ? config_.rx_capacity() : config_.frame_capacity();
+  t.is_socket = is_socket(config_.type);
+  t.vnet = config_.vnet_fd();
+  t.backlog = backlog;
+  return t;
+}
+
+DropReason Link::gone_reason() const {
+  return config_.type == LinkType::unix_socket ? DropReason::no_peer : DropReason::link_down;
+}
+
+// --- Back-pressure ------------------------------------------------------------------------
+
+TxQueue::TxQueue(Worker& w, std::size_t frames, std::size_t bytes)
+    : worker(w), backlog(frames, bytes), stall_timer(w.io), retry_timer(w.io) {}
+
+TxQueue::~TxQueue() {
+  if (watch) {
+    boost::system::error_code ec;
+    watch->close(ec);  // its own fd
+  }
+}
+
+TxQueue* Link::tx_queue(Worker& w, std::size_t q) {
+  // (A unix stream link has one even without a backlog: it waits for room to finish a frame
+  // a write cut short.)
+  const bool stream = config_.type == LinkType::unix_socket && config_.socket == UnixSocket::stream;
+  if ((config_.tx_backlog == 0 && !stream) || w.id >= workers_) return nullptr;
+  auto& slot = tx_queues_[w.id * ports_.size() + q];
+  if (!slot) {
+    // Room for tx_backlog frames of the wire size, each with a header (virtio-net or a
+    // stream length) in front: the byte bound, whatever mix of sizes comes.
+    const std::size_t bytes = std::size_t{config_.tx_backlog} * (config_.frame_capacity() + 16);
+    slot = std::make_unique<TxQueue>(w, config_.tx_backlog, bytes);
+  }
+  return slot.get();
+}
+
+int Link::tx_watch_fd(std::size_t /*q*/, int fd) {
+  return ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+bool Link::flush_tx(TxQueue& tq, std::size_t /*q*/, int fd, int& err, CounterValues& tally) {
+  tq.sent += send_backlog(tx_target(fd, &tq.backlog), tq.backlog, tally, err);
+  return tq.backlog.empty();
+}
+
+void Link::hold_back(TxQueue& tq, std::size_t q, int fd) {
+  if (!tq.stalled && config_.tx_backlog != 0) tq.worker.held = &tq.hold;
+  watch_stall(tq);
+  if (!tq.armed) wait_for_room(tq, q, fd);
+}
+
+void Link::watch_stall(TxQueue& tq) {
+  if (tq.timing) return;
+  tq.timing = true;
+  tq.sent_seen = tq.sent;
+  tq.progress_at = std::chrono::steady_clock::now();
+  tq.stall_timer.expires_at(tq.progress_at + config_.tx_stall_timeout);
+  tq.stall_timer.async_wait(
+      [this, &tq, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+        on_stall_timer(tq, ec, alive);
+      });
+}
+
+void Link::on_stall_timer(TxQueue& tq, const boost::system::error_code& ec,
+                          const std::weak_ptr<bool>& alive) {
+  if (ec || alive.expired()) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (tq.backlog.empty() && !tq.armed) {  // nothing waits any more
+    tq.timing = false;
+    return;
+  }
+  if (tq.sent != tq.sent_seen) {  // it moved: look again a timeout after that
+    tq.sent_seen = tq.sent;
+    tq.progress_at = now;
+  } else if (now - tq.progress_at >= config_.tx_stall_timeout && !tq.stalled) {
+    tq.stalled = true;
+    log::warn("tx_peer_stalled",
+              "the peer takes no frames: no longer holding back the links that feed it; "
+              "frames beyond tx_backlog are dropped (tx_backlog_full) until it reads again",
+              {{"link", name()},
+               {"waiting", tq.backlog.size()},
+               {"timeout_ms", config_.tx_stall_timeout.count()}});
+    tq.hold.release();
+  }
+  tq.stall_timer.expires_at(tq.stalled ? now + config_.tx_stall_timeout
+                                       : tq.progress_at + config_.tx_stall_timeout);
+  tq.stall_timer.async_wait(
+      [this, &tq, alive](const boost::system::error_code& e) { on_stall_timer(tq, e, alive); });
+}
+
+void Link::wait_for_room(TxQueue& tq, std::size_t q, int fd) {
+  namespace asio = boost::asio;
+  if (!tq.watch || tq.watched_fd != fd) {
+    if (tq.watch) {
+      boost::system::error_code ec;
+      tq.watch->close(ec);
+      tq.watch.reset();
+    }
+    const int mine = tx_watch_fd(q, fd);
+    if (mine < 0) return;  // (what waits goes before the next batch)
+    tq.watch = std::make_unique<asio::posix::stream_descriptor>(tq.worker.io, mine);
+    tq.watched_fd = fd;
+  } else {
+    tx_watch_rearm(tq.watch->native_handle());
+  }
+  tq.armed = true;
+  tq.watch->async_wait(
+      asio::posix::stream_descriptor::wait_write,
+      [this, &tq, q, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+        if (ec || alive.expired()) return;  // (released by the link's destructor: gone)
+        on_room(tq, q, true);
+      });
+}
+
+void Link::on_room(TxQueue& tq, std::size_t q, bool woken) {
+  tq.armed = false;
+  CounterValues tally;
+  const int fd = ports_[q]->fd.load(std::memory_order_relaxed);
+  int err = 0;
+  bool done = true;
+  const std::uint64_t before = tq.sent;
+  if (fd < 0 || fd != tq.watched_fd)
+    drop_backlog(tq.backlog, gone_reason(), tally);
+  else
+    done = flush_tx(tq, q, fd, err, tally);
+  counters(tq.worker.id, q).add(tally);
+  if (tq.sent != before) {
+    tq.sent_seen = tq.sent;
+    tq.progress_at = std::chrono::steady_clock::now();
+  }
+  if (done || err != EAGAIN) {  // (after another error flush_tx dropped the rest)
+    if (tq.stalled) log::info("tx_peer_resumed", "the peer takes frames again", {{"link", name()}});
+    tq.stalled = false;
+    tq.hold.release();
+    return;
+  }
+  if (tq.sent != before || !woken) {
+    wait_for_room(tq, q, fd);
+    return;
+  }
+  // Woken without room: the fd watched is not the one that was full (a unix dgram link
+  // watches the peer's queue, but its own send buffer was full). Look again shortly.
+  tq.armed = true;
+  tq.retry_timer.expires_after(std::chrono::milliseconds(1));
+  tq.retry_timer.async_wait(
+      [this, &tq, q, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+        if (ec || alive.expired()) return;
+        on_room(tq, q, false);
+      });
+}
+
+void Link::release_tx(std::size_t worker) {
+  for (std::size_t q = 0; q < ports_.size(); ++q) {
+    auto& tq = tx_queues_[worker * ports_.size() + q];
+    if (!tq) continue;
+    CounterValues tally;
+    drop_backlog(tq->backlog, gone_reason(), tally);
+    counters(worker, q).add(tally);
+    boost::system::error_code ec;
+    tq->stall_timer.cancel();
+    tq->retry_timer.cancel();
+    if (tq->watch) tq->watch->close(ec);
+    tq->watch.reset();
+    tq->armed = tq->timing = tq->stalled = false;
+    tq->watched_fd = -1;
+    tq->hold.release();
+  }
 }
 
 CounterValues Link::totals() const {

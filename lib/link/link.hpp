@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -20,6 +22,9 @@
 #include "config/config.hpp"
 #include "core/batch.hpp"
 #include "core/counters.hpp"
+#include "core/worker.hpp"
+#include "writer/backlog.hpp"
+#include "writer/writer.hpp"
 
 namespace fdlinkd {
 
@@ -32,7 +37,25 @@ class LinkError : public std::runtime_error {
 
 class RxRing;
 
-struct Worker;
+/// Back-pressure state of one fd of a link on one worker (links with tx_backlog > 0): the
+/// frames waiting for the peer, the dispatchers held back meanwhile, and the wait for room.
+/// Made at the first full peer; used by that worker's thread only.
+struct TxQueue {
+  TxQueue(Worker& w, std::size_t frames, std::size_t bytes);
+  ~TxQueue();
+  Worker& worker;
+  TxBacklog backlog;
+  Hold hold;  ///< the dispatchers of this worker that wait for the backlog to go
+  std::unique_ptr<boost::asio::posix::stream_descriptor> watch;  ///< the fd watched for room
+  int watched_fd = -1;  ///< the port's fd that `watch` stands for
+  bool armed = false;   ///< a wait for room is pending
+  boost::asio::steady_timer stall_timer, retry_timer;
+  bool timing = false;          ///< stall_timer is running
+  bool stalled = false;         ///< gave up holding back (the peer made no progress for a while)
+  std::uint64_t sent = 0;       ///< frames sent from the backlog (progress)
+  std::uint64_t sent_seen = 0;  ///< `sent` when the stall timer last looked
+  std::chrono::steady_clock::time_point progress_at;  ///< when it last saw `sent` move
+};
 
 /// One fd of a link. `fd` is -1 while there is none (a unix seqpacket link without a connected
 /// peer); workers that transmit read it without a lock.
@@ -147,8 +170,41 @@ class Link {
   /// hash, and each fd gets its frames in one system call, in their original order.
   virtual void send_batch(Worker& w, Batch& batch);
   /// Sends the frames of `batch` bound for port q (all when select < 0) and counts them there.
-  void send_on_port(Batch& batch, std::size_t q, int select);
+  void send_on_port(Worker& w, Batch& batch, std::size_t q, int select);
 
+  // --- Back-pressure (tx_backlog > 0) ----------------------------------------------------
+  /// Port q's backlog on worker w (made at first use), or nullptr without tx_backlog.
+  TxQueue* tx_queue(Worker& w, std::size_t q);
+  /// Frames wait in `tq` for port q's `fd`: wait for room, and hold back the dispatcher whose
+  /// pass this is (Worker::held) unless the peer has stalled.
+  void hold_back(TxQueue& tq, std::size_t q, int fd);
+  /// Waits for room on port q's `fd` (a watch fd, tx_watch_fd()), then on_room().
+  void wait_for_room(TxQueue& tq, std::size_t q, int fd);
+  /// Room (`woken`), or a retry: sends what waits; releases the hold once nothing does.
+  void on_room(TxQueue& tq, std::size_t q, bool woken);
+  /// Notices a peer that takes nothing for tx_stall_timeout: stops holding back for it.
+  void watch_stall(TxQueue& tq);
+  void on_stall_timer(TxQueue& tq, const boost::system::error_code& ec,
+                      const std::weak_ptr<bool>& alive);
+  /// Sends what it can of what waits in `tq` for port q's `fd`; true when nothing waits, else
+  /// `err` says why (EAGAIN: full again).
+  virtual bool flush_tx(TxQueue& tq, std::size_t q, int fd, int& err, CounterValues& tally);
+  /// A new fd to watch for room on port q's `fd`: a dup (the fd itself may be in the same
+  /// worker's epoll, for reading, and epoll takes an fd once).
+  virtual int tx_watch_fd(std::size_t q, int fd);
+  /// Before each wait on `watch_fd` (a unix dgram link points its probe at the peer again).
+  virtual void tx_watch_rearm(int /*watch_fd*/) {}
+  /// What frames waiting for a gone peer or fd count as.
+  DropReason gone_reason() const;
+  /// The TxTarget for port q's `fd`.
+  TxTarget tx_target(int fd, TxBacklog* backlog) const;
+
+ public:
+  /// On worker `worker`'s thread: drops what waits for this link there (it goes down or
+  /// leaves) and lets the dispatchers it holds read again.
+  void release_tx(std::size_t worker);
+
+ protected:
   unsigned workers_ = 1;
   std::size_t index_ = 0;
   std::atomic<bool> down_{false};
@@ -161,6 +217,10 @@ class Link {
   std::unique_ptr<PortCounters[]> counters_;  ///< [worker * ports + port]
   /// What the kernel counted (collect_kernel_counters): written by the stats thread only.
   std::unique_ptr<PortCounters[]> kernel_counters_;
+  /// [worker * ports + port]; each made and used by its worker's thread.
+  std::vector<std::unique_ptr<TxQueue>> tx_queues_;
+  /// Expires with the link: handlers of waits it started check it first.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 /// The links of the running config, by name. A link keeps its index (Pass::ingress(), what a

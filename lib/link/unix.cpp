@@ -64,11 +64,6 @@ int socket_type(UnixSocket s) {
 }  // namespace
 
 UnixLink::~UnixLink() {
-  for (auto& t : tx_waiters_)
-    if (t.desc) {
-      boost::system::error_code ec;
-      t.desc->close(ec);  // its own dup
-    }
   if (acceptor_) acceptor_->release();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (retired_fd_ >= 0) ::close(retired_fd_);
@@ -95,7 +90,6 @@ void UnixLink::stop() {
 void UnixLink::open_fds() {
   if (stream()) {
     writer_ = std::make_unique<StreamWriter>(config_.frame_capacity());
-    tx_waiters_ = std::vector<TxWaiter>(workers_);
     if (config_.connect) return;  // start() connects
   }
   const int type = socket_type(config_.socket);
@@ -262,44 +256,50 @@ void UnixLink::send_batch(Worker& w, Batch& batch) {
     return;
   }
   CounterValues tally;
+  TxQueue* tq = tx_queue(w, 0);  // (a stream link always has one: to finish a cut write)
+  int fd;
+  bool waiting = false;
   {
     std::lock_guard lock(tx_mutex_);
-    const int fd = ports_[0]->fd.load(std::memory_order_relaxed);
+    fd = ports_[0]->fd.load(std::memory_order_relaxed);
     if (fd < 0) {
       tally.drop(DropReason::no_peer) += batch.size();
     } else {
-      writer_->send(fd, batch, tally);
-      if (writer_->pending()) wait_writable(w, fd);
+      if (tq->watched_fd != fd && !tq->backlog.empty())
+        drop_backlog(tq->backlog, DropReason::no_peer, tally);  // (for an earlier peer)
+      writer_->send(fd, batch, tally, config_.tx_backlog ? &tq->backlog : nullptr);
+      waiting = writer_->pending() || !tq->backlog.empty();
     }
   }
+  if (waiting) hold_back(*tq, 0, fd);
   counters(batch.worker(), 0).add(tally);
 }
 
-void UnixLink::wait_writable(Worker& w, int fd) {
-  TxWaiter& t = tx_waiters_[w.id];
-  if (t.armed && t.fd == fd) return;
-  if (t.desc) {
-    boost::system::error_code ec;
-    t.desc->close(ec);  // (its own dup of an earlier connection's fd)
+bool UnixLink::flush_tx(TxQueue& tq, std::size_t q, int fd, int& err, CounterValues& tally) {
+  if (!stream()) return Link::flush_tx(tq, q, fd, err, tally);
+  std::lock_guard lock(tx_mutex_);
+  if (ports_[0]->fd.load(std::memory_order_relaxed) != fd) {
+    drop_backlog(tq.backlog, DropReason::no_peer, tally);
+    return true;
   }
-  // A dup of the fd: the dispatcher has the fd itself registered with this worker's reactor
-  // (when it reads on this worker), and epoll takes an fd only once.
-  const int mine = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (mine < 0) return;  // (the rest goes with the next batch)
-  t.desc = std::make_unique<asio::posix::stream_descriptor>(w.io, mine);
-  t.fd = fd;
-  t.armed = true;
-  t.desc->async_wait(
-      asio::posix::stream_descriptor::wait_write,
-      [this, &w, fd, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
-        // (released by the link's destructor: aborted, and `this` is gone)
-        if (ec || alive.expired()) return;
-        tx_waiters_[w.id].armed = false;
-        std::lock_guard lock(tx_mutex_);
-        if (ports_[0]->fd.load(std::memory_order_relaxed) != fd) return;
-        int err = 0;
-        if (!writer_->flush(fd, err) && err == EAGAIN) wait_writable(w, fd);
-      });
+  std::size_t progress = 0;
+  const bool done = writer_->flush(fd, err, &tq.backlog, tally, progress);
+  tq.sent += progress;
+  return done;
+}
+
+int UnixLink::tx_watch_fd(std::size_t q, int fd) {
+  if (config_.socket != UnixSocket::dgram) return Link::tx_watch_fd(q, fd);
+  const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (probe >= 0) tx_watch_rearm(probe);
+  return probe;
+}
+
+void UnixLink::tx_watch_rearm(int watch_fd) {
+  // Connected again each time: a peer that restarted has a new socket at the same path. If
+  // the peer is not there the probe is writable at once and the send says no_peer.
+  if (config_.socket == UnixSocket::dgram && peer_len_)
+    ::connect(watch_fd, reinterpret_cast<const sockaddr*>(&peer_), peer_len_);
 }
 
 }  // namespace fdlinkd

@@ -20,6 +20,12 @@
 // and skipped; only the peer hanging up ends the connection.
 // Frames are Ethernet frames, as on a TAP (qemu's `-netdev stream/dgram` convention).
 //
+// Back-pressure: the peer is a local process (a VM, a container), so when it is full the frames
+// wait for it (tx_backlog per worker, TxQueue) and the links that feed it stop reading
+// meanwhile. fdlinkd waits for room with epoll: on a dup of the connection (stream, seqpacket),
+// or for dgram on a probe socket connected to `peer` (an unconnected datagram socket is always
+// writable; a connected one is writable when its peer's queue has room).
+//
 // Keys: path (required), socket, peer, connect, listen, socket_mode, socket_group, plus the
 // common link keys.
 #pragma once
@@ -52,6 +58,9 @@ class UnixLink : public Link {
   void open_fds() override;
   const sockaddr* tx_address(socklen_t& len) const override;
   void send_batch(Worker& w, Batch& batch) override;
+  bool flush_tx(TxQueue& tq, std::size_t q, int fd, int& err, CounterValues& tally) override;
+  int tx_watch_fd(std::size_t q, int fd) override;
+  void tx_watch_rearm(int watch_fd) override;
 
  private:
   bool stream() const;
@@ -59,9 +68,6 @@ class UnixLink : public Link {
   void accept_peer();
   /// connect = true: one attempt; on failure, the next after the backoff.
   void try_connect();
-  /// A stream write was cut short on worker `w`: finish it when the socket is writable.
-  void wait_writable(Worker& w, int fd);
-
   int listen_fd_ = -1;
   int retired_fd_ = -1;  ///< the last peer's fd, closed when the next peer arrives
   bool bound_ = false;
@@ -76,13 +82,6 @@ class UnixLink : public Link {
   // socket = "stream": one writer at a time (workers share the connection), per batch.
   std::mutex tx_mutex_;
   std::unique_ptr<StreamWriter> writer_;
-  struct TxWaiter {
-    std::unique_ptr<boost::asio::posix::stream_descriptor> desc;  ///< on a dup of `fd`
-    int fd = -1;
-    bool armed = false;
-  };
-  std::vector<TxWaiter> tx_waiters_;  ///< per worker: waits for room to finish a cut write
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< for the waiters' handlers
 };
 
 }  // namespace fdlinkd

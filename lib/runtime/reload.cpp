@@ -138,6 +138,7 @@ void Runtime::start_reload(std::string why) {
     for (Dispatcher* d : ds)
       asio::post(d->io(), [d] { d->detach(); });
     if (!ds.empty()) asio::post(ds[0]->io(), [link] { link->stop(); });
+    release_tx(*link);
     recovery_.erase(link);
     plan->leaving.push_back(links_.take(name));
   }

@@ -229,8 +229,15 @@ void Runtime::take_down(Link& link, const std::string& reason, bool keep_fds) {
              {"down_count", link.down_count()}});
   for (Dispatcher* d : link_dispatchers_[&link])
     asio::post(d->io(), [d] { d->detach(); });
+  release_tx(link);
   if (keep_fds) return;
   close_when_workers_pass(link);
+}
+
+void Runtime::release_tx(Link& link) {
+  // What waits for the link is dropped, and the links it held back read again.
+  for (auto& c : contexts_)
+    asio::post(c->io, [l = &link, id = c->id] { l->release_tx(id); });
 }
 
 void Runtime::close_when_workers_pass(Link& link) {

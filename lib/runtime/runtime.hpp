@@ -96,6 +96,8 @@ class Runtime {
   void take_down(Link& link, const std::string& reason, bool keep_fds = false);
   /// Closes what take_down retired once every worker is past it, then brings the link up if
   /// its interface came back meanwhile (or it is a TAP fdlinkd made).
+  /// On every worker: drops what waits in `link`'s backlogs and frees what they hold back.
+  void release_tx(Link& link);
   void close_when_workers_pass(Link& link);
   /// Its interface is back: reopen and restart the dispatchers.
   void bring_up(Link& link);

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "core/virtio_net.hpp"
+#include "writer/backlog.hpp"
 
 namespace fdlinkd {
 
@@ -35,6 +36,28 @@ bool tx_error_ends_batch(int err) {
 
 namespace {
 
+// Keeps frames from..n of a send (their iovecs, 2 per frame: header, bytes) in the backlog;
+// what does not fit is tx_backlog_full.
+void keep(const TxTarget& t, const iovec* iov, std::size_t from, std::size_t n,
+          CounterValues& tally) {
+  for (std::size_t k = from; k < n; ++k) {
+    const iovec& h = iov[2 * k];
+    const iovec& f = iov[2 * k + 1];
+    if (!t.backlog->push(h.iov_base, t.vnet ? h.iov_len : 0,
+                         static_cast<const std::uint8_t*>(f.iov_base), f.iov_len))
+      ++tally.drop(DropReason::tx_backlog_full);
+  }
+}
+
+// With a backlog that is not empty: sends it first; true when it is still not empty (then
+// everything newer must wait behind it).
+bool backlog_waits(const TxTarget& t, CounterValues& tally) {
+  if (!t.backlog || t.backlog->empty()) return false;
+  int err = 0;
+  send_backlog(t, *t.backlog, tally, err);
+  return !t.backlog->empty();
+}
+
 void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
   iovec* iov = b.iov();
   mmsghdr* msgs = b.msgs();
@@ -58,6 +81,10 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
     h.msg_flags = 0;
     ++n;
   }
+  if (backlog_waits(t, tally)) {
+    keep(t, iov, 0, n, tally);
+    return;
+  }
   std::size_t i = 0;
   while (i < n) {
     const int r =
@@ -72,6 +99,10 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
     }
     const int err = r < 0 ? errno : EAGAIN;
     if (err == EINTR) continue;
+    if (err == EAGAIN && t.backlog) {
+      keep(t, iov, i, n, tally);
+      return;
+    }
     if (tx_error_ends_batch(err)) {
       tally.drop(tx_drop_reason(err)) += n - i;
       return;
@@ -82,6 +113,7 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
 }
 
 void write_each(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
+  bool waiting = backlog_waits(t, tally);
   for (std::size_t k = 0; k < b.size(); ++k) {
     if (!b.goes_to(k, port)) continue;
     const Frame& f = b[k];
@@ -90,6 +122,10 @@ void write_each(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       continue;
     }
     const iovec iov[2] = {{&b.tx_header(k), sizeof(VirtioNetHdr)}, {f.data, f.len}};
+    if (waiting) {
+      keep(t, iov, 0, 1, tally);
+      continue;
+    }
     ssize_t r;
     do {
       r = t.vnet ? ::writev(t.fd, iov, 2) : ::write(t.fd, f.data, f.len);
@@ -97,6 +133,9 @@ void write_each(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
     if (r >= 0) {
       ++tally.tx_packets;
       tally.tx_bytes += f.len;
+    } else if (errno == EAGAIN && t.backlog) {
+      keep(t, iov, 0, 1, tally);
+      waiting = true;
     } else {
       ++tally.drop(tx_drop_reason(errno));
     }

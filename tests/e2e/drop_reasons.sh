@@ -168,6 +168,7 @@ stats_interval = "0s"
 name = "u"
 type = "unix"
 path = "$TMP/u.sock"
+tx_backlog = 0  # drops when full, as a wire (tx_backlog_full: backpressure.sh)
 sink = "to-d"
 [[link]]
 name = "d"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# vm.sh stream_listen|stream_connect|tap: a real QEMU guest (the host's Debian kernel, a
+# vm.sh stream_listen|stream_connect|dgram|tap: a real QEMU guest (the host's Debian kernel, a
 # busybox initramfs, TCG) plugged into fdlinkd:
 #   stream_listen:  a unix link with socket = "stream"; fdlinkd listens, QEMU connects
 #                   (-netdev stream,server=off);
 #   stream_connect: the same, QEMU listens (server=on), fdlinkd connects;
+#   dgram:          a unix link with socket = "dgram" (-netdev dgram), with the default
+#                   net.unix.max_dgram_qlen of 10: QEMU's socket queues 10 datagrams, and
+#                   the 5 MiB toward the guest must still lose none in fdlinkd (back-pressure:
+#                   it waits for the guest instead of dropping);
 #   tap:            QEMU makes a TAP (-netdev tap,vnet_hdr=on), fdlinkd reads its host side
 #                   with an af_packet link. When the VM goes, the TAP goes; the next VM makes
 #                   it again (a new ifindex) and fdlinkd follows.
@@ -11,9 +15,10 @@
 # First boot: 20 pings 0% loss, 5 MiB host -> guest and 5 MiB guest -> host over TCP with equal
 # SHA-256 on both ends. The guest powers off; a second guest boots on the same socket or TAP
 # name and pings again, without fdlinkd restarting. Skipped (77) without qemu-system-x86, a
-# kernel in /boot or busybox-static.
+# kernel in /boot or busybox-static. VM_LINK_EXTRA adds keys to the guest's link (to measure
+# without back-pressure: VM_LINK_EXTRA="tx_backlog = 0"; the last check then fails).
 source "$(dirname "$0")/lib.sh"
-MODE=${1:?stream_listen, stream_connect or tap}
+MODE=${1:?stream_listen, stream_connect, dgram or tap}
 KERNEL=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
 command -v qemu-system-x86_64 >/dev/null && [ -n "$KERNEL" ] && [ -x /bin/busybox ] ||
   { echo "vm: needs qemu-system-x86, linux-image-amd64 and busybox-static; skipped" >&2; exit 77; }
@@ -27,6 +32,7 @@ server=off
 case $MODE in
   stream_listen) vm_link=$(printf 'type = "unix"\nsocket = "stream"\npath = "%s"\nlisten = true' "$SOCK"); server=off ;;
   stream_connect) vm_link=$(printf 'type = "unix"\nsocket = "stream"\npath = "%s"\nconnect = true' "$SOCK"); server=on ;;
+  dgram) vm_link=$(printf 'type = "unix"\nsocket = "dgram"\npath = "%s"\npeer = "%s"' "$TMP/fd.sock" "$SOCK") ;;
   tap) vm_link=$(printf 'type = "af_packet"\ninterface = "%s"' "$TAP") ;;
   *) fail "unknown mode $MODE" ;;
 esac
@@ -41,6 +47,7 @@ sink = "to-vm"
 [[link]]
 name = "vm"
 $vm_link
+${VM_LINK_EXTRA:-}
 sink = "to-wire"
 $(forward_sinks wire vm)
 EOT
@@ -69,6 +76,10 @@ EOT
 boot() {
   local netdev="stream,id=n0,server=$server,addr.type=unix,addr.path=$SOCK"
   [ "$MODE" = stream_connect ] && rm -f "$SOCK"
+  if [ "$MODE" = dgram ]; then
+    rm -f "$SOCK"
+    netdev="dgram,id=n0,local.type=unix,local.path=$SOCK,remote.type=unix,remote.path=$TMP/fd.sock"
+  fi
   [ "$MODE" = tap ] && netdev="tap,id=n0,ifname=$TAP,script=no,downscript=no,vnet_hdr=on"
   ip netns exec "$ID-fw" qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -kernel "$KERNEL" \
     -initrd "$2" -append "console=ttyS0 quiet loglevel=1 fdl.ip=10.77.6.2/24 panic=-1" \
@@ -118,8 +129,10 @@ console vm1 "reboot: Power down" 60
 wait "$VM" || true
 gone=unix_peer_disconnected
 [ "$MODE" = tap ] && gone=link_down
-for _ in $(seq 50); do logq has "$gone" && break; sleep 0.1; done
-logq has "$gone" || fail "fdlinkd did not log the guest going away ($gone)"
+if [ "$MODE" != dgram ]; then  # (a datagram peer does not connect: nothing to see going)
+  for _ in $(seq 50); do logq has "$gone" && break; sleep 0.1; done
+  logq has "$gone" || fail "fdlinkd did not log the guest going away ($gone)"
+fi
 
 ip -n "$ID-h1" neigh flush dev h1
 boot vm2 "$TMP/ping.gz"
@@ -129,7 +142,13 @@ pass "a second guest on the same socket or TAP name: 20 pings, 0% loss, fdlinkd 
 console vm2 "reboot: Power down" 60
 wait "$VM" || true
 stop_daemon
-if [ "$MODE" != tap ]; then
+if [ "${MODE%_*}" = stream ]; then
   [ "$(logq final vm rx_errors)" -eq 0 ] || fail "framing errors on the stream: $(logq final vm rx_errors)"
   pass "no framing error on the stream link"
+fi
+if [ "$MODE" != tap ]; then
+  # Toward the guest nothing was dropped for want of room: it was waited for.
+  full=$(( $(logq final vm drop_tx_queue_full) + $(logq final vm drop_tx_backlog_full) ))
+  [ "$full" -eq 0 ] || fail "frames toward the guest dropped ($(logq final vm tx_packets) sent): tx_queue_full $(logq final vm drop_tx_queue_full), tx_backlog_full $(logq final vm drop_tx_backlog_full)"
+  pass "toward the guest: $(logq final vm tx_packets) frames sent, 0 dropped as tx_queue_full or tx_backlog_full (the wire's kernel queue dropped $(logq final wire drop_rx_queue_full))"
 fi

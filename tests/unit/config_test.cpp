@@ -776,3 +776,56 @@ sink = "to-b"
     CHECK_THAT(errs[0].message, Catch::Contains("without control characters"));
   }
 }
+
+TEST_CASE("back-pressure keys: unix links wait by default, tap/tun when asked, af_packet never") {
+  auto r = parse_config(R"([[link]]
+name = "u"
+type = "unix"
+path = "/run/u.sock"
+sink = "s"
+[[link]]
+name = "v"
+type = "unix"
+socket = "dgram"
+path = "/run/v.sock"
+tx_backlog = 0
+sink = "s"
+[[link]]
+name = "t"
+type = "tap"
+interface = "tap0"
+tx_backlog = 512
+tx_stall_timeout = "250ms"
+sink = "s"
+[[sink]]
+name = "s"
+type = "drop"
+)",
+                        "t.toml");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links[0].tx_backlog == 256);
+  CHECK(r.config->links[0].tx_stall_timeout == std::chrono::seconds(1));
+  CHECK(r.config->links[1].tx_backlog == 0);
+  CHECK(r.config->links[2].tx_backlog == 512);
+  CHECK(r.config->links[2].tx_stall_timeout == std::chrono::milliseconds(250));
+}
+
+TEST_CASE("bad config: tx_backlog on an af_packet link") {
+  auto text = kLinks;
+  text.replace(text.find("sink = \"to-b\""), 0, "tx_backlog = 64\n");
+  expect_one(text, 6, 14, "tx_backlog is not allowed in link \"a\": an af_packet link is a wire");
+}
+
+TEST_CASE("bad config: tx_stall_timeout out of range") {
+  expect_one(R"([[link]]
+name = "u"
+type = "unix"
+path = "/run/u.sock"
+tx_stall_timeout = "90s"
+sink = "s"
+[[sink]]
+name = "s"
+type = "drop"
+)",
+             5, 20, "tx_stall_timeout in link \"u\" must be from 1ms to 60s");
+}

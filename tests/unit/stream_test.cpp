@@ -14,6 +14,7 @@
 #include "dispatch/stream_framer.hpp"
 #include "frames.hpp"
 #include "test_worker.hpp"
+#include "writer/backlog.hpp"
 #include "writer/stream.hpp"
 
 using namespace fdlinkd;
@@ -179,12 +180,17 @@ TEST_CASE(
   CHECK(t.received().size() == 1);
 }
 
-TEST_CASE("stream writer: a write cut short is finished first and frames never interleave") {
-  int fds[2];
+// A stream socketpair whose buffers hold about 4 KiB: writes are cut short often.
+static void small_stream_pair(int fds[2]) {
   REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
   const int small = 4096;
   ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
   ::setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+}
+
+TEST_CASE("stream writer: a write cut short is finished first and frames never interleave") {
+  int fds[2];
+  small_stream_pair(fds);
   StreamWriter w(1518);
   Batch batch(64, 2048);
   std::vector<Bytes> sent_frames;
@@ -219,6 +225,63 @@ TEST_CASE("stream writer: a write cut short is finished first and frames never i
     got.insert(got.end(), buf, buf + n);
   CHECK(tally.drop(DropReason::tx_queue_full) > 0);  // the socket was full at times
   CHECK(cut(got, 1 << 20) == sent_frames);           // and every frame sent is whole
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST_CASE("stream writer with a backlog: what the socket cannot take waits, none is dropped") {
+  int fds[2];
+  small_stream_pair(fds);
+  StreamWriter w(1518);
+  TxBacklog backlog(256, 256 * (1518 + 16));
+  Batch batch(64, 2048);
+  std::vector<Bytes> all;
+  CounterValues tally;
+  Bytes got;
+  std::uint8_t buf[65536];
+  bool backlog_used = false;  // frames waited there at times
+  auto read_some = [&] {
+    const ssize_t n = ::read(fds[1], buf, sizeof buf);
+    if (n > 0) got.insert(got.end(), buf, buf + n);
+  };
+  // Batches of 64 into a small socket, read a little in between, fewer frames than the
+  // backlog holds in flight: every frame must arrive, whole and in order.
+  for (int round = 0; round < 40; ++round) {
+    batch.clear();
+    for (std::size_t i = 0; i < 64; ++i) {
+      all.push_back(eth_frame(1000 + (round * 64 + i) % 500, static_cast<std::uint8_t>(round + i)));
+      std::memcpy(batch.slot(i), all.back().data(), all.back().size());
+      batch.push(batch.slot(i), static_cast<std::uint32_t>(all.back().size()));
+    }
+    w.send(fds[0], batch, tally, &backlog);
+    CHECK(backlog.size() <= 256);
+    backlog_used = backlog_used || backlog.size() > 64;
+    // The peer reads until the next batch fits in the backlog (what a waiting dispatcher
+    // leaves it).
+    for (int k = 0; k < 10000 && backlog.size() > 192; ++k) {
+      read_some();
+      int err = 0;
+      std::size_t progress = 0;
+      w.flush(fds[0], err, &backlog, tally, progress);
+    }
+  }
+  int err = 0;
+  std::size_t progress = 0;
+  for (int i = 0; i < 10000 && !w.flush(fds[0], err, &backlog, tally, progress); ++i)
+    read_some();
+  CHECK_FALSE(w.pending());
+  CHECK(backlog.empty());
+  for (ssize_t n; (n = ::read(fds[1], buf, sizeof buf)) > 0;)
+    got.insert(got.end(), buf, buf + n);
+  CHECK(tally.total_drops() == 0);
+  CHECK(tally.tx_packets == all.size());
+  CHECK(backlog_used);
+  const auto frames = cut(got, 1 << 20);
+  REQUIRE(frames.size() == all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    INFO("frame " << i);
+    REQUIRE((frames[i] == all[i]));
+  }
   ::close(fds[0]);
   ::close(fds[1]);
 }
