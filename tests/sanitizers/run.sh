@@ -31,7 +31,7 @@ case $KIND in
         # plugin, and a link going away and coming back)
         e2e=("bridge.sh vlan" "sinks.sh filter" "plugin.sh" "vnet_offloads.sh plain"
              "vlan_tags.sh packet_mmap" "unix_seqpacket.sh" "tap_afpacket.sh" "link_recovery.sh recvmmsg"
-             "reload.sh traffic" "ops.sh control" "unix_stream.sh connect")
+             "reload.sh traffic" "ops.sh control" "unix_stream.sh connect" "backpressure.sh")
         units="*" ;;
   *) echo "usage: run.sh tsan|asan" >&2; exit 2 ;;
 esac

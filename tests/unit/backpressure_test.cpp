@@ -37,7 +37,7 @@ Bytes numbered(std::uint32_t seq, std::size_t len) {
 
 }  // namespace
 
-TEST_CASE("tx backlog: frames come out as they went in, across wrap-arounds, within bounds") {
+TEST_CASE("tx backlog: frames come out as they went in across wrap-arounds and within bounds") {
   TxBacklog b(8, 3000);
   std::deque<Bytes> ref;
   std::mt19937 rng(7);
@@ -78,7 +78,7 @@ TEST_CASE("tx backlog: frames come out as they went in, across wrap-arounds, wit
   CHECK(refused > 0);
 }
 
-TEST_CASE("hold: each waiter resumes once on release; one that left is not resumed") {
+TEST_CASE("hold: each waiter resumes once on release and one that left is not resumed") {
   struct Waiter : HoldWaiter {
     int resumed = 0;
     void resume() override { ++resumed; }
@@ -109,11 +109,14 @@ namespace {
 // a (seqpacket) -> forward -> b (seqpacket with a small send buffer, tx_backlog, a peer that
 // reads when the test says so).
 struct SlowPeer {
-  explicit SlowPeer(unsigned backlog, std::chrono::milliseconds stall)
+  /// b_type tap: b's fd is written one frame at a time, as a TAP's (write(), not sendmmsg).
+  explicit SlowPeer(unsigned backlog, std::chrono::milliseconds stall,
+                    LinkType b_type = LinkType::unix_socket)
       : a(SOCK_SEQPACKET, 4 << 20), b(SOCK_SEQPACKET, 8192) {
     ca.name = "a";
     ca.sink = "to-b";
-    ca.type = cb.type = LinkType::unix_socket;
+    ca.type = LinkType::unix_socket;
+    cb.type = b_type;
     cb.name = "b";
     cb.tx_backlog = backlog;
     cb.tx_stall_timeout = stall;
@@ -152,7 +155,9 @@ struct SlowPeer {
 }  // namespace
 
 TEST_CASE("back-pressure: a slow peer gets every frame in order while the feeder waits") {
-  SlowPeer t(64, std::chrono::seconds(5));
+  const LinkType type = GENERATE(LinkType::unix_socket, LinkType::tap);
+  INFO("b is written as a " << (type == LinkType::tap ? "tap (write per frame)" : "socket"));
+  SlowPeer t(64, std::chrono::seconds(5), type);
   t.send(0, 2000);
   t.run_for(std::chrono::milliseconds(100));
   // b's socket and its backlog are full: the dispatcher stopped reading a.
@@ -176,7 +181,8 @@ TEST_CASE("back-pressure: a slow peer gets every frame in order while the feeder
   INFO("frames a's dispatcher had read while b was full: " << read_while_full);
 }
 
-TEST_CASE("back-pressure: a stalled peer stops holding the feeder; frames over tx_backlog count") {
+TEST_CASE(
+    "back-pressure: a stalled peer stops holding the feeder and frames over tx_backlog count") {
   SlowPeer t(16, std::chrono::milliseconds(50));
   t.send(0, 1000);
   t.run_for(std::chrono::milliseconds(400));

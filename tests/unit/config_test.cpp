@@ -777,7 +777,8 @@ sink = "to-b"
   }
 }
 
-TEST_CASE("back-pressure keys: unix links wait by default, tap/tun when asked, af_packet never") {
+TEST_CASE(
+    "back-pressure keys: unix links wait by default and tap/tun when asked but af_packet never") {
   auto r = parse_config(R"([[link]]
 name = "u"
 type = "unix"

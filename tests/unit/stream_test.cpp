@@ -229,7 +229,7 @@ TEST_CASE("stream writer: a write cut short is finished first and frames never i
   ::close(fds[1]);
 }
 
-TEST_CASE("stream writer with a backlog: what the socket cannot take waits, none is dropped") {
+TEST_CASE("stream writer with a backlog: what the socket cannot take waits and none is dropped") {
   int fds[2];
   small_stream_pair(fds);
   StreamWriter w(1518);
