@@ -53,6 +53,7 @@ std::string_view link_type_name(LinkType t) {
     case LinkType::tap: return "tap";
     case LinkType::tun: return "tun";
     case LinkType::unix_socket: return "unix";
+    case LinkType::vxlan: return "vxlan";
   }
   return "?";
 }
@@ -84,7 +85,7 @@ Layer link_layer(LinkType t) {
 }
 
 bool is_socket(LinkType t) {
-  return t == LinkType::af_packet || t == LinkType::unix_socket;
+  return t == LinkType::af_packet || t == LinkType::unix_socket || t == LinkType::vxlan;
 }
 
 // (An empty name is a missing one, already reported: it names nothing.)
@@ -154,10 +155,75 @@ std::string read_name(const toml::table& t, std::string_view kind, std::size_t i
 }
 
 // Keys that only some link types take; a type that does not take one rejects it by name.
-constexpr std::string_view kTypeKeys[] = {"interface",    "path",         "socket",  "peer",
-                                          "socket_mode",  "socket_group", "promisc", "connect",
-                                          "listen",       "persist",      "fanout",  "tx_ring",
-                                          "qdisc_bypass", "ring",         "offloads"};
+constexpr std::string_view kTypeKeys[] = {
+    "interface",    "path",     "socket",   "peer",        "socket_mode", "socket_group",
+    "promisc",      "connect",  "listen",   "persist",     "fanout",      "tx_ring",
+    "qdisc_bypass", "ring",     "offloads", "vni",         "local",       "port",
+    "remotes",      "learning", "ttl",      "udp_checksum"};
+constexpr std::string_view kVxlanKeys[] = {"vni",      "local", "port",        "remotes",
+                                           "learning", "ttl",   "udp_checksum"};
+
+// An IPv4 or IPv6 address (no host names: nothing is resolved); its family, or 0.
+int address_family(const std::string& s) {
+  in6_addr a6{};
+  if (::inet_pton(AF_INET, s.c_str(), &a6) == 1) return AF_INET;
+  if (::inet_pton(AF_INET6, s.c_str(), &a6) == 1) return AF_INET6;
+  return 0;
+}
+
+// The keys of a vxlan link.
+void read_vxlan(TableReader& lr, const std::string& label, LinkConfig& l, ConfigErrors& errors) {
+  if (auto v = lr.integer("vni", 0, 16777215)) l.vni = static_cast<std::uint32_t>(*v);
+  if (!lr.has("vni")) errors.add(lr.where(), label + " is missing required key vni (0..16777215)");
+  int family = 0;
+  if (auto v = lr.string("local", true)) {
+    family = address_family(*v);
+    if (family == 0)
+      errors.add(lr.where("local"),
+                 "local = \"" + shown(*v) + "\" in " + label + " is not an IPv4 or IPv6 address");
+    else
+      l.local = *v;
+  }
+  if (auto v = lr.integer("port", 1, 65535)) l.port = static_cast<std::uint16_t>(*v);
+  if (lr.has("remotes")) {
+    const toml::array* a = lr.table().get("remotes")->as_array();
+    if (!a) {
+      errors.add(lr.where("remotes"),
+                 "remotes in " + label + " must be an array of addresses such as [\"192.0.2.2\"]");
+    } else {
+      for (const toml::node& e : *a) {
+        const auto* str = e.as_string();
+        const std::string v = str ? str->get() : "";
+        const int f = address_family(v);
+        if (f == 0)
+          errors.add(e.source(), "remotes in " + label + ": \"" + shown(v) +
+                                     "\" is not an IPv4 or IPv6 address");
+        else if (family != 0 && f != family)
+          errors.add(e.source(), "remotes in " + label + ": \"" + v + "\" is IPv" +
+                                     (f == AF_INET ? "4" : "6") + " but local is IPv" +
+                                     (family == AF_INET ? "4" : "6"));
+        else
+          l.remotes.push_back(v);
+      }
+    }
+    lr.skip("remotes");
+  }
+  if (auto v = lr.boolean("learning")) l.learning = *v;
+  if (auto v = lr.integer("ttl", 1, 255)) l.ttl = static_cast<unsigned>(*v);
+  if (auto v = lr.choice("udp_checksum", {"on", "zero"})) {
+    l.udp_zero_checksum = *v == "zero";
+    if (l.udp_zero_checksum && family == AF_INET6)
+      errors.add(
+          lr.where("udp_checksum"),
+          "udp_checksum = \"zero\" in " + label +
+              ": IPv6 requires UDP checksums (RFC 8200); only an IPv4 underlay may omit them");
+  }
+  // The inner MTU: what fits in a 1500-byte underlay after the outer headers (50 bytes over
+  // IPv4, 70 over IPv6), as the kernel's VXLAN device sets it.
+  if (!lr.has("mtu")) l.mtu = family == AF_INET6 ? 1430 : 1450;
+  for (auto k : {"vnet_hdr", "gso_max_size", "dispatch", "fds"})
+    lr.reject(k, "a vxlan link is one UDP socket read with recvmmsg");
+}
 
 // socket_mode: 0o600 (a TOML octal integer) or "0600" (a string of octal digits); at most 0777.
 void read_socket_mode(TableReader& lr, const std::string& label, LinkConfig& l,
@@ -332,12 +398,14 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
 
   std::optional<LinkType> type;
   if (!lr.has("type")) {
-    errors.add(lr.where(), label + " is missing required key type (af_packet, tap, tun or unix)");
-  } else if (auto v = lr.choice("type", {"af_packet", "tap", "tun", "unix"})) {
+    errors.add(lr.where(),
+               label + " is missing required key type (af_packet, tap, tun, unix or vxlan)");
+  } else if (auto v = lr.choice("type", {"af_packet", "tap", "tun", "unix", "vxlan"})) {
     if (*v == "af_packet") type = LinkType::af_packet;
     if (*v == "tap") type = LinkType::tap;
     if (*v == "tun") type = LinkType::tun;
     if (*v == "unix") type = LinkType::unix_socket;
+    if (*v == "vxlan") type = LinkType::vxlan;
   }
 
   if (!type) {
@@ -396,6 +464,18 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
       lr.reject("interface", no + " (unix links use path)");
       lr.reject("promisc", no);
       lr.reject("persist", no);
+    } else if (*type == LinkType::vxlan) {
+      read_vxlan(lr, label, l, errors);
+      if (auto i = lr.string("interface")) {  // optional: the underlay device to send through
+        if (!valid_ifname(*i))
+          errors.add(lr.where("interface"), "interface \"" + shown(*i) + "\" in " + label +
+                                                " is not a valid interface name");
+        else
+          l.interface = *i;
+      }
+      for (auto k : {"path", "socket", "peer", "socket_mode", "socket_group", "connect", "listen",
+                     "promisc", "persist"})
+        lr.reject(k, no);
     } else {
       if (auto i = lr.string("interface", true)) {
         if (!valid_ifname(*i))
@@ -430,6 +510,9 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
   if (type && *type != LinkType::af_packet)
     for (auto k : {"fanout", "tx_ring", "qdisc_bypass", "ring"})
       lr.reject(k, "only af_packet links take it");
+  if (type && *type != LinkType::vxlan)
+    for (auto k : kVxlanKeys)
+      lr.reject(k, "only vxlan links take it");
   if (type == LinkType::unix_socket) {
     lr.reject("vnet_hdr", "virtio-net headers belong to TAP/TUN devices and AF_PACKET sockets");
     lr.reject("gso_max_size", "a unix link never receives GSO super-frames");
@@ -511,11 +594,11 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
                      (is_socket(*type) ? "\"readv\" and \"recvmmsg\"" : "only \"readv\""));
   }
   if (auto v = lr.integer("rx_batch", 1, 1024)) l.rx_batch = static_cast<unsigned>(*v);
-  if (type == LinkType::af_packet) {
+  if (type == LinkType::af_packet || type == LinkType::vxlan) {
     for (auto k : {"tx_backlog", "tx_stall_timeout"})
-      lr.reject(k,
-                "an af_packet link is a wire: a wire does not wait, it drops and counts "
-                "(tx_queue_full)");
+      lr.reject(k, std::string(type == LinkType::vxlan ? "a vxlan link sends onto a network"
+                                                       : "an af_packet link is a wire") +
+                       ": a wire does not wait, it drops and counts (tx_queue_full)");
   } else {
     if (type == LinkType::unix_socket) l.tx_backlog = kDefaultUnixBacklog;
     if (auto v = lr.integer("tx_backlog", 0, 65536)) l.tx_backlog = static_cast<unsigned>(*v);

@@ -43,7 +43,7 @@ struct DaemonConfig {
   std::string restart_needed(const DaemonConfig& other) const;
 };
 
-enum class LinkType { af_packet, tap, tun, unix_socket };
+enum class LinkType { af_packet, tap, tun, unix_socket, vxlan };
 enum class Layer { ethernet, ip };  ///< what a frame starts with
 enum class DispatchMode { readv, recvmmsg, packet_mmap };
 /// PACKET_FANOUT modes: how the kernel spreads an interface's frames over a link's fds.
@@ -82,6 +82,15 @@ struct LinkConfig {
   std::string socket_group;     ///< unix: group of the socket file (empty: fdlinkd's)
   int socket_gid = -1;          ///< socket_group resolved when the config is read
   std::string netns;            ///< open the fds inside this network namespace
+  // vxlan (RFC 7348): the link's frames are the inner Ethernet frames of a UDP tunnel.
+  std::uint32_t vni = 0;
+  std::string local;                 ///< underlay address the UDP socket binds (IPv4 or IPv6)
+  std::uint16_t port = 4789;         ///< UDP port, local and remote
+  std::vector<std::string> remotes;  ///< VTEPs that get broadcast, multicast, unknown unicast
+  bool learning = true;              ///< inner source MAC -> the VTEP it came from
+  unsigned ttl = 64;
+  bool udp_zero_checksum = false;  ///< IPv4: send UDP checksum 0 (udp_checksum = "zero")
+  bool ipv6() const { return local.find(':') != std::string::npos; }
   unsigned fds = 1;
   DispatchMode dispatch = DispatchMode::readv;
   unsigned rx_batch = 64;  ///< frames read per batch

@@ -18,6 +18,7 @@
 #include "dispatch/rx_ring.hpp"
 #include "dispatch/stream_framer.hpp"
 #include "link/link.hpp"
+#include "link/vxlan.hpp"
 #include "offload/vlan.hpp"
 #include "sink/graph.hpp"
 
@@ -54,6 +55,10 @@ Dispatcher::Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& grap
     aux_ = std::make_unique<std::uint8_t[]>(kAuxSpace * batch_.capacity());
   if (link.config().type == LinkType::unix_socket && link.config().socket == UnixSocket::stream)
     framer_ = std::make_unique<StreamFramer>(link.config().rx_capacity());
+  if (link.config().type == LinkType::vxlan) {
+    vxlan_ = static_cast<VxlanLink*>(&link);
+    senders_ = std::make_unique<sockaddr_storage[]>(batch_.capacity());
+  }
 }
 
 std::uint8_t* Dispatcher::read_aux(std::size_t i, std::uint8_t* data, std::size_t& len,
@@ -242,6 +247,7 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
 
 Dispatcher::ReadEnd Dispatcher::read(CounterValues& tally) {
   if (framer_) return read_stream(tally);
+  if (vxlan_) return read_vxlan(tally);
   switch (mode_) {
     case DispatchMode::recvmmsg: return read_recvmmsg(tally);
     case DispatchMode::packet_mmap: return read_ring(tally);
@@ -303,6 +309,50 @@ Dispatcher::ReadEnd Dispatcher::read_stream(CounterValues& tally) {
     last_error_ = 0;
     framer_->commit(static_cast<std::size_t>(n));
   }
+}
+
+Dispatcher::ReadEnd Dispatcher::read_vxlan(CounterValues& tally) {
+  iovec* iov = batch_.iov();
+  mmsghdr* msgs = batch_.msgs();
+  const std::size_t cap = batch_.capacity();
+  constexpr std::size_t hdr = VxlanLink::kHeaderLen;
+  for (std::size_t i = 0; i < cap; ++i) {
+    iov[2 * i] = {batch_.slot(i) - hdr, hdr};  // (in the headroom)
+    iov[2 * i + 1] = {batch_.slot(i), batch_.frame_capacity()};
+    msgs[i].msg_hdr = {};
+    msgs[i].msg_hdr.msg_iov = &iov[2 * i];
+    msgs[i].msg_hdr.msg_iovlen = 2;
+    msgs[i].msg_hdr.msg_name = &senders_[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+  }
+  int n;
+  do {
+    n = ::recvmmsg(fd_, msgs, static_cast<unsigned>(cap), MSG_DONTWAIT | MSG_TRUNC, nullptr);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return read_error(errno, tally);
+  last_error_ = 0;
+  for (int i = 0; i < n; ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    const std::size_t got = msgs[i].msg_len;
+    std::uint8_t* slot = batch_.slot(k);
+    const std::size_t len = got < hdr ? 0 : got - hdr;
+    if (got < hdr) {
+      ++tally.rx_packets;
+      tally.rx_bytes += got;
+      ++tally.drop(DropReason::runt);
+      continue;
+    }
+    const bool truncated = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    const std::size_t seen = std::min(len, batch_.frame_capacity());
+    if (auto why = vxlan_->check_rx(slot - hdr, senders_[k], slot, seen)) {
+      ++tally.rx_packets;
+      tally.rx_bytes += len;
+      ++tally.drop(*why);
+      continue;
+    }
+    accept_frame(slot, len, truncated, tally);
+  }
+  return static_cast<std::size_t>(n) == cap ? ReadEnd::full : ReadEnd::drained;
 }
 
 Dispatcher::ReadEnd Dispatcher::ring_woke_empty(CounterValues& tally) {

@@ -17,6 +17,8 @@
 // a wire's would. Other dispatchers of the worker go on.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
@@ -34,6 +36,7 @@ class Graph;
 class Link;
 class RxRing;
 class StreamFramer;
+class VxlanLink;
 struct Worker;
 
 class Dispatcher : public HoldWaiter {
@@ -81,6 +84,9 @@ class Dispatcher : public HoldWaiter {
   ReadEnd read_ring(CounterValues& tally);
   /// A stream socket: reads what is there and cuts it into frames (StreamFramer).
   ReadEnd read_stream(CounterValues& tally);
+  /// A vxlan link's UDP socket: recvmmsg, each datagram's VXLAN header into the slot's
+  /// headroom, checked by the link (VxlanLink::check_rx).
+  ReadEnd read_vxlan(CounterValues& tally);
   /// packet_mmap: a wake-up with no frame in the ring; collects a pending socket error.
   ReadEnd ring_woke_empty(CounterValues& tally);
   /// Checks one received frame: pushes it into the batch (true) or counts why it was dropped.
@@ -112,8 +118,10 @@ class Dispatcher : public HoldWaiter {
   bool vnet_;  ///< reads start with a virtio-net header (stored just before the frame)
   Batch batch_;
   std::unique_ptr<std::uint8_t[]> overflow_;
-  RxRing* ring_ = nullptr;                ///< packet_mmap: the port's ring
-  std::unique_ptr<StreamFramer> framer_;  ///< a unix stream link: the bytes read, cut up
+  RxRing* ring_ = nullptr;                       ///< packet_mmap: the port's ring
+  std::unique_ptr<StreamFramer> framer_;         ///< a unix stream link: the bytes read, cut up
+  VxlanLink* vxlan_ = nullptr;                   ///< a vxlan link
+  std::unique_ptr<sockaddr_storage[]> senders_;  ///< vxlan: who sent each datagram
   /// af_packet without a ring: one PACKET_AUXDATA control buffer per batch slot.
   std::unique_ptr<std::uint8_t[]> aux_;
   int last_error_ = 0;  ///< the errno last logged, to log a repeating error once

@@ -15,6 +15,7 @@
 #include "link/netns.hpp"
 #include "link/tap.hpp"
 #include "link/unix.hpp"
+#include "link/vxlan.hpp"
 #include "writer/egress.hpp"
 #include "writer/flow_hash.hpp"
 #include "writer/writer.hpp"
@@ -373,7 +374,11 @@ CounterValues Link::totals() const {
 std::string Link::describe() const {
   std::string d(link_type_name(config_.type));
   d += ' ';
-  d += config_.type == LinkType::unix_socket ? config_.path : config_.interface;
+  if (config_.type == LinkType::vxlan)
+    d += "vni " + std::to_string(config_.vni) + " " + config_.local + " port " +
+         std::to_string(config_.port);
+  else
+    d += config_.type == LinkType::unix_socket ? config_.path : config_.interface;
   if (!config_.netns.empty()) d += " (netns " + config_.netns + ")";
   return d;
 }
@@ -420,6 +425,7 @@ std::unique_ptr<Link> make_link(const LinkConfig& config) {
     case LinkType::tap:
     case LinkType::tun: return std::make_unique<TapLink>(config);
     case LinkType::unix_socket: return std::make_unique<UnixLink>(config);
+    case LinkType::vxlan: return std::make_unique<VxlanLink>(config);
   }
   return nullptr;
 }

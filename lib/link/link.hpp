@@ -134,7 +134,9 @@ class Link {
   /// Whether fdlinkd created the link's device (a TAP/TUN), so it makes it again when deleted.
   virtual bool owns_device() const { return false; }
   /// Whether the link follows an interface (af_packet, tap, tun; not unix).
-  bool has_interface() const { return config_.type != LinkType::unix_socket; }
+  bool has_interface() const {
+    return config_.type != LinkType::unix_socket && config_.type != LinkType::vxlan;
+  }
 
   /// Sends every frame of `batch` out of this link on worker `w`, and counts the outcome per
   /// port: first fitted to the link (egress.hpp: checksums finished, super-frames segmented,

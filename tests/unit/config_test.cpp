@@ -58,6 +58,11 @@ void expect_one(const std::string& text, std::uint32_t line, std::uint32_t col,
   CHECK_THAT(errs[0].message, Catch::Contains(needle));
 }
 
+// `links` (whose sink is "s") and a drop sink "s".
+std::string with_drop_sink(const std::string& links) {
+  return links + "[[sink]]\nname = \"s\"\ntype = \"drop\"\n";
+}
+
 }  // namespace
 
 TEST_CASE("valid config parses into typed values") {
@@ -779,7 +784,7 @@ sink = "to-b"
 
 TEST_CASE(
     "back-pressure keys: unix links wait by default and tap/tun when asked but af_packet never") {
-  auto r = parse_config(R"([[link]]
+  auto r = parse_config(with_drop_sink(R"([[link]]
 name = "u"
 type = "unix"
 path = "/run/u.sock"
@@ -798,10 +803,7 @@ interface = "tap0"
 tx_backlog = 512
 tx_stall_timeout = "250ms"
 sink = "s"
-[[sink]]
-name = "s"
-type = "drop"
-)",
+)"),
                         "t.toml");
   REQUIRE(r.config.has_value());
   CHECK(r.config->links[0].tx_backlog == 256);
@@ -818,15 +820,94 @@ TEST_CASE("bad config: tx_backlog on an af_packet link") {
 }
 
 TEST_CASE("bad config: tx_stall_timeout out of range") {
-  expect_one(R"([[link]]
+  expect_one(with_drop_sink(R"([[link]]
 name = "u"
 type = "unix"
 path = "/run/u.sock"
 tx_stall_timeout = "90s"
 sink = "s"
-[[sink]]
-name = "s"
-type = "drop"
-)",
+)"),
              5, 20, "tx_stall_timeout in link \"u\" must be from 1ms to 60s");
+}
+
+TEST_CASE("vxlan keys parse with the kernel's defaults") {
+  auto r = parse_config(with_drop_sink(R"([[link]]
+name = "t4"
+type = "vxlan"
+vni = 42
+local = "192.0.2.1"
+remotes = ["192.0.2.2", "192.0.2.3"]
+sink = "s"
+[[link]]
+name = "t6"
+type = "vxlan"
+vni = 16777215
+local = "2001:db8::1"
+port = 8472
+learning = false
+ttl = 8
+sink = "s"
+)"),
+                        "t.toml");
+  REQUIRE(r.config.has_value());
+  const auto& t4 = r.config->links[0];
+  CHECK(t4.vni == 42);
+  CHECK(t4.port == 4789);
+  CHECK(t4.remotes == std::vector<std::string>{"192.0.2.2", "192.0.2.3"});
+  CHECK(t4.learning);
+  CHECK(t4.ttl == 64);
+  CHECK(t4.mtu == 1450);  // 1500 - 50
+  const auto& t6 = r.config->links[1];
+  CHECK(t6.mtu == 1430);  // 1500 - 70
+  CHECK(t6.port == 8472);
+  CHECK_FALSE(t6.learning);
+  CHECK(t6.ttl == 8);
+}
+
+TEST_CASE("bad config: vxlan without a vni") {
+  expect_one(with_drop_sink(R"([[link]]
+name = "t"
+type = "vxlan"
+local = "192.0.2.1"
+sink = "s"
+)"),
+             1, 1, "link \"t\" is missing required key vni");
+}
+
+TEST_CASE("bad config: a vxlan remote of the other address family") {
+  expect_one(with_drop_sink(R"([[link]]
+name = "t"
+type = "vxlan"
+vni = 1
+local = "192.0.2.1"
+remotes = ["192.0.2.2", "2001:db8::2"]
+sink = "s"
+)"),
+             6, 25, "\"2001:db8::2\" is IPv6 but local is IPv4");
+}
+
+TEST_CASE("bad config: vxlan local that is not an address and a zero IPv6 checksum") {
+  expect_one(with_drop_sink(R"([[link]]
+name = "t"
+type = "vxlan"
+vni = 1
+local = "host.example"
+sink = "s"
+)"),
+             5, 9, "local = \"host.example\" in link \"t\" is not an IPv4 or IPv6 address");
+  expect_one(with_drop_sink(R"([[link]]
+name = "t"
+type = "vxlan"
+vni = 1
+local = "2001:db8::1"
+udp_checksum = "zero"
+sink = "s"
+)"),
+             6, 16, "IPv6 requires UDP checksums");
+}
+
+TEST_CASE("bad config: a vxlan key on an af_packet link") {
+  auto text = kLinks;
+  text.replace(text.find("sink = \"to-b\""), 0, "vni = 42\n");
+  expect_one(text, 6, 7, "vni is not allowed in link \"a\": only vxlan links take it");
 }

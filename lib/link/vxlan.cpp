@@ -1,0 +1,299 @@
+#include "link/vxlan.hpp"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "core/log.hpp"
+#include "writer/writer.hpp"
+
+namespace fdlinkd {
+
+namespace {
+
+constexpr std::uint8_t kFlagI = 0x08;        // "a valid VNI" (RFC 7348 5.)
+constexpr std::int64_t kAgeSeconds = 300;    // as the kernel's VXLAN (ageing 300)
+constexpr std::size_t kMaxDatagrams = 1024;  // per sendmmsg
+constexpr std::size_t kProbes = 16;          // MAC table: slots looked at from the hash
+
+std::int64_t now_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return ts.tv_sec;
+}
+
+std::uint64_t mac_key(const std::uint8_t* m) {
+  std::uint64_t k = 0;
+  for (int i = 0; i < 6; ++i)
+    k = k << 8 | m[i];
+  return k + 1;
+}
+
+std::size_t mac_hash(std::uint64_t key) {
+  return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 52);  // 12 bits: 4096 slots
+}
+
+sockaddr_storage address(const std::string& ip, std::uint16_t port) {
+  sockaddr_storage s{};
+  if (ip.find(':') == std::string::npos) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&s);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    ::inet_pton(AF_INET, ip.c_str(), &a->sin_addr);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&s);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    ::inet_pton(AF_INET6, ip.c_str(), &a->sin6_addr);
+  }
+  return s;
+}
+
+bool same_host(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET)
+    return reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in&>(b).sin_addr.s_addr;
+  return std::memcmp(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr,
+                     &reinterpret_cast<const sockaddr_in6&>(b).sin6_addr, 16) == 0;
+}
+
+std::string host_text(const sockaddr_storage& a) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (a.ss_family == AF_INET)
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(a).sin_addr, buf, sizeof buf);
+  else
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, buf, sizeof buf);
+  return buf;
+}
+
+}  // namespace
+
+VxlanLink::VxlanLink(const LinkConfig& config)
+    : Link(config),
+      family_(config.ipv6() ? AF_INET6 : AF_INET),
+      vteps_(new sockaddr_storage[kMaxVteps]),
+      macs_(new MacSlot[kMacSlots]) {
+  header_[0] = kFlagI;
+  header_[4] = static_cast<std::uint8_t>(config.vni >> 16);
+  header_[5] = static_cast<std::uint8_t>(config.vni >> 8);
+  header_[6] = static_cast<std::uint8_t>(config.vni);
+  for (const auto& r : config.remotes) {
+    if (static_count_ == kMaxVteps) break;
+    vteps_[static_count_++] = address(r, config.port);
+  }
+  vtep_count_ = static_count_;
+}
+
+VxlanLink::~VxlanLink() = default;
+
+void VxlanLink::open_fds() {
+  scratch_ = std::vector<Scratch>(workers_);
+  for (auto& s : scratch_) {
+    s.msgs.resize(kMaxDatagrams);
+    s.iov.resize(2 * kMaxDatagrams);
+    s.frame.resize(kMaxDatagrams);
+    s.first.resize(kMaxDatagrams);
+  }
+  const int fd = ::socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw LinkError("vxlan: UDP socket: " + errno_text(errno));
+  ports_[0]->fd = fd;
+  const int ttl = static_cast<int>(config_.ttl);
+  if (family_ == AF_INET) {
+    ::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+    const int no_check = config_.udp_zero_checksum ? 1 : 0;
+    ::setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &no_check, sizeof no_check);
+  } else {
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
+    const int v6only = 1;
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  // Room for bursts: a tunnel carries what several links send.
+  const int buf = 4 << 20;
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  if (!config_.interface.empty() &&
+      ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, config_.interface.c_str(),
+                   static_cast<socklen_t>(config_.interface.size())) != 0)
+    throw LinkError("vxlan: cannot bind to interface " + config_.interface + ": " +
+                    errno_text(errno, "CAP_NET_RAW"));
+  const sockaddr_storage local = address(config_.local, config_.port);
+  const socklen_t len = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), len) != 0) {
+    const int err = errno;
+    std::string hint;
+    if (err == EADDRINUSE)
+      hint =
+          " (another socket has this port: the kernel's own VXLAN device, another vxlan "
+          "link on the same address and port, or another program)";
+    if (err == EADDRNOTAVAIL) hint = " (no interface in the namespace has this address)";
+    throw LinkError("vxlan: cannot bind " + config_.local + " port " +
+                    std::to_string(config_.port) + ": " + errno_text(err) + hint);
+  }
+}
+
+std::optional<DropReason> VxlanLink::check_rx(const std::uint8_t* vxh, const sockaddr_storage& from,
+                                              const std::uint8_t* frame, std::size_t len) {
+  // RFC 7348: the I flag set; the other flag bits and reserved fields are sent as zero. Like
+  // the kernel, fdlinkd takes a header with other flags as one it does not understand.
+  if (vxh[0] != kFlagI || vxh[1] != 0 || vxh[2] != 0 || vxh[3] != 0 || vxh[7] != 0)
+    return DropReason::vxlan_bad_header;
+  if (vxh[4] != header_[4] || vxh[5] != header_[5] || vxh[6] != header_[6])
+    return DropReason::vxlan_unknown_vni;
+  if (len < 14) return DropReason::runt;
+  if (config_.learning && !(frame[6] & 1)) learn(frame + 6, from);
+  return std::nullopt;
+}
+
+int VxlanLink::vtep_index(const sockaddr_storage& addr) {
+  const std::size_t n = vtep_count_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < n; ++i)
+    if (same_host(vteps_[i], addr)) return static_cast<int>(i);
+  std::lock_guard lock(vtep_mutex_);
+  const std::size_t m = vtep_count_.load(std::memory_order_relaxed);
+  for (std::size_t i = n; i < m; ++i)
+    if (same_host(vteps_[i], addr)) return static_cast<int>(i);
+  if (m == kMaxVteps) return -1;
+  vteps_[m] = addr;
+  // Datagrams go to the link's port, whatever source port the VTEP sent from (the kernel
+  // picks it from the flow hash).
+  if (addr.ss_family == AF_INET)
+    reinterpret_cast<sockaddr_in&>(vteps_[m]).sin_port = htons(config_.port);
+  else
+    reinterpret_cast<sockaddr_in6&>(vteps_[m]).sin6_port = htons(config_.port);
+  vtep_count_.store(m + 1, std::memory_order_release);
+  log::info("vxlan_vtep_learned", "learned a remote VTEP",
+            {{"link", name()}, {"vtep", host_text(addr)}});
+  return static_cast<int>(m);
+}
+
+void VxlanLink::learn(const std::uint8_t* mac, const sockaddr_storage& from) {
+  const std::uint64_t key = mac_key(mac);
+  const std::int64_t now = now_s();
+  const std::size_t h = mac_hash(key);
+  MacSlot* reuse = nullptr;
+  for (std::size_t p = 0; p < kProbes; ++p) {
+    MacSlot& s = macs_[(h + p) % kMacSlots];
+    const std::uint64_t k = s.key.load(std::memory_order_acquire);
+    if (k == key) {
+      const std::uint32_t v = s.vtep.load(std::memory_order_relaxed);
+      if (!same_host(vteps_[v], from)) {  // moved to another VTEP
+        const int i = vtep_index(from);
+        if (i >= 0) s.vtep.store(static_cast<std::uint32_t>(i), std::memory_order_relaxed);
+      }
+      if (s.seen.load(std::memory_order_relaxed) != now)  // (one store per second at most)
+        s.seen.store(now, std::memory_order_relaxed);
+      return;
+    }
+    if (!reuse && (k == 0 || now - s.seen.load(std::memory_order_relaxed) > kAgeSeconds))
+      reuse = &s;
+  }
+  if (!reuse) return;  // (16 live neighbours: the table is crowded here; flood instead)
+  const int i = vtep_index(from);
+  if (i < 0) return;
+  std::uint64_t old = reuse->key.load(std::memory_order_relaxed);
+  reuse->seen.store(now, std::memory_order_relaxed);
+  reuse->vtep.store(static_cast<std::uint32_t>(i), std::memory_order_relaxed);
+  reuse->key.compare_exchange_strong(old, key, std::memory_order_release);
+}
+
+int VxlanLink::lookup(const std::uint8_t* mac) const {
+  const std::uint64_t key = mac_key(mac);
+  const std::size_t h = mac_hash(key);
+  for (std::size_t p = 0; p < kProbes; ++p) {
+    const MacSlot& s = macs_[(h + p) % kMacSlots];
+    if (s.key.load(std::memory_order_acquire) != key) continue;
+    if (now_s() - s.seen.load(std::memory_order_relaxed) > kAgeSeconds) return -1;
+    return static_cast<int>(s.vtep.load(std::memory_order_relaxed));
+  }
+  return -1;
+}
+
+std::string VxlanLink::vtep_of(const std::uint8_t* mac) const {
+  const int v = lookup(mac);
+  return v < 0 ? "" : host_text(vteps_[static_cast<std::size_t>(v)]);
+}
+
+void VxlanLink::send_batch(Worker& w, Batch& batch) {
+  CounterValues tally;
+  const int fd = ports_[0]->fd.load(std::memory_order_relaxed);
+  if (fd < 0) {
+    tally.drop(DropReason::link_down) += batch.size();
+    counters(w.id, 0).add(tally);
+    return;
+  }
+  Scratch& s = scratch_[w.id];
+  const socklen_t alen = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  std::size_t n = 0;
+  auto flush = [&] {
+    std::size_t i = 0;
+    while (i < n) {
+      const int r = ::sendmmsg(fd, s.msgs.data() + i, static_cast<unsigned>(n - i),
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r > 0) {
+        for (std::size_t k = i; k < i + static_cast<std::size_t>(r); ++k)
+          if (s.first[k]) {
+            ++tally.tx_packets;
+            tally.tx_bytes += batch[s.frame[k]].len;
+          }
+        i += static_cast<std::size_t>(r);
+        continue;
+      }
+      const int err = r < 0 ? errno : EAGAIN;
+      if (err == EINTR) continue;
+      // (EAGAIN: the rest would fail the same way; anything else concerns this datagram's
+      // destination, and the next may go)
+      const std::size_t upto = err == EAGAIN ? n : i + 1;
+      for (std::size_t k = i; k < upto; ++k)
+        if (s.first[k]) ++tally.drop(tx_drop_reason(err));
+      i = upto;
+    }
+    n = 0;
+  };
+  auto add = [&](std::size_t k, std::size_t vtep, bool first) {
+    if (n == kMaxDatagrams) flush();
+    Frame& f = batch[k];
+    s.iov[2 * n] = {header_.data(), kHeaderLen};
+    s.iov[2 * n + 1] = {f.data, f.len};
+    msghdr& h = s.msgs[n].msg_hdr;
+    h = {};
+    h.msg_name = &vteps_[vtep];
+    h.msg_namelen = alen;
+    h.msg_iov = &s.iov[2 * n];
+    h.msg_iovlen = 2;
+    s.frame[n] = static_cast<std::uint32_t>(k);
+    s.first[n] = first;
+    ++n;
+  };
+  const std::size_t capacity = config_.frame_capacity();
+  for (std::size_t k = 0; k < batch.size(); ++k) {
+    const Frame& f = batch[k];
+    if (f.len > capacity) {
+      ++tally.drop(DropReason::too_big);
+      continue;
+    }
+    const int v = (f.data[0] & 1) == 0 && config_.learning ? lookup(f.data) : -1;
+    if (v >= 0) {
+      add(k, static_cast<std::size_t>(v), true);
+      continue;
+    }
+    if (static_count_ == 0) {  // nobody to flood to
+      ++tally.drop(DropReason::no_peer);
+      continue;
+    }
+    for (std::size_t r = 0; r < static_count_; ++r)
+      add(k, r, r == 0);
+  }
+  flush();
+  counters(w.id, 0).add(tally);
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,83 @@
+// vxlan: a VXLAN tunnel endpoint (RFC 7348) that talks to the Linux kernel's VXLAN, Open vSwitch
+// and the rest: the link's frames are the inner Ethernet frames; its fd is a UDP socket bound to
+// `local`:`port` (4789; a Linux `ip link add ... type vxlan` without `dstport` uses 8472).
+//
+// Receiving: each datagram is an 8-byte VXLAN header and the inner frame, read with recvmmsg
+// straight into a batch slot (the header lands in the slot's headroom, the frame where a frame
+// starts: no copy). The header must carry the I flag alone and the link's `vni`; otherwise the
+// datagram is counted (vxlan_bad_header, vxlan_unknown_vni) and skipped. With `learning`, the
+// inner source MAC is learned as behind the VTEP that sent it (aged out after 300 s).
+//
+// Sending: a frame whose destination MAC was learned goes to that VTEP; broadcast, multicast
+// and unknown unicast go to each of `remotes` (head-end replication). The VXLAN header is one
+// constant 8 bytes every datagram's first iovec points at; the kernel adds UDP and IP (and the
+// UDP checksum). A batch goes out with sendmmsg.
+//
+// Keys: vni (required), local (required), port, remotes, learning, ttl, udp_checksum,
+// interface (the underlay device to bind to), plus the common link keys.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "link/link.hpp"
+
+namespace fdlinkd {
+
+class VxlanLink : public Link {
+ public:
+  static constexpr std::size_t kHeaderLen = 8;
+  static constexpr std::size_t kMaxVteps = 256;  ///< static remotes and learned ones
+  static constexpr std::size_t kMacSlots = 4096;
+
+  explicit VxlanLink(const LinkConfig& config);
+  ~VxlanLink() override;
+
+  /// Checks a received datagram: its VXLAN header `vxh`, the inner frame (`len` bytes at
+  /// `frame`) and who sent it; learns the inner source MAC. nullopt: the frame goes on.
+  std::optional<DropReason> check_rx(const std::uint8_t* vxh, const sockaddr_storage& from,
+                                     const std::uint8_t* frame, std::size_t len);
+  /// The VTEP a MAC was learned behind, as "address" (for fdb output), or "".
+  std::string vtep_of(const std::uint8_t* mac) const;
+
+ protected:
+  void open_fds() override;
+  void send_batch(Worker& w, Batch& batch) override;
+
+ private:
+  /// The VTEP index `mac` was learned behind, or -1.
+  int lookup(const std::uint8_t* mac) const;
+  void learn(const std::uint8_t* mac, const sockaddr_storage& from);
+  /// The index of VTEP `addr` (the port set to the link's), added if new; -1 when full.
+  int vtep_index(const sockaddr_storage& addr);
+
+  int family_;
+  std::array<std::uint8_t, kHeaderLen> header_{};  ///< what every datagram starts with
+  // VTEPs: static remotes first; learned ones appended (never changed once published).
+  std::unique_ptr<sockaddr_storage[]> vteps_;
+  std::atomic<std::size_t> vtep_count_{0};
+  std::size_t static_count_ = 0;
+  std::mutex vtep_mutex_;  ///< adding a VTEP (rare: a new one learned)
+  struct MacSlot {
+    std::atomic<std::uint64_t> key{0};  ///< the MAC + 1; 0: free
+    std::atomic<std::uint32_t> vtep{0};
+    std::atomic<std::int64_t> seen{0};  ///< CLOCK_MONOTONIC_COARSE, s
+  };
+  std::unique_ptr<MacSlot[]> macs_;
+  // Per worker: the arrays one sendmmsg of replicated datagrams needs.
+  struct Scratch {
+    std::vector<mmsghdr> msgs;
+    std::vector<iovec> iov;
+    std::vector<std::uint32_t> frame;  ///< which frame of the batch
+    std::vector<std::uint8_t> first;   ///< its first copy (what the link's counters count)
+  };
+  std::vector<Scratch> scratch_;
+};
+
+}  // namespace fdlinkd

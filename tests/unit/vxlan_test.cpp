@@ -1,0 +1,137 @@
+// The vxlan link on loopback: what it sends (the 8-byte header with the I flag and the VNI,
+// then the inner frame), head-end replication to each static remote, and learning: a MAC seen
+// behind one VTEP gets unicast there. The kernel-interop checks are in tests/e2e/vxlan_link.sh.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+
+#include "frames.hpp"
+#include "link/vxlan.hpp"
+#include "test_worker.hpp"
+
+using namespace fdlinkd;
+using namespace fdlinkd::test;
+
+namespace {
+
+std::uint16_t test_port() {
+  return static_cast<std::uint16_t>(40000 + ::getpid() % 20000);
+}
+
+// A UDP socket bound to ip:port, standing in for a remote VTEP.
+struct Vtep {
+  Vtep(const char* ip, std::uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip, &addr.sin_addr);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  ~Vtep() { ::close(fd); }
+  std::vector<Bytes> received() {
+    std::vector<Bytes> out;
+    std::uint8_t buf[2048];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+      out.emplace_back(buf, buf + n);
+    return out;
+  }
+  int fd;
+  sockaddr_in addr{};
+};
+
+Bytes eth(std::uint8_t dst_last, bool broadcast = false) {
+  Bytes f(60, 0);
+  for (int i = 0; i < 6; ++i)
+    f[i] = broadcast ? 0xff : (i == 5 ? dst_last : 0x02);
+  f[6] = 0x02;
+  f[11] = 0x01;
+  f[12] = 0x88;
+  f[13] = 0xb5;
+  return f;
+}
+
+void send_one(Link& link, Bytes f) {
+  Batch b(4, 2048);
+  std::memcpy(b.slot(0), f.data(), f.size());
+  b.push(b.slot(0), static_cast<std::uint32_t>(f.size()));
+  link.transmit(worker(), b);
+}
+
+}  // namespace
+
+TEST_CASE("vxlan link: floods to each remote once and unicasts to a learned VTEP") {
+  const std::uint16_t port = test_port();
+  Vtep r2("127.0.0.2", port), r3("127.0.0.3", port);
+  LinkConfig c;
+  c.name = "tun";
+  c.type = LinkType::vxlan;
+  c.vni = 0x123456;
+  c.local = "127.0.0.1";
+  c.port = port;
+  c.remotes = {"127.0.0.2", "127.0.0.3"};
+  c.mtu = 1450;
+  VxlanLink link(c);
+  link.open(1);
+
+  // A broadcast: one datagram to each remote, the header then the frame unchanged.
+  const Bytes bcast = eth(0, true);
+  send_one(link, bcast);
+  Bytes want(8 + bcast.size(), 0);
+  want[0] = 0x08;  // I flag
+  want[4] = 0x12;  // VNI
+  want[5] = 0x34;
+  want[6] = 0x56;
+  std::copy(bcast.begin(), bcast.end(), want.begin() + 8);
+  auto got2 = r2.received(), got3 = r3.received();
+  REQUIRE(got2.size() == 1);
+  REQUIRE(got3.size() == 1);
+  CHECK(got2[0] == want);
+  CHECK(got3[0] == want);
+  CHECK(link.totals().tx_packets == 1);  // one frame, however many copies
+
+  // 02:02:02:02:02:07 speaks from behind r3: frames to it go to r3 only.
+  Bytes from_r3 = eth(0, true);
+  from_r3[11] = 0x07;
+  for (int i = 6; i < 11; ++i)
+    from_r3[i] = 0x02;
+  sockaddr_storage src{};
+  std::memcpy(&src, &r3.addr, sizeof r3.addr);
+  reinterpret_cast<sockaddr_in&>(src).sin_port = htons(51234);  // (any source port)
+  CHECK_FALSE(link.check_rx(want.data(), src, from_r3.data(), from_r3.size()).has_value());
+  CHECK(link.vtep_of(from_r3.data() + 6) == "127.0.0.3");
+  send_one(link, eth(0x07));
+  CHECK(r2.received().empty());
+  got3 = r3.received();
+  REQUIRE(got3.size() == 1);
+  CHECK(got3[0][8 + 5] == 0x07);
+  // An unknown unicast floods.
+  send_one(link, eth(0x09));
+  CHECK(r2.received().size() == 1);
+  CHECK(r3.received().size() == 1);
+}
+
+TEST_CASE("vxlan link: a wrong VNI and bad flags are refused by name") {
+  LinkConfig c;
+  c.name = "tun";
+  c.type = LinkType::vxlan;
+  c.vni = 42;
+  c.local = "127.0.0.1";
+  VxlanLink link(c);
+  const Bytes f = eth(1);
+  sockaddr_storage src{};
+  const std::uint8_t ok[8] = {0x08, 0, 0, 0, 0, 0, 42, 0};
+  const std::uint8_t vni43[8] = {0x08, 0, 0, 0, 0, 0, 43, 0};
+  const std::uint8_t no_i[8] = {0x00, 0, 0, 0, 0, 0, 42, 0};
+  const std::uint8_t gbp[8] = {0x88, 0, 0, 0, 0, 0, 42, 0};
+  const std::uint8_t reserved[8] = {0x08, 0, 0, 0, 0, 0, 42, 1};
+  CHECK_FALSE(link.check_rx(ok, src, f.data(), f.size()).has_value());
+  CHECK(link.check_rx(vni43, src, f.data(), f.size()) == DropReason::vxlan_unknown_vni);
+  CHECK(link.check_rx(no_i, src, f.data(), f.size()) == DropReason::vxlan_bad_header);
+  CHECK(link.check_rx(gbp, src, f.data(), f.size()) == DropReason::vxlan_bad_header);
+  CHECK(link.check_rx(reserved, src, f.data(), f.size()) == DropReason::vxlan_bad_header);
+  CHECK(link.check_rx(ok, src, f.data(), 10) == DropReason::runt);
+}
