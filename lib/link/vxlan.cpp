@@ -19,7 +19,10 @@ namespace {
 
 constexpr std::uint8_t kFlagI = 0x08;        // "a valid VNI" (RFC 7348 5.)
 constexpr std::int64_t kAgeSeconds = 300;    // as the kernel's VXLAN (ageing 300)
-constexpr std::size_t kMaxDatagrams = 1024;  // per sendmmsg
+constexpr std::size_t kMaxDatagrams = 1024;  // messages per sendmmsg
+constexpr std::size_t kMaxFrames = 2048;     // frames of a batch (rx_batch <= 1024, spill 256)
+constexpr std::size_t kGsoSegments = 64;     // UDP_MAX_SEGMENTS (Linux 6.1)
+constexpr std::size_t kGsoBytes = 65000;     // a GSO send's payload: under 64 KiB
 constexpr std::size_t kProbes = 16;          // MAC table: slots looked at from the hash
 
 std::int64_t now_s() {
@@ -98,8 +101,11 @@ void VxlanLink::open_fds() {
   for (auto& s : scratch_) {
     s.msgs.resize(kMaxDatagrams);
     s.iov.resize(2 * kMaxDatagrams);
+    s.control.resize(kMaxDatagrams);
     s.frame.resize(kMaxDatagrams);
+    s.count.resize(kMaxDatagrams);
     s.first.resize(kMaxDatagrams);
+    s.dest.resize(kMaxFrames);
   }
   const int fd = ::socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw LinkError("vxlan: UDP socket: " + errno_text(errno));
@@ -222,6 +228,12 @@ std::string VxlanLink::vtep_of(const std::uint8_t* mac) const {
   return v < 0 ? "" : host_text(vteps_[static_cast<std::size_t>(v)]);
 }
 
+int VxlanLink::destination(const Frame& f) const {
+  const int v = (f.data[0] & 1) == 0 && config_.learning ? lookup(f.data) : -1;
+  if (v >= 0) return v;
+  return static_count_ == 0 ? kNobody : kFlood;
+}
+
 void VxlanLink::send_batch(Worker& w, Batch& batch) {
   CounterValues tally;
   const int fd = ports_[0]->fd.load(std::memory_order_relaxed);
@@ -232,67 +244,97 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
   }
   Scratch& s = scratch_[w.id];
   const socklen_t alen = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  std::size_t n = 0;
+  const std::size_t capacity = config_.frame_capacity();
+  const bool gso = gso_.load(std::memory_order_relaxed);
+  std::size_t n = 0, ni = 0;  // messages and iovecs in use
   auto flush = [&] {
     std::size_t i = 0;
     while (i < n) {
       const int r = ::sendmmsg(fd, s.msgs.data() + i, static_cast<unsigned>(n - i),
                                MSG_DONTWAIT | MSG_NOSIGNAL);
       if (r > 0) {
-        for (std::size_t k = i; k < i + static_cast<std::size_t>(r); ++k)
-          if (s.first[k]) {
-            ++tally.tx_packets;
-            tally.tx_bytes += batch[s.frame[k]].len;
-          }
+        for (std::size_t k = i; k < i + static_cast<std::size_t>(r); ++k) {
+          if (!s.first[k]) continue;
+          tally.tx_packets += s.count[k];
+          for (std::uint32_t j = 0; j < s.count[k]; ++j)
+            tally.tx_bytes += batch[s.frame[k] + j].len;
+        }
         i += static_cast<std::size_t>(r);
         continue;
       }
       const int err = r < 0 ? errno : EAGAIN;
       if (err == EINTR) continue;
-      // (EAGAIN: the rest would fail the same way; anything else concerns this datagram's
+      if ((err == EINVAL || err == EIO) && s.count[i] > 1 && gso_.exchange(false))
+        log::warn("vxlan_gso_off",
+                  "the kernel refused a UDP GSO send; sending datagrams one "
+                  "by one from now on",
+                  {{"link", name()}, {"error", errno_text(err)}});
+      // (EAGAIN: the rest would fail the same way; anything else concerns this message's
       // destination, and the next may go)
       const std::size_t upto = err == EAGAIN ? n : i + 1;
       for (std::size_t k = i; k < upto; ++k)
-        if (s.first[k]) ++tally.drop(tx_drop_reason(err));
+        if (s.first[k]) tally.drop(tx_drop_reason(err)) += s.count[k];
       i = upto;
     }
-    n = 0;
+    n = ni = 0;
   };
-  auto add = [&](std::size_t k, std::size_t vtep, bool first) {
-    if (n == kMaxDatagrams) flush();
-    Frame& f = batch[k];
-    s.iov[2 * n] = {header_.data(), kHeaderLen};
-    s.iov[2 * n + 1] = {f.data, f.len};
-    msghdr& h = s.msgs[n].msg_hdr;
-    h = {};
-    h.msg_name = &vteps_[vtep];
-    h.msg_namelen = alen;
-    h.msg_iov = &s.iov[2 * n];
-    h.msg_iovlen = 2;
-    s.frame[n] = static_cast<std::uint32_t>(k);
-    s.first[n] = first;
-    ++n;
-  };
-  const std::size_t capacity = config_.frame_capacity();
-  for (std::size_t k = 0; k < batch.size(); ++k) {
+  const std::size_t total = std::min(batch.size(), kMaxFrames);
+  for (std::size_t k = 0; k < total; ++k)
+    s.dest[k] = batch[k].len > capacity ? kNobody : destination(batch[k]);
+  for (std::size_t k = 0; k < total;) {
     const Frame& f = batch[k];
-    if (f.len > capacity) {
-      ++tally.drop(DropReason::too_big);
+    if (f.len > capacity || s.dest[k] == kNobody) {
+      ++tally.drop(f.len > capacity ? DropReason::too_big : DropReason::no_peer);
+      ++k;
       continue;
     }
-    const int v = (f.data[0] & 1) == 0 && config_.learning ? lookup(f.data) : -1;
-    if (v >= 0) {
-      add(k, static_cast<std::size_t>(v), true);
-      continue;
+    // A run of frames for the same VTEPs, all of the first one's size but the last (which may
+    // be shorter): one UDP GSO send.
+    std::size_t m = 1, bytes = kHeaderLen + f.len;
+    while (gso && k + m < total && m < kGsoSegments) {
+      const Frame& g = batch[k + m];
+      if (s.dest[k + m] != s.dest[k] || g.len > f.len || bytes + kHeaderLen + g.len > kGsoBytes)
+        break;
+      bytes += kHeaderLen + g.len;
+      ++m;
+      if (g.len < f.len) break;
     }
-    if (static_count_ == 0) {  // nobody to flood to
-      ++tally.drop(DropReason::no_peer);
-      continue;
+    const int d = s.dest[k];
+    const std::size_t copies = d == kFlood ? static_count_ : 1;
+    if (ni + 2 * m > s.iov.size() || n + copies > s.msgs.size()) flush();
+    for (std::size_t j = 0; j < m; ++j) {
+      const Frame& g = batch[k + j];
+      s.iov[ni + 2 * j] = {header_.data(), kHeaderLen};
+      s.iov[ni + 2 * j + 1] = {g.data, g.len};
     }
-    for (std::size_t r = 0; r < static_count_; ++r)
-      add(k, r, r == 0);
+    for (std::size_t c = 0; c < copies; ++c) {
+      const std::size_t vtep = d == kFlood ? c : static_cast<std::size_t>(d);
+      msghdr& h = s.msgs[n].msg_hdr;
+      h = {};
+      h.msg_name = &vteps_[vtep];
+      h.msg_namelen = alen;
+      h.msg_iov = &s.iov[ni];
+      h.msg_iovlen = 2 * m;
+      if (m > 1) {
+        h.msg_control = s.control[n].buf;
+        h.msg_controllen = sizeof s.control[n].buf;
+        cmsghdr* cm = CMSG_FIRSTHDR(&h);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+        const auto seg = static_cast<std::uint16_t>(kHeaderLen + f.len);
+        std::memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+      }
+      s.frame[n] = static_cast<std::uint32_t>(k);
+      s.count[n] = static_cast<std::uint32_t>(m);
+      s.first[n] = c == 0;
+      ++n;
+    }
+    ni += 2 * m;
+    k += m;
   }
   flush();
+  if (batch.size() > total) tally.drop(DropReason::tx_error) += batch.size() - total;
   counters(w.id, 0).add(tally);
 }
 

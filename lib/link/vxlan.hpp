@@ -11,7 +11,9 @@
 // Sending: a frame whose destination MAC was learned goes to that VTEP; broadcast, multicast
 // and unknown unicast go to each of `remotes` (head-end replication). The VXLAN header is one
 // constant 8 bytes every datagram's first iovec points at; the kernel adds UDP and IP (and the
-// UDP checksum). A batch goes out with sendmmsg.
+// UDP checksum). A batch goes out with sendmmsg. Consecutive frames of one size for the same
+// VTEPs (the segments of a TCP super-frame) go as one UDP GSO send (UDP_SEGMENT): the kernel
+// runs its UDP/IP path once for up to 64 datagrams and cuts them apart at the device.
 //
 // Keys: vni (required), local (required), port, remotes, learning, ttl, udp_checksum,
 // interface (the underlay device to bind to), plus the common link keys.
@@ -70,14 +72,25 @@ class VxlanLink : public Link {
     std::atomic<std::int64_t> seen{0};  ///< CLOCK_MONOTONIC_COARSE, s
   };
   std::unique_ptr<MacSlot[]> macs_;
-  // Per worker: the arrays one sendmmsg of replicated datagrams needs.
+  /// Where frame `f` goes: a VTEP index, kFlood (every static remote) or kNobody.
+  int destination(const Frame& f) const;
+  static constexpr int kFlood = -1, kNobody = -2;
+
+  // Per worker: the arrays one sendmmsg of (replicated, GSO) datagrams needs.
+  struct Control {
+    alignas(cmsghdr) std::uint8_t buf[CMSG_SPACE(sizeof(std::uint16_t))];
+  };
   struct Scratch {
     std::vector<mmsghdr> msgs;
     std::vector<iovec> iov;
-    std::vector<std::uint32_t> frame;  ///< which frame of the batch
+    std::vector<Control> control;      ///< per message: UDP_SEGMENT for a GSO send
+    std::vector<std::uint32_t> frame;  ///< per message: its first frame in the batch
+    std::vector<std::uint32_t> count;  ///< and how many frames it carries
     std::vector<std::uint8_t> first;   ///< its first copy (what the link's counters count)
+    std::vector<int> dest;             ///< per frame of the batch: destination()
   };
   std::vector<Scratch> scratch_;
+  std::atomic<bool> gso_{true};  ///< UDP GSO works here (off after the kernel refused it)
 };
 
 }  // namespace fdlinkd

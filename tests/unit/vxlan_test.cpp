@@ -114,6 +114,45 @@ TEST_CASE("vxlan link: floods to each remote once and unicasts to a learned VTEP
   CHECK(r3.received().size() == 1);
 }
 
+TEST_CASE("vxlan link: a run of equal frames goes as one GSO send and arrives as datagrams") {
+  const std::uint16_t port = static_cast<std::uint16_t>(test_port() + 1);
+  Vtep r2("127.0.0.2", port);
+  LinkConfig c;
+  c.name = "tun";
+  c.type = LinkType::vxlan;
+  c.vni = 7;
+  c.local = "127.0.0.1";
+  c.port = port;
+  c.remotes = {"127.0.0.2"};
+  c.mtu = 1450;
+  VxlanLink link(c);
+  link.open(1);
+  // 40 segments of a super-frame (1464 bytes), the last one shorter, then a frame of another
+  // size: 41 datagrams, in order, each the header and one frame.
+  Batch b(64, 2048);
+  std::vector<Bytes> frames;
+  for (int i = 0; i < 41; ++i) {
+    Bytes f = eth(0, true);
+    f.resize(i < 39 ? 1464 : i == 39 ? 700 : 100, static_cast<std::uint8_t>(i));
+    f[20] = static_cast<std::uint8_t>(i);
+    frames.push_back(f);
+    std::memcpy(b.slot(b.size()), f.data(), f.size());
+    b.push(b.slot(b.size()), static_cast<std::uint32_t>(f.size()));
+  }
+  link.transmit(worker(), b);
+  const auto got = r2.received();
+  REQUIRE(got.size() == 41);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO("datagram " << i);
+    REQUIRE(got[i].size() == 8 + frames[i].size());
+    CHECK(got[i][0] == 0x08);
+    CHECK(got[i][6] == 7);
+    CHECK((Bytes(got[i].begin() + 8, got[i].end()) == frames[i]));
+  }
+  CHECK(link.totals().tx_packets == 41);
+  CHECK(link.totals().total_drops() == 0);
+}
+
 TEST_CASE("vxlan link: a wrong VNI and bad flags are refused by name") {
   LinkConfig c;
   c.name = "tun";
