@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "core/log.hpp"
+#include "writer/flow_hash.hpp"
 #include "writer/writer.hpp"
 
 namespace fdlinkd {
@@ -83,6 +84,7 @@ VxlanLink::VxlanLink(const LinkConfig& config)
       family_(config.ipv6() ? AF_INET6 : AF_INET),
       vteps_(new sockaddr_storage[kMaxVteps]),
       macs_(new MacSlot[kMacSlots]) {
+  tx_fds_.fill(-1);
   header_[0] = kFlagI;
   header_[4] = static_cast<std::uint8_t>(config.vni >> 16);
   header_[5] = static_cast<std::uint8_t>(config.vni >> 8);
@@ -94,7 +96,16 @@ VxlanLink::VxlanLink(const LinkConfig& config)
   vtep_count_ = static_count_;
 }
 
-VxlanLink::~VxlanLink() = default;
+VxlanLink::~VxlanLink() {
+  close_tx_fds();
+}
+
+void VxlanLink::close_tx_fds() {
+  for (int& fd : tx_fds_) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+}
 
 void VxlanLink::open_fds() {
   scratch_ = std::vector<Scratch>(workers_);
@@ -106,44 +117,56 @@ void VxlanLink::open_fds() {
     s.count.resize(kMaxDatagrams);
     s.first.resize(kMaxDatagrams);
     s.dest.resize(kMaxFrames);
+    s.via.resize(kMaxFrames);
   }
-  const int fd = ::socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw LinkError("vxlan: UDP socket: " + errno_text(errno));
-  ports_[0]->fd = fd;
-  const int ttl = static_cast<int>(config_.ttl);
-  if (family_ == AF_INET) {
-    ::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
-    const int no_check = config_.udp_zero_checksum ? 1 : 0;
-    ::setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &no_check, sizeof no_check);
-  } else {
-    ::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
-    const int v6only = 1;
-    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
-  }
-  // Room for bursts: a tunnel carries what several links send.
-  const int buf = 4 << 20;
-  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-  if (!config_.interface.empty() &&
-      ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, config_.interface.c_str(),
-                   static_cast<socklen_t>(config_.interface.size())) != 0)
-    throw LinkError("vxlan: cannot bind to interface " + config_.interface + ": " +
-                    errno_text(errno, "CAP_NET_RAW"));
-  const sockaddr_storage local = address(config_.local, config_.port);
-  const socklen_t len = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), len) != 0) {
-    const int err = errno;
-    std::string hint;
-    if (err == EADDRINUSE)
-      hint =
-          " (another socket has this port: the kernel's own VXLAN device, another vxlan "
-          "link on the same address and port, or another program)";
-    if (err == EADDRNOTAVAIL) hint = " (no interface in the namespace has this address)";
-    throw LinkError("vxlan: cannot bind " + config_.local + " port " +
-                    std::to_string(config_.port) + ": " + errno_text(err) + hint);
-  }
+  close_tx_fds();
+  // A UDP socket with the link's options, bound to `local`:`port` (0: a port the kernel picks).
+  auto make_socket = [&](std::uint16_t port) {
+    const int fd = ::socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw LinkError("vxlan: UDP socket: " + errno_text(errno));
+    const int ttl = static_cast<int>(config_.ttl);
+    if (family_ == AF_INET) {
+      ::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+      const int no_check = config_.udp_zero_checksum ? 1 : 0;
+      ::setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &no_check, sizeof no_check);
+    } else {
+      ::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
+      const int v6only = 1;
+      ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    }
+    // Room for bursts: a tunnel carries what several links send.
+    const int buf = 4 << 20;
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    if (!config_.interface.empty() &&
+        ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, config_.interface.c_str(),
+                     static_cast<socklen_t>(config_.interface.size())) != 0) {
+      const int err = errno;
+      ::close(fd);
+      throw LinkError("vxlan: cannot bind to interface " + config_.interface + ": " +
+                      errno_text(err, "CAP_NET_RAW"));
+    }
+    const sockaddr_storage local = address(config_.local, port);
+    const socklen_t len = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), len) != 0) {
+      const int err = errno;
+      ::close(fd);
+      std::string hint;
+      if (err == EADDRINUSE)
+        hint =
+            " (another socket has this port: the kernel's own VXLAN device, another vxlan "
+            "link on the same address and port, or another program)";
+      if (err == EADDRNOTAVAIL) hint = " (no interface in the namespace has this address)";
+      throw LinkError("vxlan: cannot bind " + config_.local + " port " + std::to_string(port) +
+                      ": " + errno_text(err) + hint);
+    }
+    return fd;
+  };
+  ports_[0]->fd = make_socket(config_.port);
+  for (int& fd : tx_fds_)
+    fd = make_socket(0);
 }
 
 std::optional<DropReason> VxlanLink::check_rx(const std::uint8_t* vxh, const sockaddr_storage& from,
@@ -236,13 +259,13 @@ int VxlanLink::destination(const Frame& f) const {
 
 void VxlanLink::send_batch(Worker& w, Batch& batch) {
   CounterValues tally;
-  const int fd = ports_[0]->fd.load(std::memory_order_relaxed);
-  if (fd < 0) {
+  if (ports_[0]->fd.load(std::memory_order_relaxed) < 0) {
     tally.drop(DropReason::link_down) += batch.size();
     counters(w.id, 0).add(tally);
     return;
   }
   Scratch& s = scratch_[w.id];
+  int fd = -1;  // the sending socket of the messages in s.msgs
   const socklen_t alen = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   const std::size_t capacity = config_.frame_capacity();
   const bool gso = gso_.load(std::memory_order_relaxed);
@@ -279,8 +302,12 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
     n = ni = 0;
   };
   const std::size_t total = std::min(batch.size(), kMaxFrames);
-  for (std::size_t k = 0; k < total; ++k)
-    s.dest[k] = batch[k].len > capacity ? kNobody : destination(batch[k]);
+  for (std::size_t k = 0; k < total; ++k) {
+    const Frame& f = batch[k];
+    s.dest[k] = f.len > capacity ? kNobody : destination(f);
+    // The source port, by the inner flow.
+    s.via[k] = static_cast<std::uint8_t>(flow_hash(f.data, f.len, true) % kSourcePorts);
+  }
   for (std::size_t k = 0; k < total;) {
     const Frame& f = batch[k];
     if (f.len > capacity || s.dest[k] == kNobody) {
@@ -288,12 +315,13 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
       ++k;
       continue;
     }
-    // A run of frames for the same VTEPs, all of the first one's size but the last (which may
-    // be shorter): one UDP GSO send.
+    // A run of frames of one flow for the same VTEPs, all of the first one's size but the last
+    // (which may be shorter): one UDP GSO send.
     std::size_t m = 1, bytes = kHeaderLen + f.len;
     while (gso && k + m < total && m < kGsoSegments) {
       const Frame& g = batch[k + m];
-      if (s.dest[k + m] != s.dest[k] || g.len > f.len || bytes + kHeaderLen + g.len > kGsoBytes)
+      if (s.dest[k + m] != s.dest[k] || s.via[k + m] != s.via[k] || g.len > f.len ||
+          bytes + kHeaderLen + g.len > kGsoBytes)
         break;
       bytes += kHeaderLen + g.len;
       ++m;
@@ -301,7 +329,12 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
     }
     const int d = s.dest[k];
     const std::size_t copies = d == kFlood ? static_count_ : 1;
-    if (ni + 2 * m > s.iov.size() || n + copies > s.msgs.size()) flush();
+    // One sendmmsg per socket (source port): a change flushes.
+    const int via = tx_fds_[s.via[k]];
+    if (via != fd || ni + 2 * m > s.iov.size() || n + copies > s.msgs.size()) {
+      flush();
+      fd = via;
+    }
     for (std::size_t j = 0; j < m; ++j) {
       const Frame& g = batch[k + j];
       s.iov[ni + 2 * j] = {header_.data(), kHeaderLen};

@@ -13,7 +13,9 @@
 // constant 8 bytes every datagram's first iovec points at; the kernel adds UDP and IP (and the
 // UDP checksum). A batch goes out with sendmmsg. Consecutive frames of one size for the same
 // VTEPs (the segments of a TCP super-frame) go as one UDP GSO send (UDP_SEGMENT): the kernel
-// runs its UDP/IP path once for up to 64 datagrams and cuts them apart at the device.
+// runs its UDP/IP path once for up to 64 datagrams and cuts them apart at the device. The UDP
+// source port follows the inner flow (one of 16 sockets, by flow hash), so that the underlay's
+// ECMP and RSS spread flows and keep each in order; the kernel's VXLAN does the same.
 //
 // Keys: vni (required), local (required), port, remotes, learning, ttl, udp_checksum,
 // interface (the underlay device to bind to), plus the common link keys.
@@ -40,6 +42,7 @@ class VxlanLink : public Link {
 
   explicit VxlanLink(const LinkConfig& config);
   ~VxlanLink() override;
+  static constexpr std::size_t kSourcePorts = 16;
 
   /// Checks a received datagram: its VXLAN header `vxh`, the inner frame (`len` bytes at
   /// `frame`) and who sent it; learns the inner source MAC. nullopt: the frame goes on.
@@ -88,8 +91,13 @@ class VxlanLink : public Link {
     std::vector<std::uint32_t> count;  ///< and how many frames it carries
     std::vector<std::uint8_t> first;   ///< its first copy (what the link's counters count)
     std::vector<int> dest;             ///< per frame of the batch: destination()
+    std::vector<std::uint8_t> via;     ///< and its sending socket (by flow hash)
   };
   std::vector<Scratch> scratch_;
+  /// The sending sockets, one per source port (the kernel picks the ports); ports_[0]'s fd,
+  /// bound to `port`, receives.
+  std::array<int, kSourcePorts> tx_fds_;
+  void close_tx_fds();
   std::atomic<bool> gso_{true};  ///< UDP GSO works here (off after the kernel refused it)
 };
 

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <set>
 
 #include "frames.hpp"
 #include "link/vxlan.hpp"
@@ -32,6 +33,19 @@ struct Vtep {
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   }
   ~Vtep() { ::close(fd); }
+  /// The source ports of what arrived.
+  std::vector<std::uint16_t> source_ports() {
+    std::vector<std::uint16_t> out;
+    std::uint8_t buf[2048];
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    while (::recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len) >
+           0) {
+      out.push_back(ntohs(from.sin_port));
+      len = sizeof from;
+    }
+    return out;
+  }
   std::vector<Bytes> received() {
     std::vector<Bytes> out;
     std::uint8_t buf[2048];
@@ -151,6 +165,25 @@ TEST_CASE("vxlan link: a run of equal frames goes as one GSO send and arrives as
   }
   CHECK(link.totals().tx_packets == 41);
   CHECK(link.totals().total_drops() == 0);
+
+  // 32 flows (frames between 32 pairs of MACs): several source ports, one per flow.
+  for (int round = 0; round < 2; ++round) {
+    Batch flows(64, 2048);
+    for (int i = 0; i < 32; ++i) {
+      Bytes f = eth(static_cast<std::uint8_t>(i));
+      f[11] = static_cast<std::uint8_t>(i);
+      std::memcpy(flows.slot(flows.size()), f.data(), f.size());
+      flows.push(flows.slot(flows.size()), static_cast<std::uint32_t>(f.size()));
+    }
+    link.transmit(worker(), flows);
+  }
+  const auto ports = r2.source_ports();
+  REQUIRE(ports.size() == 64);
+  std::set<std::uint16_t> distinct(ports.begin(), ports.end());
+  CHECK(distinct.size() > 4);
+  CHECK(distinct.count(port) == 0);  // (the bound port only receives)
+  for (int i = 0; i < 32; ++i)
+    CHECK(ports[static_cast<std::size_t>(i)] == ports[static_cast<std::size_t>(32 + i)]);
 }
 
 TEST_CASE("vxlan link: a wrong VNI and bad flags are refused by name") {
