@@ -215,10 +215,15 @@ void show_fdb(const json::object& r) {
       continue;
     }
     std::printf("%s:\n", str(b.at("name")).c_str());
-    std::vector<std::vector<std::string>> rows{{"  MAC", "VLAN", "PORT", "AGE_S", "STATIC"}};
-    for (const auto& ev : b.at("entries").as_array())
-      rows.push_back({"  " + str(ev.at("mac")), str(ev.at("vlan")), str(ev.at("port")),
-                      str(ev.at("age_s")), str(ev.at("static"))});
+    std::vector<std::vector<std::string>> rows{
+        {"  MAC", "VLAN", "PORT", "AGE_S", "STATIC", "REMOTE"}};
+    for (const auto& ev : b.at("entries").as_array()) {
+      const auto& e = ev.as_object();
+      // REMOTE: the VTEP behind which a MAC on a vxlan port lives.
+      rows.push_back({"  " + str(e.at("mac")), str(e.at("vlan")), str(e.at("port")),
+                      str(e.at("age_s")), str(e.at("static")),
+                      e.contains("remote") ? str(e.at("remote")) : "-"});
+    }
     print_table(rows);
   }
 }

@@ -7,12 +7,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <thread>
 
 #include "core/log.hpp"
 #include "core/version.hpp"
+#include "link/vxlan.hpp"
 #include "ops/control_socket.hpp"
 #include "runtime/runtime.hpp"
 
@@ -321,8 +323,29 @@ void Runtime::fdb(const std::string& bridge, bool flush, std::function<void(json
       }
       out->push_back(json::object{{"name", g->name(n)}, {"entries", std::move(entries)}});
     }
-    asio::post(control_, [out, reply] { reply(ok_reply(json::object{{"bridges", *out}})); });
+    asio::post(control_, [this, out, reply] {
+      add_remotes(*out);
+      reply(ok_reply(json::object{{"bridges", *out}}));
+    });
   });
+}
+
+void Runtime::add_remotes(json::array& bridges) const {
+  // A MAC on a vxlan port lives behind a remote VTEP: say which (control thread: the links
+  // are stable here; the VTEP table is read lock-free).
+  for (auto& b : bridges)
+    for (auto& ev : b.as_object().at("entries").as_array()) {
+      json::object& e = ev.as_object();
+      const Link* l = links_.find(json::value_to<std::string>(e.at("port")));
+      if (!l || l->config().type != LinkType::vxlan) continue;
+      std::uint8_t mac[6];
+      const std::string text = json::value_to<std::string>(e.at("mac"));
+      if (std::sscanf(text.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2],
+                      &mac[3], &mac[4], &mac[5]) != 6)
+        continue;
+      const std::string vtep = static_cast<const VxlanLink*>(l)->vtep_of(mac);
+      if (!vtep.empty()) e["remote"] = vtep;
+    }
 }
 
 }  // namespace fdlinkd

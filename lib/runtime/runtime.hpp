@@ -19,6 +19,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <functional>
@@ -96,6 +97,8 @@ class Runtime {
   void take_down(Link& link, const std::string& reason, bool keep_fds = false);
   /// Closes what take_down retired once every worker is past it, then brings the link up if
   /// its interface came back meanwhile (or it is a TAP fdlinkd made).
+  /// `fdb` output: the remote VTEP of each MAC on a vxlan port.
+  void add_remotes(boost::json::array& bridges) const;
   /// On every worker: drops what waits in `link`'s backlogs and frees what they hold back.
   void release_tx(Link& link);
   void close_when_workers_pass(Link& link);

@@ -2,10 +2,11 @@
 # vxlan_link.sh v4|v6: fdlinkd as a VXLAN tunnel endpoint talking to the Linux kernel's VXLAN.
 #   namespace a: a kernel VXLAN device (VNI 42, dstport 4789) in a Linux bridge br0, which
 #                holds the inner addresses 10.99.0.1 and fd99::1
-#   namespace b: fdlinkd with a `vxlan` link (VNI 42, remotes = [a]) forwarding to an
-#                af_packet link on a veth to namespace hb (10.99.0.2, fd99::2)
+#   namespace b: fdlinkd with a `bridge` sink over a `vxlan` link (VNI 42, remotes = [a]) and
+#                an af_packet link on a veth to namespace hb (10.99.0.2, fd99::2)
 #   underlay a <-> b: IPv4 (v4) or IPv6 (v6)
-# Checks: inner IPv4 and IPv6 pings 0% loss; 5 MiB of TCP each way, SHA-256 equal; tshark on the
+# Checks: inner IPv4 and IPv6 pings 0% loss; `fdlinkctl fdb` shows br0's MAC on the vxlan port
+# with a's address as its remote; 5 MiB of TCP each way, SHA-256 equal; tshark on the
 # underlay decodes fdlinkd's datagrams as VXLAN VNI 42 with correct outer UDP checksums; a wrong
 # VNI, bad flags and a datagram shorter than the VXLAN header are each counted under their
 # reason, and fdlinkd goes on; a frame larger than the tunnel's MTU is too_big.
@@ -51,9 +52,12 @@ type = "vxlan"
 vni = 42
 local = "$B"
 remotes = ["$A"]
-sink = "to-lan"
-$(afp_link lan pb to-tun 'mtu = 3000')
-$(forward_sinks lan tun)
+sink = "br"
+$(afp_link lan pb br 'mtu = 3000')
+[[sink]]
+name = "br"
+type = "bridge"
+ports = ["tun", "lan"]
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-b"
 grep -q "vxlan vni 42 $B port 4789" "$LOG" || fail "the link is not described in the log as vxlan vni 42 $B port 4789"
@@ -80,6 +84,13 @@ echo "$fields"
 grep -qE "^ +[0-9]+ 42	1$" <<< "$fields" || fail "no VXLAN VNI 42 datagram from fdlinkd with a good UDP checksum: $fields"
 ! grep -qvE "^ +[0-9]+ 42	1$" <<< "$fields" || fail "datagrams from fdlinkd that are not VNI 42 with a good UDP checksum: $fields"
 pass "tshark decodes fdlinkd's datagrams as VXLAN VNI 42, outer UDP checksums good"
+
+# The bridge learned br0's MAC on the vxlan port, behind VTEP $A.
+brmac=$(ip -n "$ID-a" -j link show br0 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+fdb=$("$FDLINKCTL" -s "$CTL" fdb)
+
+grep -qE "^ +$brmac +0 +tun +[0-9]+ +no +$A\$" <<< "$fdb" || fail "fdlinkctl fdb does not show $brmac on tun behind $A"
+pass "fdlinkctl fdb: $brmac on port tun, remote $A"
 
 tcp_ok "$ID-hb" "$ID-a" 10.99.0.1 5
 tcp_ok "$ID-a" "$ID-hb" 10.99.0.2 5
