@@ -156,12 +156,12 @@ std::string read_name(const toml::table& t, std::string_view kind, std::size_t i
 
 // Keys that only some link types take; a type that does not take one rejects it by name.
 constexpr std::string_view kTypeKeys[] = {
-    "interface",    "path",     "socket",   "peer",        "socket_mode", "socket_group",
-    "promisc",      "connect",  "listen",   "persist",     "fanout",      "tx_ring",
-    "qdisc_bypass", "ring",     "offloads", "vni",         "local",       "port",
-    "remotes",      "learning", "ttl",      "udp_checksum"};
-constexpr std::string_view kVxlanKeys[] = {"vni",      "local", "port",        "remotes",
-                                           "learning", "ttl",   "udp_checksum"};
+    "interface",    "path",     "socket",   "peer",         "socket_mode", "socket_group",
+    "promisc",      "connect",  "listen",   "persist",      "fanout",      "tx_ring",
+    "qdisc_bypass", "ring",     "offloads", "vni",          "local",       "port",
+    "remotes",      "learning", "ttl",      "udp_checksum", "inner_vlan"};
+constexpr std::string_view kVxlanKeys[] = {"vni",      "local", "port",         "remotes",
+                                           "learning", "ttl",   "udp_checksum", "inner_vlan"};
 
 // An IPv4 or IPv6 address (no host names: nothing is resolved); its family, or 0.
 int address_family(const std::string& s) {
@@ -210,6 +210,7 @@ void read_vxlan(TableReader& lr, const std::string& label, LinkConfig& l, Config
   }
   if (auto v = lr.boolean("learning")) l.learning = *v;
   if (auto v = lr.integer("ttl", 1, 255)) l.ttl = static_cast<unsigned>(*v);
+  if (auto v = lr.choice("inner_vlan", {"drop", "keep"})) l.inner_vlan_keep = *v == "keep";
   if (auto v = lr.choice("udp_checksum", {"on", "zero"})) {
     l.udp_zero_checksum = *v == "zero";
     if (l.udp_zero_checksum && family == AF_INET6)

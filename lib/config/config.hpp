@@ -90,6 +90,7 @@ struct LinkConfig {
   bool learning = true;              ///< inner source MAC -> the VTEP it came from
   unsigned ttl = 64;
   bool udp_zero_checksum = false;  ///< IPv4: send UDP checksum 0 (udp_checksum = "zero")
+  bool inner_vlan_keep = false;    ///< inner_vlan = "keep": inner VLAN tags pass (else: out)
   bool ipv6() const { return local.find(':') != std::string::npos; }
   unsigned fds = 1;
   DispatchMode dispatch = DispatchMode::readv;

@@ -28,6 +28,7 @@ namespace fdlinkd {
   X(vnet_bad_headers, "virtio header says GSO but the IP/TCP headers do not match or parse") \
   X(vxlan_bad_header, "VXLAN: flags other than the I flag alone, or reserved bits set")      \
   X(vxlan_unknown_vni, "VXLAN: a VNI that is not the link's")                                \
+  X(vxlan_inner_vlan, "VXLAN: an inner frame with a VLAN tag (inner_vlan = \"drop\")")       \
   X(too_big, "frame larger than the egress link's MTU")                                      \
   X(tx_queue_full, "egress fd would block (EAGAIN): its queue is full")                      \
   X(tx_backlog_full, "a local peer was full and more frames waited for it than tx_backlog")  \

@@ -77,6 +77,11 @@ std::string host_text(const sockaddr_storage& a) {
   return buf;
 }
 
+// An 802.1Q or 802.1ad tag right after the MACs.
+bool tagged(const std::uint8_t* f, std::size_t len) {
+  return len >= 18 && ((f[12] == 0x81 && f[13] == 0x00) || (f[12] == 0x88 && f[13] == 0xa8));
+}
+
 }  // namespace
 
 VxlanLink::VxlanLink(const LinkConfig& config)
@@ -111,13 +116,15 @@ void VxlanLink::open_fds() {
   scratch_ = std::vector<Scratch>(workers_);
   for (auto& s : scratch_) {
     s.msgs.resize(kMaxDatagrams);
-    s.iov.resize(2 * kMaxDatagrams);
+    s.iov.resize(3 * kMaxDatagrams);
     s.control.resize(kMaxDatagrams);
     s.frame.resize(kMaxDatagrams);
     s.count.resize(kMaxDatagrams);
     s.first.resize(kMaxDatagrams);
     s.dest.resize(kMaxFrames);
     s.via.resize(kMaxFrames);
+    s.strip.resize(kMaxFrames);
+    s.len.resize(kMaxFrames);
   }
   close_tx_fds();
   // A UDP socket with the link's options, bound to `local`:`port` (0: a port the kernel picks).
@@ -178,6 +185,8 @@ std::optional<DropReason> VxlanLink::check_rx(const std::uint8_t* vxh, const soc
   if (vxh[4] != header_[4] || vxh[5] != header_[5] || vxh[6] != header_[6])
     return DropReason::vxlan_unknown_vni;
   if (len < 14) return DropReason::runt;
+  // RFC 7348 6.1: a decapsulated frame with an inner VLAN tag is discarded unless configured.
+  if (!config_.inner_vlan_keep && tagged(frame, len)) return DropReason::vxlan_inner_vlan;
   if (config_.learning && !(frame[6] & 1)) learn(frame + 6, from);
   return std::nullopt;
 }
@@ -280,7 +289,7 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
           if (!s.first[k]) continue;
           tally.tx_packets += s.count[k];
           for (std::uint32_t j = 0; j < s.count[k]; ++j)
-            tally.tx_bytes += batch[s.frame[k] + j].len;
+            tally.tx_bytes += s.len[s.frame[k] + j];
         }
         i += static_cast<std::size_t>(r);
         continue;
@@ -304,41 +313,51 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
   const std::size_t total = std::min(batch.size(), kMaxFrames);
   for (std::size_t k = 0; k < total; ++k) {
     const Frame& f = batch[k];
-    s.dest[k] = f.len > capacity ? kNobody : destination(f);
+    // Without inner_vlan = "keep", a tag is left out on the way into the tunnel (RFC 7348 6.1):
+    // the frame goes as its MACs and what follows the tag, two iovecs, nothing moved.
+    s.strip[k] = !config_.inner_vlan_keep && tagged(f.data, f.len);
+    s.len[k] = f.len - (s.strip[k] ? 4 : 0);
+    s.dest[k] = s.len[k] > capacity ? kNobody : destination(f);
     // The source port, by the inner flow.
     s.via[k] = static_cast<std::uint8_t>(flow_hash(f.data, f.len, true) % kSourcePorts);
   }
   for (std::size_t k = 0; k < total;) {
-    const Frame& f = batch[k];
-    if (f.len > capacity || s.dest[k] == kNobody) {
-      ++tally.drop(f.len > capacity ? DropReason::too_big : DropReason::no_peer);
+    const std::size_t len = s.len[k];
+    if (len > capacity || s.dest[k] == kNobody) {
+      ++tally.drop(len > capacity ? DropReason::too_big : DropReason::no_peer);
       ++k;
       continue;
     }
     // A run of frames of one flow for the same VTEPs, all of the first one's size but the last
     // (which may be shorter): one UDP GSO send.
-    std::size_t m = 1, bytes = kHeaderLen + f.len;
+    std::size_t m = 1, bytes = kHeaderLen + len, iovs = s.strip[k] ? 3 : 2;
     while (gso && k + m < total && m < kGsoSegments) {
-      const Frame& g = batch[k + m];
-      if (s.dest[k + m] != s.dest[k] || s.via[k + m] != s.via[k] || g.len > f.len ||
-          bytes + kHeaderLen + g.len > kGsoBytes)
+      const std::size_t glen = s.len[k + m];
+      if (s.dest[k + m] != s.dest[k] || s.via[k + m] != s.via[k] || glen > len ||
+          bytes + kHeaderLen + glen > kGsoBytes)
         break;
-      bytes += kHeaderLen + g.len;
+      bytes += kHeaderLen + glen;
+      iovs += s.strip[k + m] ? 3 : 2;
       ++m;
-      if (g.len < f.len) break;
+      if (glen < len) break;
     }
     const int d = s.dest[k];
     const std::size_t copies = d == kFlood ? static_count_ : 1;
     // One sendmmsg per socket (source port): a change flushes.
     const int via = tx_fds_[s.via[k]];
-    if (via != fd || ni + 2 * m > s.iov.size() || n + copies > s.msgs.size()) {
+    if (via != fd || ni + iovs > s.iov.size() || n + copies > s.msgs.size()) {
       flush();
       fd = via;
     }
-    for (std::size_t j = 0; j < m; ++j) {
+    for (std::size_t j = 0, at = ni; j < m; ++j) {
       const Frame& g = batch[k + j];
-      s.iov[ni + 2 * j] = {header_.data(), kHeaderLen};
-      s.iov[ni + 2 * j + 1] = {g.data, g.len};
+      s.iov[at++] = {header_.data(), kHeaderLen};
+      if (s.strip[k + j]) {
+        s.iov[at++] = {g.data, 12};
+        s.iov[at++] = {g.data + 16, g.len - 16u};
+      } else {
+        s.iov[at++] = {g.data, g.len};
+      }
     }
     for (std::size_t c = 0; c < copies; ++c) {
       const std::size_t vtep = d == kFlood ? c : static_cast<std::size_t>(d);
@@ -347,7 +366,7 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
       h.msg_name = &vteps_[vtep];
       h.msg_namelen = alen;
       h.msg_iov = &s.iov[ni];
-      h.msg_iovlen = 2 * m;
+      h.msg_iovlen = iovs;
       if (m > 1) {
         h.msg_control = s.control[n].buf;
         h.msg_controllen = sizeof s.control[n].buf;
@@ -355,7 +374,7 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
         cm->cmsg_level = SOL_UDP;
         cm->cmsg_type = UDP_SEGMENT;
         cm->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
-        const auto seg = static_cast<std::uint16_t>(kHeaderLen + f.len);
+        const auto seg = static_cast<std::uint16_t>(kHeaderLen + len);
         std::memcpy(CMSG_DATA(cm), &seg, sizeof seg);
       }
       s.frame[n] = static_cast<std::uint32_t>(k);
@@ -363,7 +382,7 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
       s.first[n] = c == 0;
       ++n;
     }
-    ni += 2 * m;
+    ni += iovs;
     k += m;
   }
   flush();

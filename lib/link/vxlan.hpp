@@ -17,7 +17,10 @@
 // source port follows the inner flow (one of 16 sockets, by flow hash), so that the underlay's
 // ECMP and RSS spread flows and keep each in order; the kernel's VXLAN does the same.
 //
-// Keys: vni (required), local (required), port, remotes, learning, ttl, udp_checksum,
+// Inner VLAN tags (RFC 7348 6.1), unless inner_vlan = "keep": left out of frames going into the
+// tunnel, and a tagged frame coming out of it is dropped (vxlan_inner_vlan).
+//
+// Keys: vni (required), local (required), port, remotes, learning, ttl, udp_checksum, inner_vlan,
 // interface (the underlay device to bind to), plus the common link keys.
 #pragma once
 
@@ -92,6 +95,8 @@ class VxlanLink : public Link {
     std::vector<std::uint8_t> first;   ///< its first copy (what the link's counters count)
     std::vector<int> dest;             ///< per frame of the batch: destination()
     std::vector<std::uint8_t> via;     ///< and its sending socket (by flow hash)
+    std::vector<std::uint8_t> strip;   ///< and whether its VLAN tag is left out
+    std::vector<std::uint32_t> len;    ///< and its length as sent
   };
   std::vector<Scratch> scratch_;
   /// The sending sockets, one per source port (the kernel picks the ports); ports_[0]'s fd,

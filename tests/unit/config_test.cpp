@@ -846,6 +846,7 @@ local = "2001:db8::1"
 port = 8472
 learning = false
 ttl = 8
+inner_vlan = "keep"
 sink = "s"
 )"),
                         "t.toml");
@@ -862,6 +863,8 @@ sink = "s"
   CHECK(t6.port == 8472);
   CHECK_FALSE(t6.learning);
   CHECK(t6.ttl == 8);
+  CHECK(t6.inner_vlan_keep);
+  CHECK_FALSE(t4.inner_vlan_keep);
 }
 
 TEST_CASE("bad config: vxlan without a vni") {

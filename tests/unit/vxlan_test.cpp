@@ -207,3 +207,37 @@ TEST_CASE("vxlan link: a wrong VNI and bad flags are refused by name") {
   CHECK(link.check_rx(reserved, src, f.data(), f.size()) == DropReason::vxlan_bad_header);
   CHECK(link.check_rx(ok, src, f.data(), 10) == DropReason::runt);
 }
+
+TEST_CASE("vxlan link: inner VLAN tags are left out unless inner_vlan is keep") {
+  const std::uint16_t port = static_cast<std::uint16_t>(test_port() + 2);
+  Vtep r2("127.0.0.2", port);
+  Bytes tagged = eth(0, true);
+  const Bytes untagged = tagged;
+  tagged.insert(tagged.begin() + 12, {0x81, 0x00, 0x00, 0x05});  // VLAN 5
+  for (const bool keep : {false, true}) {
+    INFO("inner_vlan = " << (keep ? "keep" : "drop"));
+    LinkConfig c;
+    c.name = "tun";
+    c.type = LinkType::vxlan;
+    c.vni = 9;
+    c.local = "127.0.0.1";
+    c.port = port;
+    c.remotes = {"127.0.0.2"};
+    c.inner_vlan_keep = keep;
+    VxlanLink link(c);
+    link.open(1);
+    // Into the tunnel: the tag goes, or stays.
+    send_one(link, tagged);
+    const auto got = r2.received();
+    REQUIRE(got.size() == 1);
+    CHECK((Bytes(got[0].begin() + 8, got[0].end()) == (keep ? tagged : untagged)));
+    // Out of it: a tagged frame is dropped by name, or passes.
+    const std::uint8_t hdr[8] = {0x08, 0, 0, 0, 0, 0, 9, 0};
+    sockaddr_storage src{};
+    const auto why = link.check_rx(hdr, src, tagged.data(), tagged.size());
+    if (keep)
+      CHECK_FALSE(why.has_value());
+    else
+      CHECK(why == DropReason::vxlan_inner_vlan);
+  }
+}
