@@ -344,7 +344,7 @@ Dispatcher::ReadEnd Dispatcher::read_vxlan(CounterValues& tally) {
     }
     const bool truncated = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
     const std::size_t seen = std::min(len, batch_.frame_capacity());
-    if (auto why = vxlan_->check_rx(slot - hdr, senders_[k], slot, seen)) {
+    if (auto why = vxlan_->check_rx(slot - hdr, senders_[k], slot, seen, worker_.id)) {
       ++tally.rx_packets;
       tally.rx_bytes += len;
       ++tally.drop(*why);

@@ -114,12 +114,15 @@ void VxlanLink::close_tx_fds() {
 
 void VxlanLink::open_fds() {
   scratch_ = std::vector<Scratch>(workers_);
+  remote_counters_.reset(new RemoteCounters[workers_ * kMaxVteps]);
+  rx_last_.assign(workers_, 0);
   for (auto& s : scratch_) {
     s.msgs.resize(kMaxDatagrams);
     s.iov.resize(3 * kMaxDatagrams);
     s.control.resize(kMaxDatagrams);
     s.frame.resize(kMaxDatagrams);
     s.count.resize(kMaxDatagrams);
+    s.vtep.resize(kMaxDatagrams);
     s.first.resize(kMaxDatagrams);
     s.dest.resize(kMaxFrames);
     s.via.resize(kMaxFrames);
@@ -177,7 +180,23 @@ void VxlanLink::open_fds() {
 }
 
 std::optional<DropReason> VxlanLink::check_rx(const std::uint8_t* vxh, const sockaddr_storage& from,
-                                              const std::uint8_t* frame, std::size_t len) {
+                                              const std::uint8_t* frame, std::size_t len,
+                                              std::size_t worker) {
+  if (remote_counters_ && worker < rx_last_.size()) {  // per remote: every datagram that came
+    std::size_t& last = rx_last_[worker];
+    const std::size_t n = vtep_count_.load(std::memory_order_acquire);
+    if (last >= n || !same_host(vteps_[last], from))
+      for (std::size_t i = 0; i < n; ++i)
+        if (same_host(vteps_[i], from)) {
+          last = i;
+          break;
+        }
+    if (last < n && same_host(vteps_[last], from)) {
+      RemoteCounters& c = remote_counters_[worker * kMaxVteps + last];
+      bump(c.rx_packets, 1);
+      bump(c.rx_bytes, len);
+    }
+  }
   // RFC 7348: the I flag set; the other flag bits and reserved fields are sent as zero. Like
   // the kernel, fdlinkd takes a header with other flags as one it does not understand.
   if (vxh[0] != kFlagI || vxh[1] != 0 || vxh[2] != 0 || vxh[3] != 0 || vxh[7] != 0)
@@ -286,6 +305,13 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
                                MSG_DONTWAIT | MSG_NOSIGNAL);
       if (r > 0) {
         for (std::size_t k = i; k < i + static_cast<std::size_t>(r); ++k) {
+          if (RemoteCounters* c = remote(w.id, s.vtep[k])) {
+            std::uint64_t bytes = 0;
+            for (std::uint32_t j = 0; j < s.count[k]; ++j)
+              bytes += s.len[s.frame[k] + j];
+            bump(c->tx_packets, s.count[k]);
+            bump(c->tx_bytes, bytes);
+          }
           if (!s.first[k]) continue;
           tally.tx_packets += s.count[k];
           for (std::uint32_t j = 0; j < s.count[k]; ++j)
@@ -379,6 +405,7 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
       }
       s.frame[n] = static_cast<std::uint32_t>(k);
       s.count[n] = static_cast<std::uint32_t>(m);
+      s.vtep[n] = static_cast<std::uint16_t>(vtep);
       s.first[n] = c == 0;
       ++n;
     }
@@ -388,6 +415,23 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
   flush();
   if (batch.size() > total) tally.drop(DropReason::tx_error) += batch.size() - total;
   counters(w.id, 0).add(tally);
+}
+
+std::vector<VxlanLink::RemoteStats> VxlanLink::remote_stats() const {
+  const std::size_t n = vtep_count_.load(std::memory_order_acquire);
+  std::vector<RemoteStats> out(n);
+  for (std::size_t v = 0; v < n; ++v) {
+    out[v].remote = host_text(vteps_[v]);
+    if (!remote_counters_) continue;
+    for (std::size_t w = 0; w < workers_; ++w) {
+      const RemoteCounters& c = remote_counters_[w * kMaxVteps + v];
+      out[v].tx_packets += c.tx_packets.load(std::memory_order_relaxed);
+      out[v].tx_bytes += c.tx_bytes.load(std::memory_order_relaxed);
+      out[v].rx_packets += c.rx_packets.load(std::memory_order_relaxed);
+      out[v].rx_bytes += c.rx_bytes.load(std::memory_order_relaxed);
+    }
+  }
+  return out;
 }
 
 }  // namespace fdlinkd

@@ -49,8 +49,17 @@ class VxlanLink : public Link {
 
   /// Checks a received datagram: its VXLAN header `vxh`, the inner frame (`len` bytes at
   /// `frame`) and who sent it; learns the inner source MAC. nullopt: the frame goes on.
+  /// `worker`: the reading thread (per-remote counters).
   std::optional<DropReason> check_rx(const std::uint8_t* vxh, const sockaddr_storage& from,
-                                     const std::uint8_t* frame, std::size_t len);
+                                     const std::uint8_t* frame, std::size_t len,
+                                     std::size_t worker = 0);
+  /// What went to and came from each VTEP (datagrams and their inner bytes), summed over the
+  /// workers; static remotes first, then learned ones.
+  struct RemoteStats {
+    std::string remote;
+    std::uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;
+  };
+  std::vector<RemoteStats> remote_stats() const;
   /// The VTEP a MAC was learned behind, as "address" (for fdb output), or "".
   std::string vtep_of(const std::uint8_t* mac) const;
 
@@ -92,6 +101,7 @@ class VxlanLink : public Link {
     std::vector<Control> control;      ///< per message: UDP_SEGMENT for a GSO send
     std::vector<std::uint32_t> frame;  ///< per message: its first frame in the batch
     std::vector<std::uint32_t> count;  ///< and how many frames it carries
+    std::vector<std::uint16_t> vtep;   ///< and where it goes
     std::vector<std::uint8_t> first;   ///< its first copy (what the link's counters count)
     std::vector<int> dest;             ///< per frame of the batch: destination()
     std::vector<std::uint8_t> via;     ///< and its sending socket (by flow hash)
@@ -99,6 +109,15 @@ class VxlanLink : public Link {
     std::vector<std::uint32_t> len;    ///< and its length as sent
   };
   std::vector<Scratch> scratch_;
+  // Per worker and VTEP: what was sent there and received from there (one writer each).
+  struct alignas(64) RemoteCounters {
+    std::atomic<std::uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
+  };
+  std::unique_ptr<RemoteCounters[]> remote_counters_;  ///< [worker * kMaxVteps + vtep]
+  std::vector<std::size_t> rx_last_;  ///< per worker: the VTEP the last datagram came from
+  RemoteCounters* remote(std::size_t worker, std::size_t vtep) {
+    return remote_counters_ ? &remote_counters_[worker * kMaxVteps + vtep] : nullptr;
+  }
   /// The sending sockets, one per source port (the kernel picks the ports); ports_[0]'s fd,
   /// bound to `port`, receives.
   std::array<int, kSourcePorts> tx_fds_;

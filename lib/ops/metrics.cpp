@@ -207,6 +207,20 @@ std::string render_metrics(const json::object& stats, const json::object& info) 
       for (const PortMetric& m : kPortMetrics)
         e.add(m.name, "counter", m.help, labels, u64(f.at(m.key)));
     }
+    if (const json::value* rv = l.if_contains("remotes"))
+      for (const auto& r : rv->as_array()) {
+        const json::object& o = r.as_object();
+        const std::string labels = link + ",remote=\"" + label(o.at("remote").as_string()) + "\"";
+        e.add("fdlinkd_vxlan_remote_transmit_packets_total", "counter",
+              "VXLAN datagrams sent to a remote VTEP.", labels, u64(o.at("tx_packets")));
+        e.add("fdlinkd_vxlan_remote_transmit_bytes_total", "counter",
+              "Bytes of the inner frames sent to a remote VTEP.", labels, u64(o.at("tx_bytes")));
+        e.add("fdlinkd_vxlan_remote_receive_packets_total", "counter",
+              "VXLAN datagrams received from a remote VTEP.", labels, u64(o.at("rx_packets")));
+        e.add("fdlinkd_vxlan_remote_receive_bytes_total", "counter",
+              "Bytes of the inner frames received from a remote VTEP.", labels,
+              u64(o.at("rx_bytes")));
+      }
     const json::object& drops = l.at("drops").as_object();
     for (std::size_t r = 0; r < kDropReasonCount; ++r) {
       const auto reason = drop_reason_name(static_cast<DropReason>(r));

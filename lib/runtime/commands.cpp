@@ -247,6 +247,16 @@ json::object Runtime::stats() const {
       fds.push_back(std::move(f));
     }
     o["fds"] = std::move(fds);
+    if (l->config().type == LinkType::vxlan) {
+      json::array remotes;
+      for (const auto& r : static_cast<const VxlanLink*>(l)->remote_stats())
+        remotes.push_back(json::object{{"remote", r.remote},
+                                       {"tx_packets", r.tx_packets},
+                                       {"tx_bytes", r.tx_bytes},
+                                       {"rx_packets", r.rx_packets},
+                                       {"rx_bytes", r.rx_bytes}});
+      o["remotes"] = std::move(remotes);
+    }
     links.push_back(std::move(o));
   }
   json::array sinks;

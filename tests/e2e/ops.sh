@@ -31,6 +31,9 @@ if [ "$MODE" = control ]; then
     afp_link a da to-b 'fds = 2' 'fanout = "rnd"'
     afp_link b db to-a
     forward_sinks a b
+    # (a vxlan link, for its per-remote metrics in the scrape)
+    printf '[[link]]\nname = "vx"\ntype = "vxlan"\nvni = 1\nlocal = "127.0.0.1"\nremotes = ["127.0.0.2"]\nsink = "to-nowhere"\n'
+    printf '[[sink]]\nname = "to-nowhere"\ntype = "drop"\n'
   } > "$TMP/cfg.toml"
   start_daemon "$TMP/cfg.toml" "$D"
 

@@ -92,6 +92,16 @@ c1=$(count "$ID-h1" "$f_icmp" ip netns exec "$ID-i2" ping -c 5 -i 0.05 10.99.1.1
 [ "$c3" = 0 ] || fail "pings i2 -> i1 reached h3 $c3 times: still flooding"
 [ "$c1" = 5 ] || fail "pings i2 -> i1 reached h1 $c1 times, want 5"
 pass "5 pings i2 -> i1 after learning: 5 datagrams to h1, none to h3"
+# Per-remote counters: h1 sent to and heard from both VTEPs, the learned one included.
+ip netns exec "$ID-h1" "$FDLINKCTL" -s "$TMP/ctl1.sock" stats --json | "$PY" -c '
+import json, sys
+tun = {l["name"]: l for l in json.load(sys.stdin)["links"]}["tun"]
+r = {x["remote"]: x for x in tun["remotes"]}
+assert set(r) == {"10.88.1.2", "10.88.1.3"}, f"remotes {sorted(r)}"
+for v in r.values():
+    assert v["tx_packets"] > 0 and v["rx_packets"] > 0 and v["tx_bytes"] > 0, v
+print("ok: h1 per remote:", ", ".join("%s tx %d rx %d" % (k, v["tx_packets"], v["rx_packets"]) for k, v in sorted(r.items())))
+' || fail "per-remote counters on h1"
 for p in "${PIDS[@]}"; do kill -TERM "$p"; done
 for p in "${PIDS[@]}"; do wait "$p" || fail "an fdlinkd exited with status $? after SIGTERM"; done
 pass "the three fdlinkd hosts exit 0 on SIGTERM"
