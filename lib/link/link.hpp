@@ -205,6 +205,10 @@ class Link {
   /// On worker `worker`'s thread: drops what waits for this link there (it goes down or
   /// leaves) and lets the dispatchers it holds read again.
   void release_tx(std::size_t worker);
+  /// Destroys the back-pressure state (its waits and timers belong to the workers'
+  /// io_contexts: this must happen before those go; the runtime's member order sees to it,
+  /// tests call it). Nothing may be transmitting.
+  void close_tx() { tx_queues_.clear(); }
 
  protected:
   unsigned workers_ = 1;

@@ -208,6 +208,8 @@ TEST_CASE("waiting for a slow peer (back-pressure) allocates nothing per frame")
   CHECK(lb.totals().total_drops() == 0);
   INFO("operator new calls while 5000 frames waited for a slow peer: " << allocations);
   CHECK(allocations == 0);
+  d.detach();
+  lb.close_tx();  // (before path's io_context goes)
 }
 
 TEST_CASE("forwarding with readv allocates nothing per frame") {

@@ -126,7 +126,10 @@ struct SlowPeer {
     d = std::make_unique<Dispatcher>(path->worker, *la, 0, path->graph);
     d->attach(a.inside);
   }
-  ~SlowPeer() { d->detach(); }
+  ~SlowPeer() {
+    d->detach();
+    lb->close_tx();  // (before path's io_context goes)
+  }
   void send(std::uint32_t from, std::uint32_t n) {
     for (std::uint32_t i = from; i < from + n; ++i) {
       const Bytes f = numbered(i, 200);
