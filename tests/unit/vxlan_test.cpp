@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "frames.hpp"
 #include "link/vxlan.hpp"
@@ -68,6 +70,19 @@ Bytes eth(std::uint8_t dst_last, bool broadcast = false) {
   return f;
 }
 
+// A vxlan link on 127.0.0.1 (not yet opened).
+LinkConfig loopback_vxlan(std::uint32_t vni, std::uint16_t port, std::vector<std::string> remotes) {
+  LinkConfig c;
+  c.name = "tun";
+  c.type = LinkType::vxlan;
+  c.vni = vni;
+  c.local = "127.0.0.1";
+  c.port = port;
+  c.remotes = std::move(remotes);
+  c.mtu = 1450;
+  return c;
+}
+
 void send_one(Link& link, Bytes f) {
   Batch b(4, 2048);
   std::memcpy(b.slot(0), f.data(), f.size());
@@ -80,15 +95,7 @@ void send_one(Link& link, Bytes f) {
 TEST_CASE("vxlan link: floods to each remote once and unicasts to a learned VTEP") {
   const std::uint16_t port = test_port();
   Vtep r2("127.0.0.2", port), r3("127.0.0.3", port);
-  LinkConfig c;
-  c.name = "tun";
-  c.type = LinkType::vxlan;
-  c.vni = 0x123456;
-  c.local = "127.0.0.1";
-  c.port = port;
-  c.remotes = {"127.0.0.2", "127.0.0.3"};
-  c.mtu = 1450;
-  VxlanLink link(c);
+  VxlanLink link(loopback_vxlan(0x123456, port, {"127.0.0.2", "127.0.0.3"}));
   link.open(1);
 
   // A broadcast: one datagram to each remote, the header then the frame unchanged.
@@ -131,15 +138,7 @@ TEST_CASE("vxlan link: floods to each remote once and unicasts to a learned VTEP
 TEST_CASE("vxlan link: a run of equal frames goes as one GSO send and arrives as datagrams") {
   const std::uint16_t port = static_cast<std::uint16_t>(test_port() + 1);
   Vtep r2("127.0.0.2", port);
-  LinkConfig c;
-  c.name = "tun";
-  c.type = LinkType::vxlan;
-  c.vni = 7;
-  c.local = "127.0.0.1";
-  c.port = port;
-  c.remotes = {"127.0.0.2"};
-  c.mtu = 1450;
-  VxlanLink link(c);
+  VxlanLink link(loopback_vxlan(7, port, {"127.0.0.2"}));
   link.open(1);
   // 40 segments of a super-frame (1464 bytes), the last one shorter, then a frame of another
   // size: 41 datagrams, in order, each the header and one frame.
@@ -187,12 +186,7 @@ TEST_CASE("vxlan link: a run of equal frames goes as one GSO send and arrives as
 }
 
 TEST_CASE("vxlan link: a wrong VNI and bad flags are refused by name") {
-  LinkConfig c;
-  c.name = "tun";
-  c.type = LinkType::vxlan;
-  c.vni = 42;
-  c.local = "127.0.0.1";
-  VxlanLink link(c);
+  VxlanLink link(loopback_vxlan(42, 4789, {}));
   const Bytes f = eth(1);
   sockaddr_storage src{};
   const std::uint8_t ok[8] = {0x08, 0, 0, 0, 0, 0, 42, 0};
@@ -216,13 +210,7 @@ TEST_CASE("vxlan link: inner VLAN tags are left out unless inner_vlan is keep") 
   tagged.insert(tagged.begin() + 12, {0x81, 0x00, 0x00, 0x05});  // VLAN 5
   for (const bool keep : {false, true}) {
     INFO("inner_vlan = " << (keep ? "keep" : "drop"));
-    LinkConfig c;
-    c.name = "tun";
-    c.type = LinkType::vxlan;
-    c.vni = 9;
-    c.local = "127.0.0.1";
-    c.port = port;
-    c.remotes = {"127.0.0.2"};
+    LinkConfig c = loopback_vxlan(9, port, {"127.0.0.2"});
     c.inner_vlan_keep = keep;
     VxlanLink link(c);
     link.open(1);
