@@ -24,6 +24,15 @@ std::string default_control_socket() {
   return d + "/control.sock";
 }
 
+std::string LinkConfig::vxlan_socket_key() const {
+  // The address in its canonical text ("fd88:0::1" and "fd88::1" are one address).
+  in6_addr a{};
+  char text[INET6_ADDRSTRLEN] = "";
+  const int family = ipv6() ? AF_INET6 : AF_INET;
+  if (::inet_pton(family, local.c_str(), &a) == 1) ::inet_ntop(family, &a, text, sizeof text);
+  return netns + "|" + text + "|" + std::to_string(port) + "|" + interface;
+}
+
 std::size_t Config::max_frame_capacity() const {
   std::size_t n = 0;
   for (const auto& l : links)
@@ -159,9 +168,10 @@ constexpr std::string_view kTypeKeys[] = {
     "interface",    "path",     "socket",   "peer",         "socket_mode", "socket_group",
     "promisc",      "connect",  "listen",   "persist",      "fanout",      "tx_ring",
     "qdisc_bypass", "ring",     "offloads", "vni",          "local",       "port",
-    "remotes",      "learning", "ttl",      "udp_checksum", "inner_vlan"};
-constexpr std::string_view kVxlanKeys[] = {"vni",      "local", "port",         "remotes",
-                                           "learning", "ttl",   "udp_checksum", "inner_vlan"};
+    "remotes",      "learning", "ttl",      "udp_checksum", "inner_vlan",  "source_ports"};
+constexpr std::string_view kVxlanKeys[] = {"vni",          "local",      "port",
+                                           "remotes",      "learning",   "ttl",
+                                           "udp_checksum", "inner_vlan", "source_ports"};
 
 // An IPv4 or IPv6 address (no host names: nothing is resolved); its family, or 0.
 int address_family(const std::string& s) {
@@ -175,6 +185,7 @@ int address_family(const std::string& s) {
 void read_vxlan(TableReader& lr, const std::string& label, LinkConfig& l, ConfigErrors& errors) {
   if (auto v = lr.integer("vni", 0, 16777215)) l.vni = static_cast<std::uint32_t>(*v);
   if (!lr.has("vni")) errors.add(lr.where(), label + " is missing required key vni (0..16777215)");
+  l.vni_where = lr.has("vni") ? lr.where("vni") : lr.where();
   int family = 0;
   if (auto v = lr.string("local", true)) {
     family = address_family(*v);
@@ -209,6 +220,22 @@ void read_vxlan(TableReader& lr, const std::string& label, LinkConfig& l, Config
     lr.skip("remotes");
   }
   if (auto v = lr.boolean("learning")) l.learning = *v;
+  if (lr.has("source_ports")) {
+    // [min, max], as the kernel's `srcport MIN MAX`.
+    const toml::array* a = lr.table().get("source_ports")->as_array();
+    const bool ok = a && a->size() == 2 && (*a)[0].is_integer() && (*a)[1].is_integer();
+    const std::int64_t lo = ok ? (*a)[0].as_integer()->get() : 0;
+    const std::int64_t hi = ok ? (*a)[1].as_integer()->get() : 0;
+    if (!ok || lo < 1 || hi > 65535 || lo > hi)
+      errors.add(lr.where("source_ports"),
+                 "source_ports in " + label +
+                     " must be [min, max] with 1 <= min <= max <= 65535, such as [49152, 65535]");
+    else {
+      l.source_port_min = static_cast<std::uint16_t>(lo);
+      l.source_port_max = static_cast<std::uint16_t>(hi);
+    }
+    lr.skip("source_ports");
+  }
   if (auto v = lr.integer("ttl", 1, 255)) l.ttl = static_cast<unsigned>(*v);
   if (auto v = lr.choice("inner_vlan", {"drop", "keep"})) l.inner_vlan_keep = *v == "keep";
   if (auto v = lr.choice("udp_checksum", {"on", "zero"})) {
@@ -685,6 +712,21 @@ void check_unique(const std::vector<T>& items, std::string_view kind, ConfigErro
   }
 }
 
+// vxlan links on one address and port share a socket and are told apart by VNI: two with the
+// same VNI there could not be.
+void check_vnis(const std::vector<LinkConfig>& links, ConfigErrors& errors) {
+  std::map<std::pair<std::string, std::uint32_t>, const LinkConfig*> seen;
+  for (const auto& l : links) {
+    if (l.type != LinkType::vxlan || l.local.empty()) continue;
+    auto [pos, fresh] = seen.emplace(std::pair{l.vxlan_socket_key(), l.vni}, &l);
+    if (!fresh)
+      errors.add(l.vni_where, "vni " + std::to_string(l.vni) + " in link \"" + l.name +
+                                  "\" is already link \"" + pos->second->name + "\"'s on " +
+                                  l.local + " port " + std::to_string(l.port) +
+                                  ": links on one address and port need different VNIs");
+  }
+}
+
 std::string_view layer_name(Layer l) {
   return l == Layer::ethernet ? "Ethernet frames" : "IP packets";
 }
@@ -796,6 +838,7 @@ Config build(const toml::table& root, const std::string& path, ConfigErrors& err
     errors.add(path, 1, 1, "no [[link]] defined: fdlinkd needs at least one link");
 
   check_unique(c.links, "link", errors);
+  check_vnis(c.links, errors);
   check_unique(c.sinks, "sink", errors);
 
   for (const auto& l : c.links) {

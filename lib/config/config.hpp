@@ -91,7 +91,13 @@ struct LinkConfig {
   unsigned ttl = 64;
   bool udp_zero_checksum = false;  ///< IPv4: send UDP checksum 0 (udp_checksum = "zero")
   bool inner_vlan_keep = false;    ///< inner_vlan = "keep": inner VLAN tags pass (else: out)
+  /// The UDP source ports datagrams leave from, inclusive (by inner flow hash).
+  std::uint16_t source_port_min = 49152, source_port_max = 65535;
+  toml::source_region vni_where;  ///< its `vni` key
   bool ipv6() const { return local.find(':') != std::string::npos; }
+  /// vxlan: what links sharing one receiving socket have in common (namespace, address, port,
+  /// interface); links with the same key share it and are told apart by VNI.
+  std::string vxlan_socket_key() const;
   unsigned fds = 1;
   DispatchMode dispatch = DispatchMode::readv;
   unsigned rx_batch = 64;  ///< frames read per batch

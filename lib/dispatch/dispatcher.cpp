@@ -58,6 +58,43 @@ Dispatcher::Dispatcher(Worker& worker, Link& link, std::size_t port, Graph& grap
   if (link.config().type == LinkType::vxlan) {
     vxlan_ = static_cast<VxlanLink*>(&link);
     senders_ = std::make_unique<sockaddr_storage[]>(batch_.capacity());
+    member_of_ = std::make_unique<std::uint16_t[]>(batch_.capacity());
+    demux_ = std::make_unique<Batch>(batch_.capacity(), 0, worker.id);
+    refresh_members();
+  }
+}
+
+void Dispatcher::set_graph(Graph& graph, std::size_t root, std::size_t ingress) {
+  graph_ = &graph;
+  root_ = root;
+  ingress_ = ingress;
+  if (vxlan_) refresh_members();
+}
+
+void Dispatcher::refresh_members() {
+  members_.clear();
+  members_.push_back({vxlan_->vni(), vxlan_, ingress_, root_, {}});
+  if (!vxlan_->socket()) return;
+  for (VxlanLink* l : vxlan_->socket()->members()) {
+    if (l == vxlan_) continue;
+    // (a link opened by a reload in progress joins once the graph that has it is in place)
+    const std::size_t root = graph_->find(l->config().sink);
+    if (root == Graph::npos) continue;
+    members_.push_back({l->vni(), l, l->index(), root, {}});
+  }
+}
+
+void Dispatcher::run_batch() {
+  if (!mixed_) {
+    graph_->run(worker_, ingress_, root_, batch_);
+    return;
+  }
+  mixed_ = false;
+  for (std::size_t m = 0; m < members_.size(); ++m) {
+    demux_->clear();
+    for (std::size_t i = 0; i < batch_.size(); ++i)
+      if (member_of_[i] == m) demux_->push(batch_[i]);
+    if (!demux_->empty()) graph_->run(worker_, members_[m].ingress, members_[m].root, *demux_);
   }
 }
 
@@ -136,10 +173,14 @@ void Dispatcher::on_ready() {
     worker_.held = nullptr;
     if (!batch_.empty()) {
       if (mode_ != DispatchMode::packet_mmap) stamp_time();
-      graph_->run(worker_, ingress_, root_, batch_);
+      run_batch();
     }
     if (ring_) ring_->release();  // the batch is sent: its blocks can go back to the kernel
     link_.counters(worker_.id, port_).add(tally);
+    for (std::size_t m = 1; m < members_.size(); ++m) {  // (vxlan: other VNIs on the socket)
+      members_[m].link->counters(worker_.id, 0).add(members_[m].tally);
+      members_[m].tally = {};
+    }
     if (end == ReadEnd::closed) {
       worker_.held = nullptr;
       detach();
@@ -344,13 +385,26 @@ Dispatcher::ReadEnd Dispatcher::read_vxlan(CounterValues& tally) {
     }
     const bool truncated = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
     const std::size_t seen = std::min(len, batch_.frame_capacity());
-    if (auto why = vxlan_->check_rx(slot - hdr, senders_[k], slot, seen, worker_.id)) {
-      ++tally.rx_packets;
-      tally.rx_bytes += len;
-      ++tally.drop(*why);
+    const std::uint8_t* vxh = slot - hdr;
+    // Whose it is: the link with its VNI on this socket (usually link_ itself).
+    std::size_t m = 0;
+    if (VxlanLink::header_ok(vxh)) {
+      const std::uint32_t vni = VxlanLink::vni_of(vxh);
+      while (m < members_.size() && members_[m].vni != vni)
+        ++m;
+    }
+    if (m == members_.size()) m = 0;  // (no link has it: link_ counts it)
+    CounterValues& t = m == 0 ? tally : members_[m].tally;
+    if (auto why = members_[m].link->check_rx(vxh, senders_[k], slot, seen, worker_.id)) {
+      ++t.rx_packets;
+      t.rx_bytes += len;
+      ++t.drop(*why);
       continue;
     }
-    accept_frame(slot, len, truncated, tally);
+    if (accept_frame(slot, len, truncated, t)) {
+      member_of_[batch_.size() - 1] = static_cast<std::uint16_t>(m);
+      mixed_ |= m != 0;
+    }
   }
   return static_cast<std::size_t>(n) == cap ? ReadEnd::full : ReadEnd::drained;
 }

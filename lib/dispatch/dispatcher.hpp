@@ -61,11 +61,7 @@ class Dispatcher : public HoldWaiter {
 
   /// Reload: batches from now on go to node `root` of `graph`, from the link with index
   /// `ingress`. Call on the io thread, between batches.
-  void set_graph(Graph& graph, std::size_t root, std::size_t ingress) {
-    graph_ = &graph;
-    root_ = root;
-    ingress_ = ingress;
-  }
+  void set_graph(Graph& graph, std::size_t root, std::size_t ingress);
 
   boost::asio::io_context& io() { return io_; }
   Worker& worker() { return worker_; }
@@ -87,6 +83,11 @@ class Dispatcher : public HoldWaiter {
   /// A vxlan link's UDP socket: recvmmsg, each datagram's VXLAN header into the slot's
   /// headroom, checked by the link (VxlanLink::check_rx).
   ReadEnd read_vxlan(CounterValues& tally);
+  /// Runs batch_ through the graph: as one batch, or per vxlan link when it holds frames of
+  /// several (one socket, several VNIs).
+  void run_batch();
+  /// vxlan: (re)reads who shares the socket, as the current graph knows them.
+  void refresh_members();
   /// packet_mmap: a wake-up with no frame in the ring; collects a pending socket error.
   ReadEnd ring_woke_empty(CounterValues& tally);
   /// Checks one received frame: pushes it into the batch (true) or counts why it was dropped.
@@ -122,6 +123,17 @@ class Dispatcher : public HoldWaiter {
   std::unique_ptr<StreamFramer> framer_;         ///< a unix stream link: the bytes read, cut up
   VxlanLink* vxlan_ = nullptr;                   ///< a vxlan link
   std::unique_ptr<sockaddr_storage[]> senders_;  ///< vxlan: who sent each datagram
+  /// vxlan: the links on the socket this one reads (itself included), by VNI.
+  struct VxlanMember {
+    std::uint32_t vni = 0;
+    VxlanLink* link = nullptr;
+    std::size_t ingress = 0, root = 0;
+    CounterValues tally;  ///< what a pass received for it (another link than link_)
+  };
+  std::vector<VxlanMember> members_;
+  std::unique_ptr<std::uint16_t[]> member_of_;  ///< per frame of batch_: its member
+  bool mixed_ = false;                          ///< batch_ holds other links' frames
+  std::unique_ptr<Batch> demux_;                ///< a view: one member's frames of batch_
   /// af_packet without a ring: one PACKET_AUXDATA control buffer per batch slot.
   std::unique_ptr<std::uint8_t[]> aux_;
   int last_error_ = 0;  ///< the errno last logged, to log a repeating error once

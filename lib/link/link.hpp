@@ -133,6 +133,9 @@ class Link {
   virtual unsigned ifindex() const { return 0; }
   /// Whether fdlinkd created the link's device (a TAP/TUN), so it makes it again when deleted.
   virtual bool owns_device() const { return false; }
+  /// Links whose dispatchers read one shared socket (vxlan links on one port) return the same
+  /// non-null value: their dispatchers run on one worker, which keeps each flow in order.
+  virtual const void* rx_group() const { return nullptr; }
   /// Whether the link follows an interface (af_packet, tap, tun; not unix).
   bool has_interface() const {
     return config_.type != LinkType::unix_socket && config_.type != LinkType::vxlan;

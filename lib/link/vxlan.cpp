@@ -1,14 +1,17 @@
 #include "link/vxlan.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <map>
 
 #include "core/log.hpp"
 #include "writer/flow_hash.hpp"
@@ -103,6 +106,7 @@ VxlanLink::VxlanLink(const LinkConfig& config)
 
 VxlanLink::~VxlanLink() {
   close_tx_fds();
+  leave_socket();
 }
 
 void VxlanLink::close_tx_fds() {
@@ -110,6 +114,7 @@ void VxlanLink::close_tx_fds() {
     if (fd >= 0) ::close(fd);
     fd = -1;
   }
+  tx_count_ = 0;
 }
 
 void VxlanLink::open_fds() {
@@ -130,53 +135,165 @@ void VxlanLink::open_fds() {
     s.len.resize(kMaxFrames);
   }
   close_tx_fds();
-  // A UDP socket with the link's options, bound to `local`:`port` (0: a port the kernel picks).
-  auto make_socket = [&](std::uint16_t port) {
-    const int fd = ::socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw LinkError("vxlan: UDP socket: " + errno_text(errno));
-    const int ttl = static_cast<int>(config_.ttl);
-    if (family_ == AF_INET) {
-      ::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
-      const int no_check = config_.udp_zero_checksum ? 1 : 0;
-      ::setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &no_check, sizeof no_check);
-    } else {
-      ::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
-      const int v6only = 1;
-      ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
-    }
-    // Room for bursts: a tunnel carries what several links send.
-    const int buf = 4 << 20;
-    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) != 0)
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-    if (!config_.interface.empty() &&
-        ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, config_.interface.c_str(),
-                     static_cast<socklen_t>(config_.interface.size())) != 0) {
-      const int err = errno;
-      ::close(fd);
-      throw LinkError("vxlan: cannot bind to interface " + config_.interface + ": " +
-                      errno_text(err, "CAP_NET_RAW"));
-    }
+  leave_socket();
+  ports_[0]->fd = join_socket();
+  // The sending sockets: up to 16 source ports spread over source_ports, from a point that
+  // depends on the VNI (two links on one address start apart).
+  const std::uint32_t span = std::uint32_t{config_.source_port_max} - config_.source_port_min + 1;
+  const std::size_t want = std::min<std::size_t>(kSourcePorts, span);
+  for (std::size_t i = 0; i < want; ++i) {
+    std::uint16_t port = 0;
+    const std::uint32_t from =
+        static_cast<std::uint32_t>((config_.vni * 2654435761u + i * (span / want)) % span);
+    const int fd = make_socket(port, true, from);
+    if (fd < 0) break;  // (the range is full)
+    tx_fds_[tx_count_++] = fd;
+  }
+  if (tx_count_ == 0)
+    throw LinkError("vxlan: no free UDP source port in source_ports [" +
+                    std::to_string(config_.source_port_min) + ", " +
+                    std::to_string(config_.source_port_max) + "] on " + config_.local);
+}
+
+int VxlanLink::make_socket(std::uint16_t& port, bool source, std::uint32_t from) {
+  const int fd = ::socket(family_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw LinkError("vxlan: UDP socket: " + errno_text(errno));
+  const int ttl = static_cast<int>(config_.ttl);
+  if (family_ == AF_INET) {
+    ::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+    const int no_check = config_.udp_zero_checksum ? 1 : 0;
+    ::setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &no_check, sizeof no_check);
+  } else {
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
+    const int v6only = 1;
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  // Room for bursts: a tunnel carries what several links send.
+  const int buf = 4 << 20;
+  if (::setsockopt(fd, SOL_SOCKET, source ? SO_SNDBUFFORCE : SO_RCVBUFFORCE, &buf, sizeof buf) != 0)
+    ::setsockopt(fd, SOL_SOCKET, source ? SO_SNDBUF : SO_RCVBUF, &buf, sizeof buf);
+  if (source) {
+    // Every vxlan link sends from the same range, as the kernel's devices do: sending sockets
+    // share ports with each other (not with anyone else's socket), and never read.
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof one);
+  }
+  if (!config_.interface.empty() &&
+      ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, config_.interface.c_str(),
+                   static_cast<socklen_t>(config_.interface.size())) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw LinkError("vxlan: cannot bind to interface " + config_.interface + ": " +
+                    errno_text(err, "CAP_NET_RAW"));
+  }
+  const socklen_t len = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  const std::uint32_t span = std::uint32_t{config_.source_port_max} - config_.source_port_min + 1;
+  // A source port: the first free one from `from` on, round the range.
+  for (std::uint32_t tries = 0; tries < (source ? span : 1); ++tries) {
+    if (source) port = static_cast<std::uint16_t>(config_.source_port_min + (from + tries) % span);
     const sockaddr_storage local = address(config_.local, port);
-    const socklen_t len = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), len) != 0) {
-      const int err = errno;
-      ::close(fd);
-      std::string hint;
-      if (err == EADDRINUSE)
-        hint =
-            " (another socket has this port: the kernel's own VXLAN device, another vxlan "
-            "link on the same address and port, or another program)";
-      if (err == EADDRNOTAVAIL) hint = " (no interface in the namespace has this address)";
-      throw LinkError("vxlan: cannot bind " + config_.local + " port " + std::to_string(port) +
-                      ": " + errno_text(err) + hint);
-    }
-    return fd;
-  };
-  ports_[0]->fd = make_socket(config_.port);
-  for (int& fd : tx_fds_)
-    fd = make_socket(0);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), len) == 0) return fd;
+    const int err = errno;
+    if (source && err == EADDRINUSE) continue;
+    ::close(fd);
+    std::string hint;
+    if (err == EADDRINUSE)
+      hint =
+          " (another socket has this port: the kernel's own VXLAN device, or another "
+          "program)";
+    if (err == EADDRNOTAVAIL) hint = " (no interface in the namespace has this address)";
+    throw LinkError("vxlan: cannot bind " + config_.local + " port " + std::to_string(port) + ": " +
+                    errno_text(err) + hint);
+  }
+  ::close(fd);
+  return -1;
+}
+
+namespace {
+
+// The receiving sockets, by LinkConfig::vxlan_socket_key().
+std::mutex g_sockets_mutex;
+std::map<std::string, std::weak_ptr<VxlanSocket>> g_sockets;
+
+}  // namespace
+
+VxlanSocket::~VxlanSocket() {
+  ::close(fd_);
+  std::lock_guard lock(g_sockets_mutex);
+  auto it = g_sockets.find(key_);
+  if (it != g_sockets.end() && it->second.expired()) g_sockets.erase(it);
+}
+
+std::vector<VxlanLink*> VxlanSocket::members() const {
+  std::lock_guard lock(mutex_);
+  return members_;
+}
+
+VxlanLink* VxlanSocket::member(std::uint32_t vni) const {
+  std::lock_guard lock(mutex_);
+  for (VxlanLink* l : members_)
+    if (l->vni() == vni) return l;
+  return nullptr;
+}
+
+void VxlanSocket::join(VxlanLink* link) {
+  std::lock_guard lock(mutex_);
+  members_.push_back(link);
+}
+
+void VxlanSocket::leave(VxlanLink* link) {
+  std::lock_guard lock(mutex_);
+  std::erase(members_, link);
+}
+
+int VxlanLink::join_socket() {
+  const std::string key = config_.vxlan_socket_key();
+  std::shared_ptr<VxlanSocket> sock;
+  {
+    std::lock_guard lock(g_sockets_mutex);
+    auto it = g_sockets.find(key);
+    if (it != g_sockets.end()) sock = it->second.lock();
+  }
+  if (sock) {
+    if (VxlanLink* other = sock->member(config_.vni))
+      throw LinkError("vxlan: vni " + std::to_string(config_.vni) + " on " + config_.local +
+                      " port " + std::to_string(config_.port) + " is already link \"" +
+                      other->name() + "\"'s");
+  } else {
+    std::uint16_t port = config_.port;
+    sock = std::make_shared<VxlanSocket>(make_socket(port, false), key);
+    std::lock_guard lock(g_sockets_mutex);
+    g_sockets[key] = sock;
+  }
+  const int fd = ::fcntl(sock->fd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) throw LinkError("vxlan: dup: " + errno_text(errno));
+  sock->join(this);
+  rx_ = std::move(sock);
+  return fd;
+}
+
+void VxlanLink::leave_socket() {
+  if (!rx_) return;
+  rx_->leave(this);
+  rx_.reset();
+}
+
+void VxlanLink::close_retired() {
+  Link::close_retired();
+  leave_socket();
+}
+
+std::vector<std::uint16_t> VxlanLink::source_ports() const {
+  std::vector<std::uint16_t> out;
+  for (std::size_t i = 0; i < tx_count_; ++i) {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    if (::getsockname(tx_fds_[i], reinterpret_cast<sockaddr*>(&a), &len) != 0) continue;
+    out.push_back(ntohs(a.ss_family == AF_INET ? reinterpret_cast<sockaddr_in&>(a).sin_port
+                                               : reinterpret_cast<sockaddr_in6&>(a).sin6_port));
+  }
+  return out;
 }
 
 std::optional<DropReason> VxlanLink::check_rx(const std::uint8_t* vxh, const sockaddr_storage& from,
@@ -199,10 +316,8 @@ std::optional<DropReason> VxlanLink::check_rx(const std::uint8_t* vxh, const soc
   }
   // RFC 7348: the I flag set; the other flag bits and reserved fields are sent as zero. Like
   // the kernel, fdlinkd takes a header with other flags as one it does not understand.
-  if (vxh[0] != kFlagI || vxh[1] != 0 || vxh[2] != 0 || vxh[3] != 0 || vxh[7] != 0)
-    return DropReason::vxlan_bad_header;
-  if (vxh[4] != header_[4] || vxh[5] != header_[5] || vxh[6] != header_[6])
-    return DropReason::vxlan_unknown_vni;
+  if (!header_ok(vxh)) return DropReason::vxlan_bad_header;
+  if (vni_of(vxh) != config_.vni) return DropReason::vxlan_unknown_vni;
   if (len < 14) return DropReason::runt;
   // RFC 7348 6.1: a decapsulated frame with an inner VLAN tag is discarded unless configured.
   if (!config_.inner_vlan_keep && tagged(frame, len)) return DropReason::vxlan_inner_vlan;
@@ -345,7 +460,7 @@ void VxlanLink::send_batch(Worker& w, Batch& batch) {
     s.len[k] = f.len - (s.strip[k] ? 4 : 0);
     s.dest[k] = s.len[k] > capacity ? kNobody : destination(f);
     // The source port, by the inner flow.
-    s.via[k] = static_cast<std::uint8_t>(flow_hash(f.data, f.len, true) % kSourcePorts);
+    s.via[k] = static_cast<std::uint8_t>(flow_hash(f.data, f.len, true) % tx_count_);
   }
   for (std::size_t k = 0; k < total;) {
     const std::size_t len = s.len[k];

@@ -20,8 +20,14 @@
 // Inner VLAN tags (RFC 7348 6.1), unless inner_vlan = "keep": left out of frames going into the
 // tunnel, and a tagged frame coming out of it is dropped (vxlan_inner_vlan).
 //
+// Several VNIs on one port: vxlan links on the same address, port and interface (in the same
+// namespace) share one receiving socket (VxlanSocket), each holding a dup of it. Whichever
+// link's dispatcher reads a datagram hands it to the link with its VNI (Dispatcher::read_vxlan
+// and its member table); a VNI no link has is vxlan_unknown_vni. Their dispatchers run on one
+// worker, so a flow's datagrams stay in order.
+//
 // Keys: vni (required), local (required), port, remotes, learning, ttl, udp_checksum, inner_vlan,
-// interface (the underlay device to bind to), plus the common link keys.
+// source_ports, interface (the underlay device to bind to), plus the common link keys.
 #pragma once
 
 #include <sys/socket.h>
@@ -37,6 +43,30 @@
 
 namespace fdlinkd {
 
+class VxlanLink;
+
+/// The UDP socket vxlan links on one address and port receive on, and who they are.
+class VxlanSocket {
+ public:
+  VxlanSocket(int fd, std::string key) : fd_(fd), key_(std::move(key)) {}
+  ~VxlanSocket();
+  VxlanSocket(const VxlanSocket&) = delete;
+  VxlanSocket& operator=(const VxlanSocket&) = delete;
+  int fd() const { return fd_; }
+  /// The links on it now (control thread changes it; a dispatcher copies it between batches).
+  std::vector<VxlanLink*> members() const;
+  /// The member with VNI `vni`, or nullptr.
+  VxlanLink* member(std::uint32_t vni) const;
+  void join(VxlanLink* link);
+  void leave(VxlanLink* link);
+
+ private:
+  int fd_;
+  std::string key_;
+  mutable std::mutex mutex_;
+  std::vector<VxlanLink*> members_;
+};
+
 class VxlanLink : public Link {
  public:
   static constexpr std::size_t kHeaderLen = 8;
@@ -45,7 +75,23 @@ class VxlanLink : public Link {
 
   explicit VxlanLink(const LinkConfig& config);
   ~VxlanLink() override;
-  static constexpr std::size_t kSourcePorts = 16;
+  static constexpr std::size_t kSourcePorts = 16;  ///< sending sockets, at most
+
+  std::uint32_t vni() const { return config_.vni; }
+  /// The socket it receives on, shared with the other vxlan links on its address and port.
+  const VxlanSocket* socket() const { return rx_.get(); }
+  const void* rx_group() const override { return rx_.get(); }
+  void close_retired() override;
+  /// The UDP source ports it sends from (bound when it opens).
+  std::vector<std::uint16_t> source_ports() const;
+
+  /// RFC 7348 5: the I flag alone, reserved fields zero.
+  static bool header_ok(const std::uint8_t* vxh) {
+    return vxh[0] == 0x08 && vxh[1] == 0 && vxh[2] == 0 && vxh[3] == 0 && vxh[7] == 0;
+  }
+  static std::uint32_t vni_of(const std::uint8_t* vxh) {
+    return std::uint32_t{vxh[4]} << 16 | std::uint32_t{vxh[5]} << 8 | vxh[6];
+  }
 
   /// Checks a received datagram: its VXLAN header `vxh`, the inner frame (`len` bytes at
   /// `frame`) and who sent it; learns the inner source MAC. nullopt: the frame goes on.
@@ -118,10 +164,18 @@ class VxlanLink : public Link {
   RemoteCounters* remote(std::size_t worker, std::size_t vtep) {
     return remote_counters_ ? &remote_counters_[worker * kMaxVteps + vtep] : nullptr;
   }
-  /// The sending sockets, one per source port (the kernel picks the ports); ports_[0]'s fd,
-  /// bound to `port`, receives.
+  /// The sending sockets, one per source port (in source_ports); ports_[0]'s fd, a dup of
+  /// rx_'s, receives.
   std::array<int, kSourcePorts> tx_fds_;
+  std::size_t tx_count_ = 0;
   void close_tx_fds();
+  /// Joins (or makes) the receiving socket of its address and port; returns a dup of it.
+  int join_socket();
+  void leave_socket();
+  /// A UDP socket with the link's options, bound to `local`:`port`; with port 0, to one of
+  /// the source ports from `from` on (and `port` is set to it).
+  int make_socket(std::uint16_t& port, bool source, std::uint32_t from = 0);
+  std::shared_ptr<VxlanSocket> rx_;
   std::atomic<bool> gso_{true};  ///< UDP GSO works here (off after the kernel refused it)
 };
 

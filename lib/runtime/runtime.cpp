@@ -80,10 +80,18 @@ std::vector<Dispatcher*> Runtime::add_dispatchers(Link& link) {
   std::vector<std::size_t> load(workers_.size(), 0);
   for (const auto& d : dispatchers_)
     ++load[d->worker().id];
+  // Links that read one socket (vxlan links on one port) read it on one worker: the order in
+  // which its datagrams come is the order they go on in.
+  std::size_t group_worker = workers_.size();
+  if (const void* group = link.rx_group())
+    for (const auto& d : dispatchers_)
+      if (&d->link() != &link && d->link().rx_group() == group) group_worker = d->worker().id;
   std::vector<Dispatcher*> mine;
   for (std::size_t q = 0; q < link.port_count(); ++q) {
     const std::size_t w =
-        static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+        group_worker < workers_.size()
+            ? group_worker
+            : static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
     ++load[w];
     dispatchers_.push_back(std::make_unique<Dispatcher>(*contexts_[w], link, q, *graph_));
     mine.push_back(dispatchers_.back().get());

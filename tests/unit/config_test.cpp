@@ -865,6 +865,53 @@ sink = "s"
   CHECK(t6.ttl == 8);
   CHECK(t6.inner_vlan_keep);
   CHECK_FALSE(t4.inner_vlan_keep);
+  CHECK(t4.source_port_min == 49152);  // RFC 6335's dynamic range, as RFC 7348 5 suggests
+  CHECK(t4.source_port_max == 65535);
+}
+
+TEST_CASE("vxlan links share an address and port with different VNIs but not the same one") {
+  const std::string two = R"([[link]]
+name = "blue"
+type = "vxlan"
+vni = 10
+local = "2001:db8::1"
+source_ports = [50000, 50099]
+sink = "s"
+[[link]]
+name = "red"
+type = "vxlan"
+vni = 20
+local = "2001:db8:0::1"
+sink = "s"
+)";
+  auto r = parse_config(with_drop_sink(two), "t.toml");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links[0].source_port_min == 50000);
+  CHECK(r.config->links[0].source_port_max == 50099);
+  CHECK(r.config->links[0].vxlan_socket_key() == r.config->links[1].vxlan_socket_key());
+  // The same VNI: refused at the second one's vni (one address, written two ways).
+  std::string same = two;
+  same.replace(same.find("vni = 20"), 8, "vni = 10");
+  expect_one(with_drop_sink(same), 11, 7,
+             "vni 10 in link \"red\" is already link \"blue\"'s on 2001:db8:0::1 port 4789");
+  // On another port it is another socket.
+  std::string other_port = same;
+  other_port.replace(other_port.find("vni = 10\nlocal = \"2001:db8:0::1\""), 8,
+                     "vni = 10\nport = 4790");
+  CHECK(parse_config(with_drop_sink(other_port), "t.toml").config.has_value());
+}
+
+TEST_CASE("bad config: vxlan source_ports that are not a range") {
+  for (const char* v : {"[60000, 50000]", "[0, 10]", "[1, 70000]", "[1]", "\"1-2\""}) {
+    INFO(v);
+    expect_one(with_drop_sink(std::string(R"([[link]]
+name = "t"
+type = "vxlan"
+vni = 1
+local = "192.0.2.1"
+source_ports = )") + v + "\nsink = \"s\"\n"),
+               6, 16, "source_ports in link \"t\" must be [min, max]");
+  }
 }
 
 TEST_CASE("bad config: vxlan without a vni") {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatch/dispatcher.hpp"
 #include "frames.hpp"
 #include "link/vxlan.hpp"
 #include "test_worker.hpp"
@@ -228,4 +229,148 @@ TEST_CASE("vxlan link: inner VLAN tags are left out unless inner_vlan is keep") 
     else
       CHECK(why == DropReason::vxlan_inner_vlan);
   }
+}
+
+namespace {
+
+// A datagram for VNI `vni` carrying frame `f`.
+Bytes datagram(std::uint32_t vni, const Bytes& f) {
+  Bytes d(8, 0);
+  d[0] = 0x08;
+  d[4] = static_cast<std::uint8_t>(vni >> 16);
+  d[5] = static_cast<std::uint8_t>(vni >> 8);
+  d[6] = static_cast<std::uint8_t>(vni);
+  d.insert(d.end(), f.begin(), f.end());
+  return d;
+}
+
+// Frames that arrived at a pair's outside end: their byte 20 (a sequence number).
+std::vector<int> sequence(const Pair& p) {
+  std::vector<int> out;
+  std::uint8_t buf[2048];
+  for (ssize_t n; (n = ::recv(p.outside, buf, sizeof buf, MSG_DONTWAIT)) > 0;) {
+    out.push_back(buf[20]);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("vxlan links with different VNIs on one port share its socket and each gets its own") {
+  const std::uint16_t port = static_cast<std::uint16_t>(test_port() + 3);
+  Vtep r2("127.0.0.2", port);
+  LinkConfig c10 = loopback_vxlan(10, port, {"127.0.0.2"});
+  c10.sink = "to-a";
+  LinkConfig c20 = loopback_vxlan(20, port, {"127.0.0.2"});
+  c20.name = "tun20";
+  c20.sink = "to-b";
+  auto tun10 = std::make_unique<VxlanLink>(c10);
+  VxlanLink tun20(c20);
+  tun10->set_index(0);
+  tun20.set_index(1);
+  tun10->open(1);
+  tun20.open(1);  // (the same address and port: no EADDRINUSE)
+  REQUIRE(tun10->socket() == tun20.socket());
+  // A third link with a VNI already there is refused by name.
+  LinkConfig c10b = loopback_vxlan(10, port, {});
+  c10b.name = "again";
+  VxlanLink again(c10b);
+  CHECK_THROWS_WITH(again.open(1), Catch::Contains("already link \"tun\"'s"));
+
+  Pair a(SOCK_DGRAM), b(SOCK_DGRAM);
+  LinkConfig ca, cb;
+  ca.name = "a";
+  cb.name = "b";
+  ca.type = cb.type = LinkType::unix_socket;
+  PairLink la(ca, a.inside), lb(cb, b.inside);
+  TestWorker tw;
+  Graph graph(1, 1024);
+  graph.add("to-a", std::make_unique<ForwardSink>(), {Graph::Target{&la}});
+  graph.add("to-b", std::make_unique<ForwardSink>(), {Graph::Target{&lb}});
+  // Only tun10's dispatcher reads: it hands tun20's frames to tun20's sink.
+  auto d = std::make_unique<Dispatcher>(tw.worker, *tun10, 0, graph);
+  d->attach(tun10->port(0).fd.load());
+  auto send = [&](std::uint32_t vni, int seq) {
+    Bytes f = eth(0, true);
+    f[20] = static_cast<std::uint8_t>(seq);
+    const Bytes dg = datagram(vni, f);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    REQUIRE(::sendto(r2.fd, dg.data(), dg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) ==
+            static_cast<ssize_t>(dg.size()));
+  };
+  std::vector<int> want10, want20;
+  for (int i = 0; i < 60; ++i) {  // interleaved, and one VNI nobody has
+    const std::uint32_t vni = i % 3 == 0 ? 10 : i % 3 == 1 ? 20 : 30;
+    send(vni, i);
+    if (vni == 10) want10.push_back(i);
+    if (vni == 20) want20.push_back(i);
+  }
+  std::vector<int> got10, got20;
+  run_until(tw.io, [&] {
+    for (int s : sequence(a))
+      got10.push_back(s);
+    for (int s : sequence(b))
+      got20.push_back(s);
+    return got10.size() + got20.size() >= 40;
+  });
+  CHECK(got10 == want10);
+  CHECK(got20 == want20);
+  // Each link counts what was its own; the VNI nobody has is counted where it was read.
+  CHECK(tun10->totals().rx_packets == 20 + 20);
+  CHECK(tun10->totals().drop(DropReason::vxlan_unknown_vni) == 20);
+  CHECK(tun20.totals().rx_packets == 20);
+  CHECK(tun20.totals().total_drops() == 0);
+
+  // tun10 goes: tun20's dup of the socket keeps it open, and its own dispatcher reads on.
+  d->detach();
+  d.reset();
+  tun10.reset();
+  Dispatcher d20(tw.worker, tun20, 0, graph);
+  d20.attach(tun20.port(0).fd.load());
+  send(20, 99);
+  send(10, 98);
+  std::vector<int> late;
+  run_until(tw.io, [&] {
+    for (int s : sequence(b))
+      late.push_back(s);
+    return !late.empty() && tun20.totals().drop(DropReason::vxlan_unknown_vni) == 1;
+  });
+  CHECK(late == std::vector<int>{99});
+  CHECK(tun20.totals().drop(DropReason::vxlan_unknown_vni) == 1);
+  CHECK(sequence(a).empty());
+  d20.detach();
+}
+
+TEST_CASE("vxlan link: datagrams leave from source ports inside source_ports") {
+  const std::uint16_t port = static_cast<std::uint16_t>(test_port() + 4);
+  Vtep r2("127.0.0.2", port);
+  LinkConfig c = loopback_vxlan(5, port, {"127.0.0.2"});
+  c.source_port_min = 61000;
+  c.source_port_max = 61003;
+  // One of the four is taken by someone else: the link uses the other three.
+  Vtep squatter("127.0.0.1", 61001);
+  VxlanLink link(c);
+  link.open(1);
+  const auto bound = link.source_ports();
+  CHECK(std::set<std::uint16_t>(bound.begin(), bound.end()) ==
+        std::set<std::uint16_t>{61000, 61002, 61003});
+  for (int i = 0; i < 32; ++i) {
+    Bytes f = eth(static_cast<std::uint8_t>(i));
+    f[11] = static_cast<std::uint8_t>(i);
+    send_one(link, f);
+  }
+  const auto ports = r2.source_ports();
+  REQUIRE(ports.size() == 32);
+  std::set<std::uint16_t> seen(ports.begin(), ports.end());
+  CHECK(seen.size() > 1);
+  for (auto p : seen)
+    CHECK((p >= 61000 && p <= 61003 && p != 61001));
+  // A range with no free port left is a clear error.
+  c.vni = 6;
+  c.source_port_min = c.source_port_max = 61001;
+  VxlanLink none(c);
+  CHECK_THROWS_WITH(none.open(1), Catch::Contains("no free UDP source port"));
 }
