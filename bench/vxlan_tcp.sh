@@ -68,6 +68,7 @@ name = "lan"
 type = "af_packet"
 interface = "pv"
 sink = "to-tun"
+gro = ${GRO:-true}
 [[sink]]
 name = "to-lan"
 type = "forward"

@@ -165,10 +165,11 @@ std::string read_name(const toml::table& t, std::string_view kind, std::size_t i
 
 // Keys that only some link types take; a type that does not take one rejects it by name.
 constexpr std::string_view kTypeKeys[] = {
-    "interface",    "path",     "socket",   "peer",         "socket_mode", "socket_group",
-    "promisc",      "connect",  "listen",   "persist",      "fanout",      "tx_ring",
-    "qdisc_bypass", "ring",     "offloads", "vni",          "local",       "port",
-    "remotes",      "learning", "ttl",      "udp_checksum", "inner_vlan",  "source_ports"};
+    "interface",    "path",    "socket",       "peer",       "socket_mode",
+    "socket_group", "promisc", "connect",      "listen",     "persist",
+    "fanout",       "tx_ring", "qdisc_bypass", "ring",       "offloads",
+    "gro",          "vni",     "local",        "port",       "remotes",
+    "learning",     "ttl",     "udp_checksum", "inner_vlan", "source_ports"};
 constexpr std::string_view kVxlanKeys[] = {"vni",          "local",      "port",
                                            "remotes",      "learning",   "ttl",
                                            "udp_checksum", "inner_vlan", "source_ports"};
@@ -536,7 +537,7 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
   }
 
   if (type && *type != LinkType::af_packet)
-    for (auto k : {"fanout", "tx_ring", "qdisc_bypass", "ring"})
+    for (auto k : {"fanout", "tx_ring", "qdisc_bypass", "ring", "gro"})
       lr.reject(k, "only af_packet links take it");
   if (type && *type != LinkType::vxlan)
     for (auto k : kVxlanKeys)
@@ -557,6 +558,16 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
     // (the qdisc path segments for devices without TSO; the bypass path and TX ring slots
     // cannot), else finish them in fdlinkd.
     l.vnet_hdr = !l.qdisc_bypass && !l.tx_ring;
+  }
+  if (type == LinkType::af_packet) {
+    if (auto v = lr.boolean("gro")) {
+      l.gro = *v;
+      if (*v && !l.vnet_hdr)
+        errors.add(lr.where("gro"),
+                   "gro = true in " + label +
+                       " needs vnet_hdr = true: a super-frame goes to the kernel with a "
+                       "virtio-net header (and tx_ring or qdisc_bypass rule that out)");
+    }
   }
   if (type != LinkType::tap && type != LinkType::tun) {
     lr.reject("offloads", "it sets what a TAP/TUN device may hand fdlinkd");

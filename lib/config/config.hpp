@@ -118,6 +118,9 @@ struct LinkConfig {
   /// virtio-net header (IFF_VNET_HDR, PACKET_VNET_HDR) instead of finishing them in software.
   /// af_packet without the key: true unless qdisc_bypass or tx_ring is (they cannot take them).
   bool vnet_hdr = false;
+  /// af_packet with vnet_hdr: TCP segments of one flow in a batch leave as one GSO
+  /// super-frame (writer/coalesce.hpp), as behind the kernel's GRO.
+  bool gro = false;
   /// tap/tun with vnet_hdr: what the device may hand fdlinkd (TUNSETOFFLOAD).
   bool offload_csum = true, offload_tso4 = true, offload_tso6 = true;
   bool offload_uso = false;  ///< UDP GSO (USO4 and USO6 together; kernel 6.2+)

@@ -197,6 +197,7 @@ TxTarget Link::tx_target(int fd, TxBacklog* backlog) const {
   t.is_socket = is_socket(config_.type);
   t.vnet = config_.vnet_fd();
   t.backlog = backlog;
+  t.gro = config_.gro;
   return t;
 }
 

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 #include "core/virtio_net.hpp"
 #include "writer/backlog.hpp"
+#include "writer/coalesce.hpp"
 
 namespace fdlinkd {
 
@@ -58,10 +60,31 @@ bool backlog_waits(const TxTarget& t, CounterValues& tally) {
   return !t.backlog->empty();
 }
 
+// Per worker thread: per message of a send, how many frames it carries and their bytes, and
+// (gro) the headers of the super-frames. Grown once to the largest batch, then reused.
+struct MessageScratch {
+  std::vector<std::uint32_t> frames, bytes;
+  std::vector<std::uint8_t> headers;  ///< kCoalesceMaxHeaders per message
+  std::vector<TcpSegment> segments;   ///< gro: per frame of the batch
+  void fit(std::size_t n, bool gro) {
+    if (frames.size() < n) {
+      frames.resize(n);
+      bytes.resize(n);
+    }
+    if (gro && segments.size() < n) {
+      segments.resize(n);
+      headers.resize(n * kCoalesceMaxHeaders);
+    }
+  }
+};
+thread_local MessageScratch scratch;
+
 void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
   iovec* iov = b.iov();
   mmsghdr* msgs = b.msgs();
-  std::size_t n = 0;
+  const bool gro = t.gro && t.vnet && !t.backlog;
+  scratch.fit(b.size(), gro);
+  std::size_t n = 0, ni = 0;  // messages, iovecs
   for (std::size_t k = 0; k < b.size(); ++k) {
     if (!b.goes_to(k, port)) continue;
     const Frame& f = b[k];
@@ -69,16 +92,59 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       ++tally.drop(DropReason::too_big);
       continue;
     }
-    iov[2 * n] = {&b.tx_header(k), sizeof(VirtioNetHdr)};
-    iov[2 * n + 1] = {f.data, f.len};
     msghdr& h = msgs[n].msg_hdr;
     h.msg_name = const_cast<sockaddr*>(t.address);
     h.msg_namelen = t.address_len;
-    h.msg_iov = t.vnet ? &iov[2 * n] : &iov[2 * n + 1];
-    h.msg_iovlen = t.vnet ? 2 : 1;
     h.msg_control = nullptr;
     h.msg_controllen = 0;
     h.msg_flags = 0;
+    scratch.frames[n] = 1;
+    scratch.bytes[n] = f.len;
+    // A run of segments of one flow: one super-frame, its payloads gathered where they lie.
+    std::size_t m = 1, total = 0;
+    TcpSegment* seg = gro ? scratch.segments.data() : nullptr;
+    if (gro && coalescible(f, b.tx_header(k), seg[k])) {
+      const std::size_t mss = seg[k].payload;
+      total = mss;
+      std::size_t last = k;
+      for (std::size_t j = k + 1; j < b.size(); ++j) {
+        if (!b.goes_to(j, port)) continue;
+        if (b[j].len > t.frame_capacity || !coalescible(b[j], b.tx_header(j), seg[j]) ||
+            !continues(b[last], seg[last], b[j], seg[j], mss, total))
+          break;
+        total += seg[j].payload;
+        last = j;
+        ++m;
+      }
+      if (m > 1) {
+        VirtioNetHdr& vh = b.tx_header(k);
+        std::uint8_t* hdr = &scratch.headers[n * kCoalesceMaxHeaders];
+        super_headers(f, seg[k], total, mss, (seg[last].flags & 0x08) != 0, hdr, vh);
+        const std::size_t headers = seg[k].info.headers;
+        iov[ni] = {&vh, sizeof(VirtioNetHdr)};
+        iov[ni + 1] = {hdr, headers};
+        std::size_t at = ni + 2;
+        std::uint32_t bytes = 0;
+        for (std::size_t j = k; j <= last; ++j) {
+          if (!b.goes_to(j, port)) continue;
+          iov[at++] = {b[j].data + headers, seg[j].payload};
+          bytes += b[j].len;
+        }
+        h.msg_iov = &iov[ni];
+        h.msg_iovlen = at - ni;
+        ni = at;
+        scratch.frames[n] = static_cast<std::uint32_t>(m);
+        scratch.bytes[n] = bytes;
+        ++n;
+        k = last;
+        continue;
+      }
+    }
+    iov[ni] = {&b.tx_header(k), sizeof(VirtioNetHdr)};
+    iov[ni + 1] = {f.data, f.len};
+    h.msg_iov = t.vnet ? &iov[ni] : &iov[ni + 1];
+    h.msg_iovlen = t.vnet ? 2 : 1;
+    ni += 2;
     ++n;
   }
   if (backlog_waits(t, tally)) {
@@ -91,8 +157,8 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
         ::sendmmsg(t.fd, msgs + i, static_cast<unsigned>(n - i), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r > 0) {
       for (std::size_t k = i; k < i + static_cast<std::size_t>(r); ++k) {
-        ++tally.tx_packets;
-        tally.tx_bytes += iov[2 * k + 1].iov_len;
+        tally.tx_packets += scratch.frames[k];
+        tally.tx_bytes += scratch.bytes[k];
       }
       i += static_cast<std::size_t>(r);
       continue;
@@ -104,10 +170,11 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       return;
     }
     if (tx_error_ends_batch(err)) {
-      tally.drop(tx_drop_reason(err)) += n - i;
+      for (std::size_t k = i; k < n; ++k)
+        tally.drop(tx_drop_reason(err)) += scratch.frames[k];
       return;
     }
-    ++tally.drop(tx_drop_reason(err));
+    tally.drop(tx_drop_reason(err)) += scratch.frames[i];
     ++i;
   }
 }

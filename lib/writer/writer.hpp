@@ -27,6 +27,9 @@ struct TxTarget {
   bool vnet = false;  ///< the fd takes a virtio-net header (Batch::tx_header) before each frame
   /// Where frames wait when the fd is full (EAGAIN), instead of being dropped; nullptr: none.
   TxBacklog* backlog = nullptr;
+  /// TCP segments of one flow go as one GSO super-frame (coalesce.hpp). Sockets with vnet
+  /// and no backlog only.
+  bool gro = false;
 };
 
 /// Sends the frames of `batch` whose out_port is `port` (every frame when port < 0) to

@@ -6,7 +6,8 @@
 #                an af_packet link on a veth to namespace hb (10.99.0.2, fd99::2)
 #   underlay a <-> b: IPv4 (v4) or IPv6 (v6)
 # Checks: inner IPv4 and IPv6 pings 0% loss; `fdlinkctl fdb` shows br0's MAC on the vxlan port
-# with a's address as its remote; 5 MiB of TCP each way, SHA-256 equal; tshark on the
+# with a's address as its remote; 5 MiB of TCP each way, SHA-256 equal, and with gro = true on
+# the lan link hb0 receives TCP super-frames; tshark on the
 # underlay decodes fdlinkd's datagrams as VXLAN VNI 42 with correct outer UDP checksums; a wrong
 # VNI, bad flags and a datagram shorter than the VXLAN header are each counted under their
 # reason, and fdlinkd goes on; a frame larger than the tunnel's MTU is too_big.
@@ -53,7 +54,7 @@ vni = 42
 local = "$B"
 remotes = ["$A"]
 sink = "br"
-$(afp_link lan pb br 'mtu = 3000')
+$(afp_link lan pb br 'mtu = 3000' 'gro = true')
 [[sink]]
 name = "br"
 type = "bridge"
@@ -93,7 +94,19 @@ grep -qE "^ +$brmac +0 +tun +[0-9]+ +no +$A\$" <<< "$fdb" || fail "fdlinkctl fdb
 pass "fdlinkctl fdb: $brmac on port tun, remote $A"
 
 tcp_ok "$ID-hb" "$ID-a" 10.99.0.1 5
+# Out of the tunnel, lan has gro = true: hb's stack gets TCP super-frames (as behind the
+# kernel's GRO), and every byte still arrives (SHA-256).
+ip netns exec "$ID-hb" timeout 20 tshark -i hb0 -n -s 96 -f "tcp port 5001" -w "$TMP/hb.pcap" 2>/dev/null &
+TD=$!
+BACKGROUND+=("$TD")
+sleep 1.5  # (tshark takes a while to start capturing)
 tcp_ok "$ID-a" "$ID-hb" 10.99.0.2 5
+sleep 0.2
+kill -INT "$TD" 2>/dev/null || true
+wait "$TD" 2>/dev/null || true
+big=$(tshark -r "$TMP/hb.pcap" -n -Y "frame.len > $((MTU + 14))" 2>/dev/null | wc -l)
+[ "$big" -gt 0 ] || fail "gro = true: no frame larger than the MTU reached hb0"
+pass "gro = true: $big TCP super-frames larger than $((MTU + 14)) bytes reached hb0"
 
 # Hostile datagrams from a's side: each counted under its reason, and the tunnel goes on.
 ip netns exec "$ID-a" "$PY" - "$FDLINKCTL" "$CTL" "$B" <<'PYEOF' || fail "bad VXLAN datagrams"

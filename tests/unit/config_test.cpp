@@ -961,3 +961,20 @@ TEST_CASE("bad config: a vxlan key on an af_packet link") {
   text.replace(text.find("sink = \"to-b\""), 0, "vni = 42\n");
   expect_one(text, 6, 7, "vni is not allowed in link \"a\": only vxlan links take it");
 }
+
+TEST_CASE("gro is an af_packet key that needs vnet_hdr") {
+  auto text = kLinks;
+  text.replace(text.find("sink = \"to-b\""), 0, "gro = true\n");
+  auto r = parse_config(text, "t.toml");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links[0].gro);
+  CHECK_FALSE(r.config->links[1].gro);
+  // With tx_ring (no virtio-net headers there), or vnet_hdr = false: refused at gro.
+  auto ring = kLinks;
+  ring.replace(ring.find("sink = \"to-b\""), 0, "tx_ring = true\ngro = true\n");
+  expect_one(ring, 7, 7, "gro = true in link \"a\" needs vnet_hdr = true");
+  auto tap = kLinks;
+  tap.replace(tap.find("type = \"af_packet\""), 18, "type = \"tap\"");
+  tap.replace(tap.find("sink = \"to-b\""), 0, "gro = true\n");
+  expect_one(tap, 6, 7, "gro is not allowed in link \"a\": only af_packet links take it");
+}
