@@ -240,12 +240,10 @@ void read_vxlan(TableReader& lr, const std::string& label, LinkConfig& l, Config
   if (auto v = lr.integer("ttl", 1, 255)) l.ttl = static_cast<unsigned>(*v);
   if (auto v = lr.choice("inner_vlan", {"drop", "keep"})) l.inner_vlan_keep = *v == "keep";
   if (auto v = lr.choice("udp_checksum", {"on", "zero"})) {
+    // IPv6: RFC 8200 wants checksums; RFC 6935 and 6936 let tunnels omit them when both ends
+    // agree (Linux: udp6zerocsumtx and udp6zerocsumrx). "zero" does both.
     l.udp_zero_checksum = *v == "zero";
-    if (l.udp_zero_checksum && family == AF_INET6)
-      errors.add(
-          lr.where("udp_checksum"),
-          "udp_checksum = \"zero\" in " + label +
-              ": IPv6 requires UDP checksums (RFC 8200); only an IPv4 underlay may omit them");
+    l.udp_checksum_where = lr.where("udp_checksum");
   }
   // The inner MTU: what fits in a 1500-byte underlay after the outer headers (50 bytes over
   // IPv4, 70 over IPv6), as the kernel's VXLAN device sets it.
@@ -727,9 +725,18 @@ void check_unique(const std::vector<T>& items, std::string_view kind, ConfigErro
 // same VNI there could not be.
 void check_vnis(const std::vector<LinkConfig>& links, ConfigErrors& errors) {
   std::map<std::pair<std::string, std::uint32_t>, const LinkConfig*> seen;
+  std::map<std::string, const LinkConfig*> sockets;
   for (const auto& l : links) {
     if (l.type != LinkType::vxlan || l.local.empty()) continue;
     auto [pos, fresh] = seen.emplace(std::pair{l.vxlan_socket_key(), l.vni}, &l);
+    // (one socket: over IPv6 it accepts zero checksums for all of them, or for none)
+    auto [first, alone] = sockets.emplace(l.vxlan_socket_key(), &l);
+    if (!alone && l.ipv6() && first->second->udp_zero_checksum != l.udp_zero_checksum)
+      errors.add(l.udp_checksum_where.begin.line ? l.udp_checksum_where : l.vni_where,
+                 "udp_checksum in link \"" + l.name + "\" differs from link \"" +
+                     first->second->name + "\"'s on " + l.local + " port " +
+                     std::to_string(l.port) +
+                     ": over IPv6 the links of one socket accept zero checksums all or none");
     if (!fresh)
       errors.add(l.vni_where, "vni " + std::to_string(l.vni) + " in link \"" + l.name +
                                   "\" is already link \"" + pos->second->name + "\"'s on " +

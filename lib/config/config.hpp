@@ -89,8 +89,10 @@ struct LinkConfig {
   std::vector<std::string> remotes;  ///< VTEPs that get broadcast, multicast, unknown unicast
   bool learning = true;              ///< inner source MAC -> the VTEP it came from
   unsigned ttl = 64;
-  bool udp_zero_checksum = false;  ///< IPv4: send UDP checksum 0 (udp_checksum = "zero")
-  bool inner_vlan_keep = false;    ///< inner_vlan = "keep": inner VLAN tags pass (else: out)
+  /// udp_checksum = "zero": send UDP checksum 0; over IPv6 also accept it (RFC 6935/6936)
+  bool udp_zero_checksum = false;
+  toml::source_region udp_checksum_where;
+  bool inner_vlan_keep = false;  ///< inner_vlan = "keep": inner VLAN tags pass (else: out)
   /// The UDP source ports datagrams leave from, inclusive (by inner flow hash).
   std::uint16_t source_port_min = 49152, source_port_max = 65535;
   toml::source_region vni_where;  ///< its `vni` key

@@ -167,6 +167,10 @@ int VxlanLink::make_socket(std::uint16_t& port, bool source, std::uint32_t from)
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl);
     const int v6only = 1;
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    if (config_.udp_zero_checksum) {  // (RFC 6935/6936: tunnels may, when both ends agree)
+      const int one = 1;
+      ::setsockopt(fd, SOL_UDP, source ? UDP_NO_CHECK6_TX : UDP_NO_CHECK6_RX, &one, sizeof one);
+    }
   }
   // Room for bursts: a tunnel carries what several links send.
   const int buf = 4 << 20;

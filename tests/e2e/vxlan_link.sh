@@ -2,7 +2,8 @@
 # vxlan_link.sh v4|v6: fdlinkd as a VXLAN tunnel endpoint talking to the Linux kernel's VXLAN.
 #   namespace a: a kernel VXLAN device (VNI 42, dstport 4789) in a Linux bridge br0, which
 #                holds the inner addresses 10.99.0.1 and fd99::1
-#   namespace b: fdlinkd with a `bridge` sink over a `vxlan` link (VNI 42, remotes = [a]) and
+#   namespace b: fdlinkd with a `bridge` sink over a `vxlan` link (VNI 42, remotes = [a],
+#                interface = "ub") and
 #                an af_packet link on a veth to namespace hb (10.99.0.2, fd99::2)
 #   underlay a <-> b: IPv4 (v4) or IPv6 (v6)
 # Checks: inner IPv4 and IPv6 pings 0% loss; `fdlinkctl fdb` shows br0's MAC on the vxlan port
@@ -53,6 +54,7 @@ type = "vxlan"
 vni = 42
 local = "$B"
 remotes = ["$A"]
+interface = "ub"
 sink = "br"
 $(afp_link lan pb br 'mtu = 3000' 'gro = true')
 [[sink]]
@@ -62,6 +64,12 @@ ports = ["tun", "lan"]
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-b"
 grep -q "vxlan vni 42 $B port 4789" "$LOG" || fail "the link is not described in the log as vxlan vni 42 $B port 4789"
+# interface = "ub": every socket of the link is bound to the underlay device.
+socks=$(ip netns exec "$ID-b" ss -uanH | awk '{print $4}')
+echo "$socks" | head -3
+grep -qE "%ub:4789$" <<< "$socks" || fail "the receiving socket is not bound to ub: $socks"
+! grep -vqE "%ub:[0-9]+$" <<< "$socks" || fail "a UDP socket not bound to ub: $socks"
+pass "interface = ub: all $(wc -l <<< "$socks") UDP sockets bound to ub"
 
 # Checksums on the underlay are finished in software, as a NIC would finish them: with offload
 # on, a veth hands packets on with their checksums unfinished. For a's kernel VTEP that is the
@@ -96,10 +104,11 @@ pass "fdlinkctl fdb: $brmac on port tun, remote $A"
 tcp_ok "$ID-hb" "$ID-a" 10.99.0.1 5
 # Out of the tunnel, lan has gro = true: hb's stack gets TCP super-frames (as behind the
 # kernel's GRO), and every byte still arrives (SHA-256).
-ip netns exec "$ID-hb" timeout 20 tshark -i hb0 -n -s 96 -f "tcp port 5001" -w "$TMP/hb.pcap" 2>/dev/null &
+ip netns exec "$ID-hb" timeout 20 tshark -i hb0 -n -s 96 -f "tcp port 5001" -w "$TMP/hb.pcap" 2>"$TMP/hb.err" &
 TD=$!
 BACKGROUND+=("$TD")
-sleep 1.5  # (tshark takes a while to start capturing)
+for _ in $(seq 100); do grep -q "Capturing on" "$TMP/hb.err" && break; sleep 0.05; done
+sleep 0.2
 tcp_ok "$ID-a" "$ID-hb" 10.99.0.2 5
 sleep 0.2
 kill -INT "$TD" 2>/dev/null || true

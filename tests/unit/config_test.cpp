@@ -945,6 +945,7 @@ local = "host.example"
 sink = "s"
 )"),
              5, 9, "local = \"host.example\" in link \"t\" is not an IPv4 or IPv6 address");
+  // Over IPv6 "zero" is allowed (RFC 6935/6936), but the links of one socket must agree.
   expect_one(with_drop_sink(R"([[link]]
 name = "t"
 type = "vxlan"
@@ -952,8 +953,15 @@ vni = 1
 local = "2001:db8::1"
 udp_checksum = "zero"
 sink = "s"
+[[link]]
+name = "u"
+type = "vxlan"
+vni = 2
+local = "2001:db8::1"
+udp_checksum = "on"
+sink = "s"
 )"),
-             6, 16, "IPv6 requires UDP checksums");
+             13, 16, "udp_checksum in link \"u\" differs from link \"t\"'s");
 }
 
 TEST_CASE("bad config: a vxlan key on an af_packet link") {
