@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the seed corpora of the frame, vlan, bridge and filter fuzz targets
+"""Writes the seed corpora of the frame, vlan, bridge, filter and coalesce fuzz targets
 (tests/fuzz/corpus/<target>/) from a few real frames made with scapy: TCP and UDP over IPv4
 and IPv6, ICMP, ARP, 802.1Q, QinQ, a VXLAN-encapsulated TCP frame, an IPv4 fragment, LLDP.
 Each file is in its target's input format (see the target's comment). The files are committed."""
@@ -53,4 +53,19 @@ write("bridge", "vlans", bytes([1]) + rec(3, raw["vlan10"]) + rec(3, raw["vlan20
 write("bridge", "reserved", bytes([0]) + rec(1, raw["lldp"]) + rec(2, raw["qinq"]))
 for i in range(12):
     write("filter", f"all-{i}", bytes([i]) + b"".join(bytes([len(f)]) + f for f in list(raw.values())[:8]))
+# coalesce: [flags][u16 length][frame]...: runs of TCP segments of one flow (IPv4 and IPv6,
+# with timestamps), a second flow between them, a PSH at the end.
+def seg(v6, seq, n, flags="A", sport=40000):
+    ip = IPv6(src="fd00::1", dst="fd00::2") if v6 else IP(src="10.0.0.1", dst="10.0.0.2", flags="DF")
+    return bytes(Ether(src=A, dst=B) / ip / TCP(sport=sport, dport=5201, seq=seq, ack=1, flags=flags,
+                                                 options=[("NOP", None), ("NOP", None), ("Timestamp", (1, 2))])
+                 / Raw(bytes((seq + i) & 0xFF for i in range(n))))
+def rec16(f):
+    return struct.pack(">H", len(f)) + f
+for v6 in (False, True):
+    run = [seg(v6, 1000 * i, 1000) for i in range(5)] + [seg(v6, 5000, 300, "PA")]
+    mixed = [seg(v6, 0, 500), seg(v6, 0, 500, sport=1), seg(v6, 500, 500), seg(v6, 1000, 500, "FA")]
+    for flags in (0, 1, 2):
+        write("coalesce", f"run{'6' if v6 else '4'}-{flags}", bytes([flags]) + b"".join(rec16(f) for f in run))
+        write("coalesce", f"mixed{'6' if v6 else '4'}-{flags}", bytes([flags]) + b"".join(rec16(f) for f in mixed))
 print("seed_frames: written under", root)
