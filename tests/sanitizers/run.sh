@@ -29,11 +29,12 @@ case $KIND in
         # (bridge vlan reads with readv, packet_mmap and recvmmsg; vlan_tags packet_mmap sends
         # through a TX ring; then a TAP, a unix socket, offloads, the filter/tee/pcap sinks, a
         # plugin, and a link going away and coming back; a vxlan link with gro toward its
-        # af_packet side, and two VNIs on one socket with a reload)
+        # af_packet side, and two VNIs on one socket with a reload; a TPACKET_V2 ring with
+        # super-frames read from the socket's queue)
         e2e=("bridge.sh vlan" "sinks.sh filter" "plugin.sh" "vnet_offloads.sh plain"
              "vlan_tags.sh packet_mmap" "unix_seqpacket.sh" "tap_afpacket.sh" "link_recovery.sh recvmmsg"
              "reload.sh traffic" "ops.sh control" "unix_stream.sh connect" "backpressure.sh"
-             "vxlan_link.sh v4" "vxlan_vnis.sh")
+             "vxlan_link.sh v4" "vxlan_vnis.sh" "ring_latency.sh v2")
         units="*" ;;
   *) echo "usage: run.sh tsan|asan" >&2; exit 2 ;;
 esac
