@@ -10,6 +10,7 @@
 # Forwarders: bridge tc testpmd ovs afp-min, and fdlinkd in each of its modes:
 #   fdlinkd-readv (readv + sendmmsg), fdlinkd-mmsg (recvmmsg + sendmmsg),
 #   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring),
+#   fdlinkd-mmap2, fdlinkd-ring2 (the same with a TPACKET_V2 receive ring, ring.version = 2),
 #   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
 #   bridge's placement: veth GRO and NAPI on the forwarder's CPU; GSO passed through)
 #   Append "-rps" to any name (fdlinkd-ring-rps) to run it in `topo.sh place rps`: the
@@ -26,6 +27,8 @@
 #   -T TCP_SECS    (TCP_SECS=10)    iperf3 duration; 0 disables TCP
 #   -s "SIZES"     (SIZES="60 1514") frame sizes without FCS (60 = 64B on the wire)
 #   -c "TCP_FWDS"  (TCP_FWDS="bridge testpmd fdlinkd-mmsg fdlinkd-ring") forwarders that also get iperf3
+#   -L PINGS       (LAT_PINGS=0)    also measure latency at low load: PINGS pings gen->sink, one
+#                                   every 50 ms, median rtt in ms (metric "lat"); 0 disables
 #   KEEP=1         leave the topology up at the end
 #   FDLINKD_RING   TOML lines for each fdlinkd link's [link.ring] (e.g. 'block_size = "1MiB"')
 #   CAP=PCT        cap each userspace forwarder at PCT% of one CPU (cgroup v1 cpu quota,
@@ -46,10 +49,11 @@ TCP_SECS=${TCP_SECS:-10}
 SIZES=${SIZES:-60 1514}
 WARM=${WARM:-0.5}
 TCP_FWDS=${TCP_FWDS:-bridge testpmd fdlinkd-mmsg fdlinkd-ring}
+LAT_PINGS=${LAT_PINGS:-0}
 export GEN_CPU FWD_CPU BIN OUT
-while getopts "r:t:T:s:c:h" o; do
+while getopts "r:t:T:s:c:L:h" o; do
   case $o in
-    r) ROUNDS=$OPTARG;; t) SECS=$OPTARG;; T) TCP_SECS=$OPTARG;;
+    r) ROUNDS=$OPTARG;; t) SECS=$OPTARG;; T) TCP_SECS=$OPTARG;; L) LAT_PINGS=$OPTARG;;
     s) SIZES=$OPTARG;; c) TCP_FWDS=$OPTARG;;
     *) sed -n '2,22p' "$0"; exit 2;;
   esac
@@ -240,6 +244,10 @@ start_fdlinkd-readv() { start_fdlinkd readv false; }
 start_fdlinkd-mmsg() { start_fdlinkd recvmmsg false; }
 start_fdlinkd-mmap() { start_fdlinkd packet_mmap false; }
 start_fdlinkd-ring() { start_fdlinkd packet_mmap true; }
+start_fdlinkd-mmap2() { FDLINKD_RING="version = 2" start_fdlinkd packet_mmap false; }
+start_fdlinkd-ring2() { FDLINKD_RING="version = 2" start_fdlinkd packet_mmap true; }
+stop_fdlinkd-mmap2() { stop_fdlinkd; }
+stop_fdlinkd-ring2() { stop_fdlinkd; }
 start_fdlinkd-mmsgring() { start_fdlinkd recvmmsg true; }
 # Without qdisc bypass: the direct transmit path does not segment GSO frames for a port
 # without TSO (ENOBUFS), the qdisc path does.
@@ -340,6 +348,18 @@ EOF
   ./topo.sh mode pps
 }
 
+measure_lat() {   # round fwd: LAT_PINGS pings, 50 ms apart (a lightly loaded link)
+  ./topo.sh mode tcp
+  local out
+  out=$(ip netns exec fb-gen ping -c "$LAT_PINGS" -i 0.05 -W 1 10.99.0.2 2>&1) || true
+  local res
+  res=$(grep -o "time=[0-9.]*" <<< "$out" | cut -d= -f2 | sort -n |
+        awk '{a[NR]=$1} END {if (NR) printf "%.3f %.3f %d", a[int((NR+1)/2)], a[int(NR*0.99+0.5)], NR}')
+  if [ -z "$res" ]; then rec "$1" "$2" lat "" "" "" "" "no-reply"; log "  $2 lat: no reply";
+  else set -- "$1" "$2" $res; rec "$1" "$2" lat "$3" "" "" "" "p99=$4;n=$5"; log "  $2 lat: median $3 ms, p99 $4 ms ($5 replies)"; fi
+  ./topo.sh mode pps
+}
+
 # ---------------------------------------------------------------------- main
 log "topology up; forwarders: ${FWDS[*]}; rounds=$ROUNDS secs=$SECS sizes=($SIZES) tcp=${TCP_SECS}s for ($TCP_FWDS)"
 ./topo.sh up >/dev/null
@@ -358,6 +378,7 @@ for r in $(seq 1 "$ROUNDS"); do
     CUR=$b
     for s in $SIZES; do measure_pps "$r" "$f" "$s"; done
     if [ "$TCP_SECS" != 0 ] && [[ " $TCP_FWDS " == *" $f "* ]]; then measure_tcp "$r" "$f"; fi
+    if [ "$LAT_PINGS" != 0 ]; then measure_lat "$r" "$f"; fi
     "stop_$b"; CUR=""
   done
 done

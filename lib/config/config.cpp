@@ -376,8 +376,11 @@ void read_ring(TableReader& lr, const std::string& label, LinkConfig& l, ConfigE
   TableReader r(*t, "[" + label + ".ring]", errors);
   RingConfig& ring = l.ring;
   const bool rx = l.dispatch == DispatchMode::packet_mmap;
-  for (auto key : {"block_size", "block_count", "frame_size", "block_timeout"})
+  for (auto key : {"version", "block_size", "block_count", "frame_size", "block_timeout"})
     if (!rx) r.reject(key, "it sizes the receive ring of dispatch = \"packet_mmap\"");
+  if (auto v = r.integer("version", 2, 3)) ring.version = static_cast<unsigned>(*v);
+  if (ring.version == 2)
+    r.reject("block_timeout", "a TPACKET_V2 ring hands over each frame as it lands");
   if (!l.tx_ring) r.reject("tx_frame_count", "it sizes the ring of tx_ring = true");
   if (auto v = r.size("block_size", 4096, 1u << 30)) {
     if (*v % 4096 != 0)
@@ -409,6 +412,15 @@ void read_ring(TableReader& lr, const std::string& label, LinkConfig& l, ConfigE
     errors.add(r.where(), "frame_size (" + std::to_string(ring.frame_size) +
                               ") is larger than block_size (" + std::to_string(ring.block_size) +
                               ") in " + r.what());
+  if (rx && ring.version == 2 && ring.block_size % ring.frame_size != 0)
+    errors.add(r.where(), "block_size (" + std::to_string(ring.block_size) + ") in " + r.what() +
+                              " must be a multiple of frame_size (" +
+                              std::to_string(ring.frame_size) + ") with version = 2");
+  if (rx && ring.version == 2 && ring.frame_size < l.frame_capacity() + 128)
+    errors.add(r.where(), "frame_size (" + std::to_string(ring.frame_size) + ") in " + r.what() +
+                              " cannot hold one frame of the link's MTU and its ring headers "
+                              "with version = 2 (at least " +
+                              std::to_string(l.frame_capacity() + 128) + ")");
   if (rx && ring.block_size < l.frame_capacity() + 128)
     errors.add(r.where(), "block_size (" + std::to_string(ring.block_size) + ") in " + r.what() +
                               " cannot hold one frame of the link's MTU");

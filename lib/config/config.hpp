@@ -59,7 +59,10 @@ bool is_socket(LinkType t);
 /// PACKET_MMAP rings of an af_packet link ([link.ring]).
 struct RingConfig {
   // RX: TPACKET_V3, frames packed into blocks; a block goes to fdlinkd when full or when
-  // block_timeout passes, so the timeout bounds the latency at low rates.
+  // block_timeout passes, so the timeout bounds the latency at low rates. version = 2:
+  // TPACKET_V2, one slot of frame_size per frame, each handed over as it lands (a frame larger
+  // than a slot comes through the socket's queue instead).
+  unsigned version = 3;
   std::uint32_t block_size = 256 * 1024;
   std::uint32_t block_count = 16;
   std::uint32_t frame_size = 2048;

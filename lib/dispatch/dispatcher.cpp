@@ -304,11 +304,41 @@ Dispatcher::ReadEnd Dispatcher::read_ring(CounterValues& tally) {
     last_error_ = 0;
     std::size_t len = f.caplen;
     std::uint8_t* data = f.data;
-    if ((f.status & TP_STATUS_VLAN_VALID) && f.room >= (vnet_ ? sizeof(VirtioNetHdr) : 0) + 4)
+    if (f.copied) {  // (V2: too big for its slot; the socket has it whole, next in its queue)
+      if (!read_copied(f, data, len, tally)) continue;
+    } else if ((f.status & TP_STATUS_VLAN_VALID) &&
+               f.room >= (vnet_ ? sizeof(VirtioNetHdr) : 0) + 4) {
       data = put_vlan_tag_back(f.data, len, f.vlan_tpid, f.vlan_tci, vnet_);
-    if (accept_frame(data, len, f.caplen < f.len, tally)) batch_[batch_.size() - 1].rx_ns = f.rx_ns;
+    }
+    const bool truncated = f.copied ? len > batch_.frame_capacity() : f.caplen < f.len;
+    if (accept_frame(data, len, truncated, tally)) batch_[batch_.size() - 1].rx_ns = f.rx_ns;
   }
   return ReadEnd::full;
+}
+
+bool Dispatcher::read_copied(const RxRing::Frame& f, std::uint8_t*& data, std::size_t& len,
+                             CounterValues& tally) {
+  // Into this frame's batch slot (with its virtio header in front), as recvmmsg reads.
+  std::uint8_t* slot = batch_.slot(batch_.size());
+  const std::size_t hdr = vnet_ ? sizeof(VirtioNetHdr) : 0;
+  iovec iov = {slot - hdr, hdr + batch_.frame_capacity()};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  ssize_t n;
+  do {
+    n = ::recvmsg(fd_, &m, MSG_DONTWAIT | MSG_TRUNC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 || static_cast<std::size_t>(n) < hdr) {  // (gone: the kernel dropped it from the queue)
+    ++tally.rx_packets;
+    ++tally.drop(DropReason::oversize);
+    return false;
+  }
+  len = static_cast<std::size_t>(n) - hdr;
+  data = slot;
+  if ((f.status & TP_STATUS_VLAN_VALID) && len <= batch_.frame_capacity())
+    data = put_vlan_tag_back(slot, len, f.vlan_tpid, f.vlan_tci, vnet_);
+  return true;
 }
 
 Dispatcher::ReadEnd Dispatcher::read_stream(CounterValues& tally) {

@@ -29,12 +29,12 @@
 #include "core/batch.hpp"
 #include "core/counters.hpp"
 #include "core/worker.hpp"
+#include "dispatch/rx_ring.hpp"
 
 namespace fdlinkd {
 
 class Graph;
 class Link;
-class RxRing;
 class StreamFramer;
 class VxlanLink;
 struct Worker;
@@ -78,6 +78,10 @@ class Dispatcher : public HoldWaiter {
   ReadEnd read_readv(CounterValues& tally);
   ReadEnd read_recvmmsg(CounterValues& tally);
   ReadEnd read_ring(CounterValues& tally);
+  /// A V2 ring slot too small for its frame (TP_STATUS_COPY): reads the frame whole from the
+  /// socket's queue into the batch slot it would take; false when it is not there (counted).
+  bool read_copied(const RxRing::Frame& f, std::uint8_t*& data, std::size_t& len,
+                   CounterValues& tally);
   /// A stream socket: reads what is there and cuts it into frames (StreamFramer).
   ReadEnd read_stream(CounterValues& tally);
   /// A vxlan link's UDP socket: recvmmsg, each datagram's VXLAN header into the slot's

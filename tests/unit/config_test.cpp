@@ -986,3 +986,25 @@ TEST_CASE("gro is an af_packet key that needs vnet_hdr") {
   tap.replace(tap.find("sink = \"to-b\""), 0, "gro = true\n");
   expect_one(tap, 6, 7, "gro is not allowed in link \"a\": only af_packet links take it");
 }
+
+TEST_CASE("ring version 2: a TPACKET_V2 receive ring with slots that hold a frame") {
+  auto with_ring = [](const std::string& ring) {
+    auto text = kLinks;
+    text.replace(text.find("sink = \"to-b\""), 0, "dispatch = \"packet_mmap\"\n");
+    text.replace(text.find("\n[[link]]\nname = \"b\""), 0, "\n[link.ring]\n" + ring);
+    return text;
+  };
+  auto r = parse_config(with_ring("version = 2"), "t.toml");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links[0].ring.version == 2);
+  CHECK(r.config->links[1].ring.version == 3);  // (the default)
+  expect_one(with_ring("version = 2\nblock_timeout = \"2ms\""), 11, 17,
+             "block_timeout is not allowed in [link \"a\".ring]: a TPACKET_V2 ring hands over each "
+             "frame as it lands");
+  expect_one(with_ring("version = 2\nframe_size = 1024"), 9, 1,
+             "frame_size (1024) in [link \"a\".ring] cannot hold one frame of the link's MTU");
+  expect_one(with_ring("version = 2\nframe_size = 3072"), 9, 1,
+             "block_size (262144) in [link \"a\".ring] must be a multiple of frame_size (3072)");
+  expect_one(with_ring("version = 1"), 10, 11,
+             "version = 1 in [link \"a\".ring] is out of range (2..3)");
+}
