@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # link_recovery.sh MODE: a link whose interface goes down for about 3 s and comes back, then is
 # deleted for about 3 s and made again under the same name, recovers by itself:
-#   - while it is gone the daemon is idle (under 1% of a core, from /proc ticks) and reports
+#   - while it is gone the daemon is idle (under 2.5% of a core, from /proc ticks) and reports
 #     one link_down event per outage;
 #   - another pair of hosts on the same daemon keeps pinging with 0% loss throughout;
 #   - pings through the link succeed within 1 s of its interface coming back.
