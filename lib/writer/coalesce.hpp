@@ -35,6 +35,7 @@ struct TcpSegment {
   std::uint8_t flags = 0;     ///< TCP flags
 };
 
+constexpr std::uint8_t kTcpPsh = 0x08;
 constexpr std::size_t kCoalesceMaxSegments = 64;
 constexpr std::size_t kCoalesceMaxHeaders = 128;  ///< larger headers are not coalesced
 

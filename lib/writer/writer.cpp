@@ -3,6 +3,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -66,6 +67,7 @@ struct MessageScratch {
   std::vector<std::uint32_t> frames, bytes;
   std::vector<std::uint8_t> headers;  ///< kCoalesceMaxHeaders per message
   std::vector<TcpSegment> segments;   ///< gro: per frame of the batch
+  std::vector<std::int8_t> state;     ///< gro: per frame: 0 not looked at, 1 coalescible, -1 not
   void fit(std::size_t n, bool gro) {
     if (frames.size() < n) {
       frames.resize(n);
@@ -73,8 +75,16 @@ struct MessageScratch {
     }
     if (gro && segments.size() < n) {
       segments.resize(n);
+      state.resize(n);
       headers.resize(n * kCoalesceMaxHeaders);
     }
+    if (gro) std::fill_n(state.begin(), n, std::int8_t{0});
+  }
+  /// Whether frame k of `b` may be coalesced (looked at once per batch: a frame that ended one
+  /// run starts the next, and its checksum is summed only once).
+  bool coalescible_at(Batch& b, std::size_t k) {
+    if (state[k] == 0) state[k] = coalescible(b[k], b.tx_header(k), segments[k]) ? 1 : -1;
+    return state[k] > 0;
   }
 };
 thread_local MessageScratch scratch;
@@ -103,13 +113,13 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
     // A run of segments of one flow: one super-frame, its payloads gathered where they lie.
     std::size_t m = 1, total = 0;
     TcpSegment* seg = gro ? scratch.segments.data() : nullptr;
-    if (gro && coalescible(f, b.tx_header(k), seg[k])) {
+    if (gro && scratch.coalescible_at(b, k)) {
       const std::size_t mss = seg[k].payload;
       total = mss;
       std::size_t last = k;
       for (std::size_t j = k + 1; j < b.size(); ++j) {
         if (!b.goes_to(j, port)) continue;
-        if (b[j].len > t.frame_capacity || !coalescible(b[j], b.tx_header(j), seg[j]) ||
+        if (b[j].len > t.frame_capacity || !scratch.coalescible_at(b, j) ||
             !continues(b[last], seg[last], b[j], seg[j], mss, total))
           break;
         total += seg[j].payload;
@@ -119,7 +129,7 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       if (m > 1) {
         VirtioNetHdr& vh = b.tx_header(k);
         std::uint8_t* hdr = &scratch.headers[n * kCoalesceMaxHeaders];
-        super_headers(f, seg[k], total, mss, (seg[last].flags & 0x08) != 0, hdr, vh);
+        super_headers(f, seg[k], total, mss, (seg[last].flags & kTcpPsh) != 0, hdr, vh);
         const std::size_t headers = seg[k].info.headers;
         iov[ni] = {&vh, sizeof(VirtioNetHdr)};
         iov[ni + 1] = {hdr, headers};
