@@ -8,8 +8,8 @@ namespace fdlinkd {
 
 namespace {
 
-constexpr std::uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10, kUrg = 0x20,
-                       kCwr = 0x80;
+constexpr std::uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = kTcpPsh, kAck = 0x10,
+                       kUrg = 0x20, kCwr = 0x80;
 
 std::uint32_t load32(const std::uint8_t* p) {
   return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
