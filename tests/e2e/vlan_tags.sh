@@ -4,8 +4,9 @@
 # fdlinkd must put it back: 802.1Q with a priority, 802.1ad QinQ, 802.1Q in 802.1Q,
 # priority-tagged VLAN 0, untagged, and a full-size tagged frame must reach the far side byte
 # for byte, in order, in both directions.
-#   MODE = readv | recvmmsg | packet_mmap (the receive mode of both links; packet_mmap with
-#          the TX ring, recvmmsg with vnet_hdr on the egress, so the header moves with the tag)
+#   MODE = readv | recvmmsg | packet_mmap | ring2 (the receive mode of both links; packet_mmap
+#          with the TX ring, ring2 the same with a TPACKET_V2 receive ring, recvmmsg with
+#          vnet_hdr on the egress, so the header moves with the tag)
 source "$(dirname "$0")/lib.sh"
 MODE=${1:?mode}
 
@@ -16,6 +17,7 @@ case $MODE in
   readv) extra=() ;;
   recvmmsg) extra=('dispatch = "recvmmsg"' 'vnet_hdr = true') ;;
   packet_mmap) extra=('dispatch = "packet_mmap"' 'tx_ring = true') ;;
+  ring2) extra=('dispatch = "packet_mmap"' 'tx_ring = true' $'[link.ring]\nversion = 2') ;;
   *) fail "unknown mode $MODE" ;;
 esac
 cat > "$TMP/fdlinkd.toml" <<EOT
