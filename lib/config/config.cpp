@@ -740,9 +740,10 @@ void check_vnis(const std::vector<LinkConfig>& links, ConfigErrors& errors) {
   std::map<std::string, const LinkConfig*> sockets;
   for (const auto& l : links) {
     if (l.type != LinkType::vxlan || l.local.empty()) continue;
-    auto [pos, fresh] = seen.emplace(std::pair{l.vxlan_socket_key(), l.vni}, &l);
+    const std::string key = l.vxlan_socket_key();
+    auto [pos, fresh] = seen.emplace(std::pair{key, l.vni}, &l);
     // (one socket: over IPv6 it accepts zero checksums for all of them, or for none)
-    auto [first, alone] = sockets.emplace(l.vxlan_socket_key(), &l);
+    auto [first, alone] = sockets.emplace(key, &l);
     if (!alone && l.ipv6() && first->second->udp_zero_checksum != l.udp_zero_checksum)
       errors.add(l.udp_checksum_where.begin.line ? l.udp_checksum_where : l.vni_where,
                  "udp_checksum in link \"" + l.name + "\" differs from link \"" +

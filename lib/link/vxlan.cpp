@@ -21,7 +21,6 @@ namespace fdlinkd {
 
 namespace {
 
-constexpr std::uint8_t kFlagI = 0x08;        // "a valid VNI" (RFC 7348 5.)
 constexpr std::int64_t kAgeSeconds = 300;    // as the kernel's VXLAN (ageing 300)
 constexpr std::size_t kMaxDatagrams = 1024;  // messages per sendmmsg
 constexpr std::size_t kMaxFrames = 2048;     // frames of a batch (rx_batch <= 1024, spill 256)
@@ -139,7 +138,7 @@ void VxlanLink::open_fds() {
   ports_[0]->fd = join_socket();
   // The sending sockets: up to 16 source ports spread over source_ports, from a point that
   // depends on the VNI (two links on one address start apart).
-  const std::uint32_t span = std::uint32_t{config_.source_port_max} - config_.source_port_min + 1;
+  const std::uint32_t span = source_span();
   const std::size_t want = std::min<std::size_t>(kSourcePorts, span);
   for (std::size_t i = 0; i < want; ++i) {
     std::uint16_t port = 0;
@@ -192,7 +191,7 @@ int VxlanLink::make_socket(std::uint16_t& port, bool source, std::uint32_t from)
                     errno_text(err, "CAP_NET_RAW"));
   }
   const socklen_t len = family_ == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  const std::uint32_t span = std::uint32_t{config_.source_port_max} - config_.source_port_min + 1;
+  const std::uint32_t span = source_span();
   // A source port: the first free one from `from` on, round the range.
   for (std::uint32_t tries = 0; tries < (source ? span : 1); ++tries) {
     if (source) port = static_cast<std::uint16_t>(config_.source_port_min + (from + tries) % span);

@@ -70,6 +70,7 @@ class VxlanSocket {
 class VxlanLink : public Link {
  public:
   static constexpr std::size_t kHeaderLen = 8;
+  static constexpr std::uint8_t kFlagI = 0x08;   ///< "a valid VNI" (RFC 7348 5.)
   static constexpr std::size_t kMaxVteps = 256;  ///< static remotes and learned ones
   static constexpr std::size_t kMacSlots = 4096;
 
@@ -87,7 +88,7 @@ class VxlanLink : public Link {
 
   /// RFC 7348 5: the I flag alone, reserved fields zero.
   static bool header_ok(const std::uint8_t* vxh) {
-    return vxh[0] == 0x08 && vxh[1] == 0 && vxh[2] == 0 && vxh[3] == 0 && vxh[7] == 0;
+    return vxh[0] == kFlagI && vxh[1] == 0 && vxh[2] == 0 && vxh[3] == 0 && vxh[7] == 0;
   }
   static std::uint32_t vni_of(const std::uint8_t* vxh) {
     return std::uint32_t{vxh[4]} << 16 | std::uint32_t{vxh[5]} << 8 | vxh[6];
@@ -168,6 +169,10 @@ class VxlanLink : public Link {
   /// rx_'s, receives.
   std::array<int, kSourcePorts> tx_fds_;
   std::size_t tx_count_ = 0;
+  /// How many ports source_ports holds.
+  std::uint32_t source_span() const {
+    return std::uint32_t{config_.source_port_max} - config_.source_port_min + 1;
+  }
   void close_tx_fds();
   /// Joins (or makes) the receiving socket of its address and port; returns a dup of it.
   int join_socket();
