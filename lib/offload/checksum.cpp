@@ -110,6 +110,28 @@ void seed_partial(std::uint8_t* f, const PacketInfo& info, std::size_t l4_len) {
   store16(f + info.l4 + (info.l4_proto == kProtoTcp ? 16 : 6), fold(sum));
 }
 
+bool complete_unmarked_partial(std::uint8_t* f, std::size_t len, bool l2) {
+  PacketInfo info;
+  if (!parse_headers(f, len, l2, info) || info.fragment ||
+      (info.l4_proto != kProtoTcp && info.l4_proto != kProtoUdp))
+    return false;
+  const std::size_t l4_len = ip_packet_end(f, len, info) - info.l4;
+  std::uint32_t pseudo =
+      info.ip_version == 4 ? sum_words(f + info.l3 + 12, 8) : sum_words(f + info.l3 + 8, 32);
+  pseudo += info.l4_proto;
+  pseudo += static_cast<std::uint32_t>(l4_len & 0xFFFF) + static_cast<std::uint32_t>(l4_len >> 16);
+  const std::size_t field = info.l4 + (info.l4_proto == kProtoTcp ? 16 : 6);
+  const std::uint16_t seen = static_cast<std::uint16_t>(f[field] << 8 | f[field + 1]);
+  if (info.l4_proto == kProtoUdp && seen == 0 && info.ip_version == 4) return false;  // none
+  if (seen != fold(pseudo)) return false;  // (the cheap test first: almost every frame)
+  if (fold(sum_words(f + info.l4, l4_len, pseudo)) == 0xFFFF) return false;  // valid as it is
+  // The field holds the pseudo-header sum: the sum over the segment with it in is the answer.
+  std::uint16_t c = static_cast<std::uint16_t>(~fold(sum_words(f + info.l4, l4_len)));
+  if (info.l4_proto == kProtoUdp && c == 0) c = 0xFFFF;
+  store16(f + field, c);
+  return true;
+}
+
 void write_ipv4_checksum(std::uint8_t* f, const PacketInfo& info) {
   const std::size_t ihl = (f[info.l3] & 0x0F) * 4u;
   store16(f + info.l3 + 10, 0);

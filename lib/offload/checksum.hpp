@@ -38,6 +38,13 @@ void write_l4_checksum(std::uint8_t* frame, const PacketInfo& info, std::size_t 
 /// the pseudo-header sum over the whole L4 length, so each segment's checksum can be finished.
 void seed_partial(std::uint8_t* frame, const PacketInfo& info, std::size_t l4_len);
 
+/// A TCP or UDP frame that left a local stack with its checksum offloaded but reached fdlinkd
+/// without the note that says so (XDP on a veth or TUN sees the skb's bytes, not its
+/// CHECKSUM_PARTIAL): its checksum field holds just the pseudo-header sum. When the checksum
+/// does not verify and the field is exactly that sum, completes it in place and returns true.
+/// Any other frame (a valid one, a corrupt one, not TCP/UDP, a fragment) is left as it is.
+bool complete_unmarked_partial(std::uint8_t* frame, std::size_t len, bool l2);
+
 /// Writes the IPv4 header checksum.
 void write_ipv4_checksum(std::uint8_t* frame, const PacketInfo& info);
 

@@ -535,6 +535,58 @@ TEST_CASE("a NEEDS_CSUM frame gets its checksum finished") {
   CHECK_FALSE(finish_partial(f.data(), f.size(), f.size() - 1, 16));  // field past the end
 }
 
+// The folded pseudo-header sum a stack leaves in the field of a frame whose checksum it
+// offloaded (CHECKSUM_PARTIAL), computed here word by word.
+std::uint16_t partial_field(const Bytes& f, int version, std::size_t l3, std::size_t l4,
+                            std::uint8_t proto) {
+  std::uint32_t sum = proto + static_cast<std::uint32_t>(f.size() - l4);
+  const std::size_t from = version == 4 ? l3 + 12 : l3 + 8, to = version == 4 ? l3 + 20 : l3 + 40;
+  for (std::size_t o = from; o < to; o += 2)
+    sum += get16(f, o);
+  while (sum >> 16)
+    sum = (sum & 0xFFFF) + (sum >> 16);
+  return static_cast<std::uint16_t>(sum);
+}
+
+TEST_CASE("an offloaded checksum that XDP hands over unmarked is completed and nothing else") {
+  // IPv4 TCP (with IP and TCP options), as a veth peer's stack sends it with tx offload on.
+  Bytes f = tcp4_frame(999, kAck | kPsh);
+  put16(f, 38 + 16, partial_field(f, 4, 14, 38, 6));
+  CHECK(verify_l4(f, 4, 14, 38, 6) != 0);
+  CHECK(complete_unmarked_partial(f.data(), f.size(), true));
+  CHECK(verify_l4(f, 4, 14, 38, 6) == 0);
+  // Done once: the same frame again is valid and left alone.
+  const Bytes done = f;
+  CHECK_FALSE(complete_unmarked_partial(f.data(), f.size(), true));
+  CHECK(f == done);
+  // Corrupt (a flipped payload byte): not a partial field, so it stays corrupt for the
+  // receiver to drop, as a wire would deliver it.
+  f[100] ^= 0x40;
+  const Bytes corrupt = f;
+  CHECK_FALSE(complete_unmarked_partial(f.data(), f.size(), true));
+  CHECK(f == corrupt);
+
+  // IPv6 UDP, and Ethernet padding after the IP packet that must not enter the sum.
+  Bytes u = udp_frame(6, 30);
+  put16(u, 54 + 6, partial_field(u, 6, 14, 54, 17));
+  Bytes padded = u;
+  padded.insert(padded.end(), {0xAA, 0xBB, 0xCC});
+  CHECK(complete_unmarked_partial(padded.data(), padded.size(), true));
+  padded.resize(u.size());
+  CHECK(verify_l4(padded, 6, 14, 54, 17) == 0);
+
+  // IPv4 UDP without a checksum (0) stays without one; a fragment is never touched.
+  Bytes none = udp_frame(4, 30);
+  CHECK_FALSE(complete_unmarked_partial(none.data(), none.size(), true));
+  CHECK(get16(none, 34 + 6) == 0);
+  Bytes frag = udp_frame(4, 30);
+  put16(frag, 34 + 6, partial_field(frag, 4, 14, 34, 17));
+  put16(frag, 20, 0x2000);  // more fragments
+  const Bytes frag_before = frag;
+  CHECK_FALSE(complete_unmarked_partial(frag.data(), frag.size(), true));
+  CHECK(frag == frag_before);
+}
+
 TEST_CASE("every malformed virtio header is named") {
   Bytes f = tcp4_frame(2000, kAck);
   PacketInfo info;
