@@ -7,10 +7,10 @@ packages=(
   # build
   build-essential cmake pkg-config clang-format clang-14 libclang-rt-14-dev
   libboost1.81-dev libspdlog-dev libcli11-dev libtomlplusplus-dev catch2
-  libsystemd-dev libpcap-dev libmnl-dev
+  libsystemd-dev libpcap-dev libmnl-dev libxdp-dev libbpf-dev clang-14
   # end-to-end tests and the demo
   iproute2 iputils-ping ethtool socat iperf3 tcpdump tshark python3 python3-scapy procps kmod
-  curl util-linux prometheus lintian man-db
+  curl util-linux prometheus lintian man-db bpftool
   # a real QEMU guest (tests/e2e/vm.sh): the emulator, a kernel, a busybox initramfs
   qemu-system-x86 linux-image-amd64 busybox-static cpio
 )

@@ -59,6 +59,7 @@ std::string DaemonConfig::restart_needed(const DaemonConfig& o) const {
 std::string_view link_type_name(LinkType t) {
   switch (t) {
     case LinkType::af_packet: return "af_packet";
+    case LinkType::af_xdp: return "af_xdp";
     case LinkType::tap: return "tap";
     case LinkType::tun: return "tun";
     case LinkType::unix_socket: return "unix";
@@ -165,11 +166,12 @@ std::string read_name(const toml::table& t, std::string_view kind, std::size_t i
 
 // Keys that only some link types take; a type that does not take one rejects it by name.
 constexpr std::string_view kTypeKeys[] = {
-    "interface",    "path",    "socket",       "peer",       "socket_mode",
-    "socket_group", "promisc", "connect",      "listen",     "persist",
-    "fanout",       "tx_ring", "qdisc_bypass", "ring",       "offloads",
-    "gro",          "vni",     "local",        "port",       "remotes",
-    "learning",     "ttl",     "udp_checksum", "inner_vlan", "source_ports"};
+    "interface",    "path",    "socket",   "peer",     "socket_mode",  "socket_group",
+    "promisc",      "connect", "listen",   "persist",  "fanout",       "tx_ring",
+    "qdisc_bypass", "ring",    "offloads", "gro",      "vni",          "local",
+    "port",         "remotes", "learning", "ttl",      "udp_checksum", "inner_vlan",
+    "source_ports", "queues",  "mode",     "zero_copy"};
+constexpr std::string_view kXdpKeys[] = {"queues", "mode", "zero_copy"};
 constexpr std::string_view kVxlanKeys[] = {"vni",          "local",      "port",
                                            "remotes",      "learning",   "ttl",
                                            "udp_checksum", "inner_vlan", "source_ports"};
@@ -250,6 +252,23 @@ void read_vxlan(TableReader& lr, const std::string& label, LinkConfig& l, Config
   if (!lr.has("mtu")) l.mtu = family == AF_INET6 ? 1430 : 1450;
   for (auto k : {"vnet_hdr", "gso_max_size", "dispatch", "fds"})
     lr.reject(k, "a vxlan link is one UDP socket read with recvmmsg");
+}
+
+// The keys of an af_xdp link (besides interface and promisc).
+void read_af_xdp(TableReader& lr, const std::string& label, LinkConfig& l) {
+  if (auto v = lr.boolean("promisc")) l.promisc = *v;
+  if (auto v = lr.integer("queues", 1, 64)) l.queues = l.fds = static_cast<unsigned>(*v);
+  if (auto v = lr.choice("mode", {"native", "skb"})) l.xdp_skb = *v == "skb";
+  if (auto v = lr.choice("zero_copy", {"auto", "on", "off"}))
+    l.zero_copy = *v == "on" ? ZeroCopy::on : *v == "off" ? ZeroCopy::off : ZeroCopy::automatic;
+  if (l.xdp_skb && l.zero_copy == ZeroCopy::on)
+    lr.reject("zero_copy", "zero_copy = \"on\" needs mode = \"native\" (generic XDP copies)");
+  const std::string why = "an af_xdp link reads its frames from AF_XDP rings, one socket per queue";
+  lr.reject("fds", why + ": give queues instead");
+  lr.reject("dispatch", why);
+  lr.reject("vnet_hdr", why + ", and they carry no virtio-net header");
+  lr.reject("gso_max_size", why + ": XDP sees no GSO super-frames");
+  (void)label;
 }
 
 // socket_mode: 0o600 (a TOML octal integer) or "0600" (a string of octal digits); at most 0777.
@@ -437,10 +456,12 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
 
   std::optional<LinkType> type;
   if (!lr.has("type")) {
-    errors.add(lr.where(),
-               label + " is missing required key type (af_packet, tap, tun, unix or vxlan)");
-  } else if (auto v = lr.choice("type", {"af_packet", "tap", "tun", "unix", "vxlan"})) {
+    errors.add(
+        lr.where(),
+        label + " is missing required key type (af_packet, af_xdp, tap, tun, unix or vxlan)");
+  } else if (auto v = lr.choice("type", {"af_packet", "af_xdp", "tap", "tun", "unix", "vxlan"})) {
     if (*v == "af_packet") type = LinkType::af_packet;
+    if (*v == "af_xdp") type = LinkType::af_xdp;
     if (*v == "tap") type = LinkType::tap;
     if (*v == "tun") type = LinkType::tun;
     if (*v == "unix") type = LinkType::unix_socket;
@@ -539,6 +560,9 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
         if (auto v = lr.boolean("tx_ring")) l.tx_ring = *v;
         if (auto v = lr.boolean("qdisc_bypass")) l.qdisc_bypass = *v;
         lr.reject("persist", no + " (fdlinkd does not create AF_PACKET interfaces)");
+      } else if (*type == LinkType::af_xdp) {
+        read_af_xdp(lr, label, l);
+        lr.reject("persist", no + " (fdlinkd does not create the interfaces it attaches XDP to)");
       } else {
         if (auto v = lr.boolean("persist")) l.persist = *v;
         lr.reject("promisc", no);
@@ -549,6 +573,9 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
   if (type && *type != LinkType::af_packet)
     for (auto k : {"fanout", "tx_ring", "qdisc_bypass", "ring", "gro"})
       lr.reject(k, "only af_packet links take it");
+  if (type && *type != LinkType::af_xdp)
+    for (auto k : kXdpKeys)
+      lr.reject(k, "only af_xdp links take it");
   if (type && *type != LinkType::vxlan)
     for (auto k : kVxlanKeys)
       lr.reject(k, "only vxlan links take it");
@@ -620,7 +647,9 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
     else
       l.fds = static_cast<unsigned>(*v);
   }
-  if (auto v = lr.choice("dispatch", {"readv", "recvmmsg", "packet_mmap"})) {
+  if (type == LinkType::af_xdp) {
+    // (rejected above: it reads AF_XDP rings)
+  } else if (auto v = lr.choice("dispatch", {"readv", "recvmmsg", "packet_mmap"})) {
     l.dispatch = *v == "recvmmsg"      ? DispatchMode::recvmmsg
                  : *v == "packet_mmap" ? DispatchMode::packet_mmap
                                        : DispatchMode::readv;
@@ -643,11 +672,13 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
                      (is_socket(*type) ? "\"readv\" and \"recvmmsg\"" : "only \"readv\""));
   }
   if (auto v = lr.integer("rx_batch", 1, 1024)) l.rx_batch = static_cast<unsigned>(*v);
-  if (type == LinkType::af_packet || type == LinkType::vxlan) {
+  if (type == LinkType::af_packet || type == LinkType::af_xdp || type == LinkType::vxlan) {
     for (auto k : {"tx_backlog", "tx_stall_timeout"})
-      lr.reject(k, std::string(type == LinkType::vxlan ? "a vxlan link sends onto a network"
-                                                       : "an af_packet link is a wire") +
-                       ": a wire does not wait, it drops and counts (tx_queue_full)");
+      lr.reject(k,
+                std::string(type == LinkType::vxlan
+                                ? "a vxlan link sends onto a network"
+                                : "an " + std::string(link_type_name(*type)) + " link is a wire") +
+                    ": a wire does not wait, it drops and counts (tx_queue_full)");
   } else {
     if (type == LinkType::unix_socket) l.tx_backlog = kDefaultUnixBacklog;
     if (auto v = lr.integer("tx_backlog", 0, 65536)) l.tx_backlog = static_cast<unsigned>(*v);

@@ -43,12 +43,14 @@ struct DaemonConfig {
   std::string restart_needed(const DaemonConfig& other) const;
 };
 
-enum class LinkType { af_packet, tap, tun, unix_socket, vxlan };
+enum class LinkType { af_packet, af_xdp, tap, tun, unix_socket, vxlan };
 enum class Layer { ethernet, ip };  ///< what a frame starts with
 enum class DispatchMode { readv, recvmmsg, packet_mmap };
 /// PACKET_FANOUT modes: how the kernel spreads an interface's frames over a link's fds.
 enum class Fanout { hash, lb, cpu, rollover, rnd, qm };
 enum class UnixSocket { seqpacket, dgram, stream };
+/// af_xdp: whether the AF_XDP sockets bind in zero-copy mode.
+enum class ZeroCopy { automatic, on, off };
 
 std::string_view link_type_name(LinkType t);
 std::string_view dispatch_mode_name(DispatchMode m);
@@ -76,7 +78,7 @@ struct RingConfig {
 struct LinkConfig {
   std::string name;
   LinkType type = LinkType::af_packet;
-  std::string interface;  ///< af_packet, tap, tun
+  std::string interface;  ///< af_packet, af_xdp, tap, tun
   std::string path;       ///< unix
   UnixSocket socket = UnixSocket::seqpacket;
   std::string peer;             ///< unix dgram: where frames are sent (else: the last sender)
@@ -103,6 +105,10 @@ struct LinkConfig {
   /// vxlan: what links sharing one receiving socket have in common (namespace, address, port,
   /// interface); links with the same key share it and are told apart by VNI.
   std::string vxlan_socket_key() const;
+  // af_xdp: one AF_XDP socket per receive queue 0..queues-1 (0: all of the interface's).
+  unsigned queues = 0;
+  bool xdp_skb = false;  ///< mode = "skb": generic XDP (any driver) instead of the driver's
+  ZeroCopy zero_copy = ZeroCopy::automatic;
   unsigned fds = 1;
   DispatchMode dispatch = DispatchMode::readv;
   unsigned rx_batch = 64;  ///< frames read per batch

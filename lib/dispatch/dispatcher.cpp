@@ -17,8 +17,10 @@
 #include "dispatch/classify.hpp"
 #include "dispatch/rx_ring.hpp"
 #include "dispatch/stream_framer.hpp"
+#include "link/af_xdp.hpp"
 #include "link/link.hpp"
 #include "link/vxlan.hpp"
+#include "offload/checksum.hpp"
 #include "offload/vlan.hpp"
 #include "sink/graph.hpp"
 
@@ -130,7 +132,11 @@ void Dispatcher::attach(int fd) {
   detach();
   fd_ = fd;
   ring_ = link_.port(port_).rx_ring.get();  // (a reopened link has a new ring)
-  if (framer_) framer_->reset();            // (a new connection starts at a frame)
+  if (link_.config().type == LinkType::af_xdp) {
+    xsk_ = static_cast<AfXdpLink&>(link_).xsk(port_);
+    xsk_partial_ = static_cast<AfXdpLink&>(link_).sees_unmarked_partials();
+  }
+  if (framer_) framer_->reset();  // (a new connection starts at a frame)
   desc_.assign(fd);
   // Asio registers the fd edge-triggered and async_wait is not speculative: frames already
   // queued would wait for the next arrival. Drain once first.
@@ -176,6 +182,7 @@ void Dispatcher::on_ready() {
       run_batch();
     }
     if (ring_) ring_->release();  // the batch is sent: its blocks can go back to the kernel
+    if (xsk_) xsk_->release();    // (its frames, to the fill ring)
     link_.counters(worker_.id, port_).add(tally);
     for (std::size_t m = 1; m < members_.size(); ++m) {  // (vxlan: other VNIs on the socket)
       members_[m].link->counters(worker_.id, 0).add(members_[m].tally);
@@ -289,6 +296,7 @@ Dispatcher::ReadEnd Dispatcher::read_readv(CounterValues& tally) {
 Dispatcher::ReadEnd Dispatcher::read(CounterValues& tally) {
   if (framer_) return read_stream(tally);
   if (vxlan_) return read_vxlan(tally);
+  if (xsk_) return read_xsk(tally);
   switch (mode_) {
     case DispatchMode::recvmmsg: return read_recvmmsg(tally);
     case DispatchMode::packet_mmap: return read_ring(tally);
@@ -312,6 +320,18 @@ Dispatcher::ReadEnd Dispatcher::read_ring(CounterValues& tally) {
     }
     const bool truncated = f.copied ? len > batch_.frame_capacity() : f.caplen < f.len;
     if (accept_frame(data, len, truncated, tally)) batch_[batch_.size() - 1].rx_ns = f.rx_ns;
+  }
+  return ReadEnd::full;
+}
+
+Dispatcher::ReadEnd Dispatcher::read_xsk(CounterValues& tally) {
+  std::uint8_t* data = nullptr;
+  std::uint32_t len = 0;
+  while (batch_.size() < batch_.capacity()) {
+    if (!xsk_->next(data, len)) return batch_.empty() ? ring_woke_empty(tally) : ReadEnd::drained;
+    last_error_ = 0;
+    if (xsk_partial_ && len >= min_frame_) offload::complete_unmarked_partial(data, len, true);
+    accept_frame(data, len, false, tally);
   }
   return ReadEnd::full;
 }

@@ -37,6 +37,7 @@ class Graph;
 class Link;
 class StreamFramer;
 class VxlanLink;
+class XskSocket;
 struct Worker;
 
 class Dispatcher : public HoldWaiter {
@@ -78,6 +79,8 @@ class Dispatcher : public HoldWaiter {
   ReadEnd read_readv(CounterValues& tally);
   ReadEnd read_recvmmsg(CounterValues& tally);
   ReadEnd read_ring(CounterValues& tally);
+  /// An af_xdp link: the frames of the AF_XDP socket's RX ring, where they lie in the UMEM.
+  ReadEnd read_xsk(CounterValues& tally);
   /// A V2 ring slot too small for its frame (TP_STATUS_COPY): reads the frame whole from the
   /// socket's queue into the batch slot it would take; false when it is not there (counted).
   bool read_copied(const RxRing::Frame& f, std::uint8_t*& data, std::size_t& len,
@@ -123,9 +126,11 @@ class Dispatcher : public HoldWaiter {
   bool vnet_;  ///< reads start with a virtio-net header (stored just before the frame)
   Batch batch_;
   std::unique_ptr<std::uint8_t[]> overflow_;
-  RxRing* ring_ = nullptr;                       ///< packet_mmap: the port's ring
-  std::unique_ptr<StreamFramer> framer_;         ///< a unix stream link: the bytes read, cut up
-  VxlanLink* vxlan_ = nullptr;                   ///< a vxlan link
+  RxRing* ring_ = nullptr;                ///< packet_mmap: the port's ring
+  XskSocket* xsk_ = nullptr;              ///< af_xdp: the queue's AF_XDP socket
+  bool xsk_partial_ = false;              ///< af_xdp on a veth/TUN: complete offloaded checksums
+  std::unique_ptr<StreamFramer> framer_;  ///< a unix stream link: the bytes read, cut up
+  VxlanLink* vxlan_ = nullptr;            ///< a vxlan link
   std::unique_ptr<sockaddr_storage[]> senders_;  ///< vxlan: who sent each datagram
   /// vxlan: the links on the socket this one reads (itself included), by VNI.
   struct VxlanMember {

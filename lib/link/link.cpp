@@ -12,6 +12,7 @@
 #include "dispatch/dispatcher.hpp"
 #include "dispatch/rx_ring.hpp"
 #include "link/af_packet.hpp"
+#include "link/af_xdp.hpp"
 #include "link/netns.hpp"
 #include "link/tap.hpp"
 #include "link/unix.hpp"
@@ -156,17 +157,23 @@ void Link::send_batch(Worker& w, Batch& batch) {
     send_on_port(w, batch, 0, -1);
     return;
   }
+  for (std::uint64_t used = spread(batch); used != 0; used &= used - 1) {
+    const auto q = static_cast<std::size_t>(std::countr_zero(used));
+    send_on_port(w, batch, q, static_cast<int>(q));
+  }
+}
+
+std::uint64_t Link::spread(Batch& batch) const {
+  const std::size_t n = ports_.size();
+  if (n == 1) return 1;
   const bool l2 = config_.layer() == Layer::ethernet;
-  std::uint64_t used = 0;  // bit q: some frame goes to port q (fds <= 64)
+  std::uint64_t used = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const auto q = static_cast<std::uint8_t>(flow_hash(batch[i].data, batch[i].len, l2) % n);
     batch.out_port(i) = q;
     used |= std::uint64_t{1} << q;
   }
-  for (; used != 0; used &= used - 1) {
-    const auto q = static_cast<std::size_t>(std::countr_zero(used));
-    send_on_port(w, batch, q, static_cast<int>(q));
-  }
+  return used;
 }
 
 void Link::send_on_port(Worker& w, Batch& batch, std::size_t q, int select) {
@@ -423,6 +430,7 @@ void LinkSet::relist() {
 std::unique_ptr<Link> make_link(const LinkConfig& config) {
   switch (config.type) {
     case LinkType::af_packet: return std::make_unique<AfPacketLink>(config);
+    case LinkType::af_xdp: return std::make_unique<AfXdpLink>(config);
     case LinkType::tap:
     case LinkType::tun: return std::make_unique<TapLink>(config);
     case LinkType::unix_socket: return std::make_unique<UnixLink>(config);

@@ -174,6 +174,9 @@ class Link {
   /// Sends a batch that fits the link. With several fds, each frame's fd is picked by flow
   /// hash, and each fd gets its frames in one system call, in their original order.
   virtual void send_batch(Worker& w, Batch& batch);
+  /// With several ports: picks each frame's port by flow hash (Batch::out_port). Returns the
+  /// ports that get frames, as bit q for port q (ports <= 64); 1 (port 0) with one port.
+  std::uint64_t spread(Batch& batch) const;
   /// Sends the frames of `batch` bound for port q (all when select < 0) and counts them there.
   void send_on_port(Worker& w, Batch& batch, std::size_t q, int select);
 

@@ -1,5 +1,7 @@
 #include "link/netdev.hpp"
 
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -72,6 +74,27 @@ unsigned mtu_of(const std::string& name) {
   ifreq ifr = request(name);
   if (::ioctl(s.fd(), SIOCGIFMTU, &ifr) < 0) return 0;
   return static_cast<unsigned>(ifr.ifr_mtu);
+}
+
+unsigned rx_queues(const std::string& name) {
+  CtlSocket s;
+  ifreq ifr = request(name);
+  ethtool_channels ch{};
+  ch.cmd = ETHTOOL_GCHANNELS;
+  ifr.ifr_data = reinterpret_cast<char*>(&ch);
+  if (::ioctl(s.fd(), SIOCETHTOOL, &ifr) < 0) return 1;
+  const unsigned n = ch.combined_count + ch.rx_count;
+  return n == 0 ? 1 : n;
+}
+
+std::string driver_of(const std::string& name) {
+  CtlSocket s;
+  ifreq ifr = request(name);
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifr.ifr_data = reinterpret_cast<char*>(&info);
+  if (::ioctl(s.fd(), SIOCETHTOOL, &ifr) < 0) return "";
+  return std::string(info.driver, ::strnlen(info.driver, sizeof info.driver));
 }
 
 }  // namespace fdlinkd::netdev

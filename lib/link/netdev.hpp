@@ -15,5 +15,9 @@ void set_up(const std::string& name);
 void set_mtu(const std::string& name, unsigned mtu);
 /// The interface MTU, or 0 when it cannot be read.
 unsigned mtu_of(const std::string& name);
+/// The receive queues in use (ETHTOOL_GCHANNELS: combined and RX-only), 1 when it cannot say.
+unsigned rx_queues(const std::string& name);
+/// The driver's name (ETHTOOL_GDRVINFO: "veth", "mlx5_core", ...), or "".
+std::string driver_of(const std::string& name);
 
 }  // namespace fdlinkd::netdev

@@ -201,7 +201,7 @@ void Runtime::on_interface(const std::string& netns, const InterfaceEvent& ev) {
     Link& link = *lp;
     if (!link.has_interface() || link.config().netns != netns || link.config().interface != ev.name)
       continue;
-    const bool tap = link.config().type != LinkType::af_packet;
+    const bool tap = link.config().type == LinkType::tap || link.config().type == LinkType::tun;
     if (ev.index == 0) {
       take_down(link, "interface deleted");
     } else if (!ev.up) {  // (a TAP keeps its fds: closing them would delete its device)

@@ -5,7 +5,10 @@
 #include "config/config.hpp"
 
 using fdlinkd::ConfigError;
+using fdlinkd::LinkConfig;
+using fdlinkd::LinkType;
 using fdlinkd::parse_config;
+using fdlinkd::ZeroCopy;
 
 namespace {
 
@@ -240,7 +243,8 @@ TEST_CASE("bad config: unknown log level") {
 }
 
 TEST_CASE("bad config: unknown link type") {
-  expect_one(R"([[link]]
+  expect_one(
+      R"([[link]]
 name = "a"
 type = "token_ring"
 interface = "x"
@@ -250,7 +254,7 @@ name = "s"
 type = "forward"
 to = "a"
 )",
-             3, 8, "type = \"token_ring\" in link \"a\" is not one of: af_packet, tap, tun, unix");
+      3, 8, "type = \"token_ring\" in link \"a\" is not one of: af_packet, af_xdp, tap, tun, unix");
 }
 
 TEST_CASE("bad config: unknown sink type") {
@@ -1007,4 +1011,43 @@ TEST_CASE("ring version 2: a TPACKET_V2 receive ring with slots that hold a fram
              "block_size (262144) in [link \"a\".ring] must be a multiple of frame_size (3072)");
   expect_one(with_ring("version = 1"), 10, 11,
              "version = 1 in [link \"a\".ring] is out of range (2..3)");
+}
+
+TEST_CASE("af_xdp links: queues mode and zero_copy and the keys they do not take") {
+  auto xdp = [](const std::string& lines) {
+    auto text = kLinks;
+    text.replace(text.find("type = \"af_packet\""), 18, "type = \"af_xdp\"");
+    text.replace(text.find("sink = \"to-b\""), 0, lines);
+    return text;
+  };
+  auto r = parse_config(xdp(""), "t.toml");
+  REQUIRE(r.config.has_value());
+  const LinkConfig& a = r.config->links[0];
+  CHECK(a.type == LinkType::af_xdp);
+  CHECK(a.queues == 0);  // all of the interface's, counted when it opens
+  CHECK_FALSE(a.xdp_skb);
+  CHECK(a.zero_copy == ZeroCopy::automatic);
+  CHECK(a.promisc);
+  CHECK_FALSE(a.vnet_fd());  // frames from AF_XDP rings carry no virtio-net header
+
+  r = parse_config(xdp("queues = 4\nmode = \"skb\"\nzero_copy = \"off\"\npromisc = false\n"),
+                   "t.toml");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links[0].queues == 4);
+  CHECK(r.config->links[0].fds == 4);  // one socket (port) per queue
+  CHECK(r.config->links[0].xdp_skb);
+  CHECK(r.config->links[0].zero_copy == ZeroCopy::off);
+  CHECK_FALSE(r.config->links[0].promisc);
+
+  expect_one(xdp("mode = \"skb\"\nzero_copy = \"on\"\n"), 7, 13,
+             "zero_copy is not allowed in link \"a\": zero_copy = \"on\" needs mode = \"native\"");
+  expect_one(xdp("fds = 2\n"), 6, 7, "fds is not allowed in link \"a\"");
+  expect_one(xdp("dispatch = \"packet_mmap\"\n"), 6, 12, "dispatch is not allowed in link \"a\"");
+  expect_one(xdp("tx_backlog = 8\n"), 6, 14, "an af_xdp link is a wire");
+  expect_one(xdp("queues = 65\n"), 6, 10, "queues = 65 in link \"a\" is out of range (1..64)");
+  expect_one(xdp("mode = \"driver\"\n"), 6, 8, "mode");
+  // ... and the af_xdp keys on another type.
+  auto afp = kLinks;
+  afp.replace(afp.find("sink = \"to-b\""), 0, "queues = 2\n");
+  expect_one(afp, 6, 10, "queues is not allowed in link \"a\": only af_xdp links take it");
 }

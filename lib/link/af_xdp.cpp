@@ -1,0 +1,219 @@
+#include "link/af_xdp.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_link.h>
+#include <linux/if_packet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+
+#include "core/log.hpp"
+#include "link/netdev.hpp"
+
+namespace fdlinkd {
+
+// The program of af_xdp.bpf.c, compiled at build time (cmake/embed.cmake).
+extern const unsigned char kXdpProgram[];
+extern const std::size_t kXdpProgram_size;
+
+namespace {
+
+// libbpf reports what it does on stderr; it goes to fdlinkd's log instead (debug: the error
+// that matters is in the LinkError).
+int libbpf_to_log(libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char text[512];
+  std::vsnprintf(text, sizeof text, format, args);
+  std::string_view t(text);
+  while (!t.empty() && t.back() == '\n')
+    t.remove_suffix(1);
+  log::debug("libbpf", t);
+  return 0;
+}
+
+std::string where(const std::string& ifname, const std::string& netns) {
+  return ifname + (netns.empty() ? "" : " (netns " + netns + ")");
+}
+
+}  // namespace
+
+AfXdpLink::~AfXdpLink() {
+  close_retired();
+  for (std::size_t i = 0; i < ports_.size(); ++i)
+    close_port(i);
+  xsks_.clear();
+  detach_program();
+}
+
+void AfXdpLink::close_retired() {
+  Link::close_retired();
+  // Retired (down) or never opened: the sockets, the program and the promiscuous mode go.
+  // (No worker touches them while the link is down: transmit stops at is_down(), and the
+  // dispatchers were detached.)
+  if (has_fds()) return;
+  xsks_.clear();
+  detach_program();
+  if (promisc_fd_ >= 0) ::close(promisc_fd_);
+  promisc_fd_ = -1;
+}
+
+void AfXdpLink::detach_program() {
+  if (bpf_link_fd_ >= 0) ::close(bpf_link_fd_);  // the program leaves the interface
+  bpf_link_fd_ = -1;
+  if (program_) bpf_object__close(program_);
+  program_ = nullptr;
+  map_fd_ = -1;
+}
+
+void AfXdpLink::attach_program(unsigned queues) {
+  static std::once_flag print_once;
+  std::call_once(print_once, [] { libbpf_set_print(libbpf_to_log); });
+  const std::string on = where(config_.interface, config_.netns);
+
+  // Someone else's program: fdlinkd does not replace it.
+  __u32 id = 0;
+  if (bpf_xdp_query_id(static_cast<int>(ifindex_), 0, &id) == 0 && id != 0)
+    throw LinkError("interface " + on + " already has an XDP program (id " + std::to_string(id) +
+                    "), and fdlinkd does not replace another program: see `bpftool net` or `ip "
+                    "link show " +
+                    config_.interface + "`, and detach it (`ip link set dev " + config_.interface +
+                    " xdp off`) if nothing needs it");
+
+  bpf_object_open_opts oo{};
+  oo.sz = sizeof oo;
+  oo.object_name = "fdlinkd_xdp";
+  program_ = bpf_object__open_mem(kXdpProgram, kXdpProgram_size, &oo);
+  if (!program_) throw LinkError("cannot open fdlinkd's XDP program: " + errno_text(errno));
+  bpf_map* map = bpf_object__find_map_by_name(program_, "fdlinkd_xsks");
+  bpf_program* prog = bpf_object__find_program_by_name(program_, "fdlinkd_xsk");
+  if (!map || !prog) throw LinkError("fdlinkd's XDP program is not the one it was built with");
+  bpf_map__set_max_entries(map, queues);
+  if (bpf_object__load(program_) != 0) {
+    const int err = errno;
+    throw LinkError("cannot load fdlinkd's XDP program for " + on + ": " +
+                    errno_text(err, "CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN)") +
+                    (err == EPERM ? "; under systemd, install examples/af_xdp.conf as a drop-in; "
+                                    "a seccomp filter that forbids bpf(2) says the same"
+                                  : ""));
+  }
+  map_fd_ = bpf_map__fd(map);
+
+  bpf_link_create_opts lo{};
+  lo.sz = sizeof lo;
+  lo.flags = config_.xdp_skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+  const int fd = bpf_link_create(bpf_program__fd(prog), static_cast<int>(ifindex_), BPF_XDP, &lo);
+  if (fd < 0) {
+    const int err = errno;
+    std::string what = "cannot attach XDP to " + on + " in " +
+                       (config_.xdp_skb ? "skb" : "native") +
+                       " mode: " + errno_text(err, "CAP_NET_ADMIN and CAP_BPF");
+    if (err == ERANGE)
+      what +=
+          " (its MTU, or its veth peer's, is larger than XDP allows without multi-buffer, "
+          "about 3.5 KB on veth: lower it, e.g. `ip link set dev PEER mtu 1500`)";
+    else if (err == EOPNOTSUPP)
+      what += " (its driver has no native XDP: set mode = \"skb\")";
+    else if (err == EBUSY || err == EEXIST)
+      what += " (another XDP program is attached: see `bpftool net`)";
+    else if (err == EINVAL && !config_.xdp_skb)
+      what += " (the driver refused it; mode = \"skb\" works with any driver)";
+    throw LinkError(what);
+  }
+  bpf_link_fd_ = fd;
+}
+
+void AfXdpLink::open_fds() {
+  const std::string& ifname = config_.interface;
+  ifindex_ = netdev::index_of(ifname);
+  if (ifindex_ == 0)
+    throw LinkError("interface " + ifname + " does not exist" +
+                    (config_.netns.empty() ? "" : " in network namespace " + config_.netns));
+  unsigned queues = config_.queues ? config_.queues : netdev::rx_queues(ifname);
+  if (queues > 64) queues = 64;  // (the most a link has fds)
+  if (queues != ports_.size()) {
+    if (ever_opened_)
+      throw LinkError("interface " + ifname + " now has " + std::to_string(queues) + " queues, " +
+                      std::to_string(ports_.size()) + " when the link opened: reload to follow it");
+    ports_.clear();  // (first open: no dispatcher exists yet)
+    for (unsigned q = 0; q < queues; ++q)
+      ports_.push_back(std::make_unique<Port>());
+    set_workers(workers_);
+  }
+  ever_opened_ = true;
+
+  attach_program(queues);
+  if (config_.promisc) {
+    promisc_fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // receives nothing
+    packet_mreq mr{};
+    mr.mr_ifindex = static_cast<int>(ifindex_);
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (promisc_fd_ < 0 ||
+        ::setsockopt(promisc_fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0)
+      throw LinkError("cannot put " + ifname +
+                      " in promiscuous mode: " + errno_text(errno, "CAP_NET_ADMIN"));
+  }
+  bool copy = false;
+  for (unsigned q = 0; q < queues; ++q) {
+    auto s = std::make_unique<XskSocket>(ifname, q, config_.zero_copy);
+    const int fd = s->fd();
+    if (bpf_map_update_elem(map_fd_, &q, &fd, BPF_ANY) != 0)
+      throw LinkError("cannot enter the AF_XDP socket of queue " + std::to_string(q) +
+                      " in the XSKMAP: " + errno_text(errno));
+    ports_[q]->fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    copy = copy || !s->zero_copy();
+    xsks_.push_back(std::move(s));
+  }
+  const std::string driver = netdev::driver_of(ifname);
+  local_peer_ = driver == "veth" || driver == "tun";
+  log::info("af_xdp_attached", "XDP program attached, AF_XDP sockets bound",
+            {{"link", name()},
+             {"interface", ifname},
+             {"driver", driver},
+             {"mode", config_.xdp_skb ? "skb" : "native"},
+             {"queues", queues},
+             {"zero_copy", !copy}});
+  if (driver == "veth" && !config_.xdp_skb)
+    log::info("af_xdp_veth",
+              "native XDP on a veth: its peer no longer makes GSO super-frames (the kernel "
+              "turns software GSO off), and its MTU may not exceed about 3.5 KB while fdlinkd "
+              "runs",
+              {{"link", name()}, {"interface", ifname}});
+  const unsigned if_mtu = netdev::mtu_of(ifname);
+  if (if_mtu != 0 && if_mtu != config_.mtu)
+    log::warn(
+        "link_mtu", "interface MTU differs from the link's mtu: bigger frames are dropped",
+        {{"link", name()}, {"interface", ifname}, {"interface_mtu", if_mtu}, {"mtu", config_.mtu}});
+}
+
+void AfXdpLink::send_batch(Worker& w, Batch& batch) {
+  const std::size_t n = ports_.size();
+  for (std::uint64_t used = spread(batch); used != 0; used &= used - 1) {
+    const auto q = static_cast<std::size_t>(std::countr_zero(used));
+    CounterValues tally;
+    XskSocket* s = ports_[q]->fd.load(std::memory_order_relaxed) >= 0 ? xsk(q) : nullptr;
+    const int select = n > 1 ? static_cast<int>(q) : -1;
+    if (s) {
+      s->send(batch, select, tally);
+    } else {
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        if (batch.goes_to(i, select)) ++tally.drop(DropReason::link_down);
+    }
+    counters(w.id, q).add(tally);
+  }
+}
+
+void AfXdpLink::collect_kernel_counters() {
+  for (std::size_t q = 0; q < ports_.size(); ++q)
+    if (XskSocket* s = ports_[q]->fd.load(std::memory_order_relaxed) >= 0 ? xsk(q) : nullptr)
+      kernel_counters_[q].add(s->kernel_drops());
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,70 @@
+// af_xdp: frames of an existing interface through AF_XDP sockets, one per receive queue.
+//
+// Opening: fdlinkd loads its own XDP program (af_xdp.bpf.c, built into the daemon), which
+// redirects each frame of a queue to that queue's socket through an XSKMAP, and frames of
+// other queues to the kernel's stack. It attaches it with a BPF link (Linux 5.9+) in the
+// driver (mode = "native", the default) or in generic mode (mode = "skb"). A BPF link goes
+// away with its fd: however fdlinkd ends, even killed, no program stays on the interface.
+// fdlinkd never replaces a program someone else attached: that is a clear error.
+//
+// Then one XskSocket per queue (queues, default all the interface has), bound with need_wakeup
+// and zero copy where the driver can (zero_copy = "auto"; "on" requires it, "off" never asks).
+// Each socket's fd is what its dispatcher waits on (a dup: the socket itself belongs to the
+// XskSocket). With promisc = true (the default) an AF_PACKET socket that receives nothing
+// holds the interface in promiscuous mode; the kernel drops that when it closes.
+//
+// Frames are read where they lie in the UMEM (no copy) and sent by copying them into the
+// egress queue's UMEM. They carry no virtio-net header: frames that still need a checksum or
+// segmentation are finished in software on their way out (writer/egress.hpp).
+//
+// Keys: interface (required), queues, mode, zero_copy, promisc, plus the common link keys.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "link/link.hpp"
+#include "link/xsk.hpp"
+
+struct bpf_object;
+
+namespace fdlinkd {
+
+class AfXdpLink : public Link {
+ public:
+  using Link::Link;
+  ~AfXdpLink() override;
+
+  /// Queue `port`'s socket (nullptr while the link is down and closed).
+  XskSocket* xsk(std::size_t port) const {
+    return port < xsks_.size() ? xsks_[port].get() : nullptr;
+  }
+  unsigned ifindex() const override { return ifindex_; }
+  /// Whether frames may come with an offloaded checksum left unfinished and unmarked: on a
+  /// veth or a TUN/TAP device, XDP sees what a local stack sent, before any checksum is done
+  /// (offload/checksum.hpp: complete_unmarked_partial). Wire NICs deliver finished frames.
+  bool sees_unmarked_partials() const { return local_peer_; }
+  void send_batch(Worker& w, Batch& batch) override;
+  void collect_kernel_counters() override;
+  void close_retired() override;
+
+ protected:
+  void open_fds() override;
+
+ private:
+  /// Loads the XDP program, sized for `queues`, and attaches it to ifindex_.
+  void attach_program(unsigned queues);
+  void detach_program();
+
+  unsigned ifindex_ = 0;
+  bpf_object* program_ = nullptr;
+  int bpf_link_fd_ = -1;  ///< the attachment; closing it detaches the program
+  int map_fd_ = -1;       ///< the XSKMAP (owned by program_)
+  int promisc_fd_ = -1;
+  bool ever_opened_ = false;
+  bool local_peer_ = false;  ///< a veth or TUN/TAP (sees_unmarked_partials)  ///< the queues
+                             ///< (ports) are fixed from the first open on
+  std::vector<std::unique_ptr<XskSocket>> xsks_;
+};
+
+}  // namespace fdlinkd

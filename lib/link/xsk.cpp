@@ -1,0 +1,237 @@
+#include "link/xsk.hpp"
+
+#include <linux/if_xdp.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "link/link.hpp"
+
+#ifndef SOL_XDP
+#define SOL_XDP 283
+#endif
+
+namespace fdlinkd {
+
+namespace {
+
+// How often send() kicks before it leaves frames in the TX ring for the next batch: in copy
+// mode one kick sends at most 32 frames, so this drains a full ring (2048) with room to spare.
+constexpr int kMaxKicks = 128;
+
+}  // namespace
+
+XskSocket::XskSocket(const std::string& ifname, unsigned queue, ZeroCopy zero_copy) {
+  area_size_ = kFrameCount * kFrameSize;
+  void* p = ::mmap(nullptr, area_size_, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED)
+    throw std::runtime_error("cannot map " + std::to_string(area_size_ >> 20) +
+                             " MiB of UMEM for AF_XDP: " + errno_text(errno));
+  area_ = static_cast<std::uint8_t*>(p);
+
+  int err = 0;
+  bool zc = false;  // bound in zero-copy mode
+  if (zero_copy != ZeroCopy::off) {
+    zc = create(queue, ifname, true, err);
+    if (!zc && zero_copy == ZeroCopy::on) {
+      ::munmap(area_, area_size_);
+      throw std::runtime_error(
+          "AF_XDP zero copy on " + ifname + " queue " + std::to_string(queue) + ": " +
+          errno_text(err) +
+          (err == EOPNOTSUPP ? " (its driver cannot; veth never can): set zero_copy = \"auto\" "
+                               "or \"off\""
+                             : ""));
+    }
+  }
+  if (!zc && !create(queue, ifname, false, err)) {
+    ::munmap(area_, area_size_);
+    std::string what = "cannot bind an AF_XDP socket to " + ifname + " queue " +
+                       std::to_string(queue) + ": " + errno_text(err, "CAP_NET_RAW");
+    if (err == EINVAL)
+      what += " (" + ifname + " has no queue " + std::to_string(queue) +
+              ": set queues to at most its receive queues, see `ethtool -l " + ifname +
+              "`; a veth takes AF_XDP on queue 0 only)";
+    else if (err == EBUSY)
+      what += " (another AF_XDP socket is bound to that queue)";
+    else if (err == ENOBUFS || err == ENOMEM)
+      what += " (its UMEM, " + std::to_string(kFrameCount * kFrameSize >> 20) +
+              " MiB, is locked memory: raise the limit (`ulimit -l`, LimitMEMLOCK=; under "
+              "systemd see examples/af_xdp.conf) or grant CAP_IPC_LOCK)";
+    throw std::runtime_error(what);
+  }
+  zero_copy_ = zc;
+
+  // Every receive frame starts in the fill ring.
+  std::uint32_t idx = 0;
+  if (xsk_ring_prod__reserve(&fill_, kFillSize, &idx) != kFillSize) {
+    destroy();
+    throw std::runtime_error("AF_XDP fill ring on " + ifname + " has no room");
+  }
+  for (std::uint32_t i = 0; i < kFillSize; ++i)
+    *xsk_ring_prod__fill_addr(&fill_, idx + i) = std::uint64_t{i} * kFrameSize;
+  xsk_ring_prod__submit(&fill_, kFillSize);
+  held_ = std::make_unique<std::uint64_t[]>(kFillSize);
+  tx_free_ = std::make_unique<std::uint64_t[]>(kTxSize);
+  for (std::uint32_t i = 0; i < kTxSize; ++i)
+    tx_free_[tx_free_count_++] = std::uint64_t{kFillSize + i} * kFrameSize;
+}
+
+bool XskSocket::create(unsigned queue, const std::string& ifname, bool zero_copy, int& err) {
+  xsk_umem_config uc{};
+  uc.fill_size = kFillSize;
+  uc.comp_size = kCompSize;
+  uc.frame_size = kFrameSize;
+  uc.frame_headroom = 0;
+  err = -xsk_umem__create(&umem_, area_, area_size_, &fill_, &comp_, &uc);
+  if (err != 0) {
+    umem_ = nullptr;
+    return false;
+  }
+  xsk_socket_config sc{};
+  sc.rx_size = kRxSize;
+  sc.tx_size = kTxSize;
+  sc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // af_xdp.cpp loads fdlinkd's own
+  sc.bind_flags = XDP_USE_NEED_WAKEUP | (zero_copy ? XDP_ZEROCOPY : XDP_COPY);
+  err = -xsk_socket__create(&xsk_, ifname.c_str(), queue, umem_, &rx_, &tx_, &sc);
+  if (err != 0) {
+    xsk_ = nullptr;
+    destroy();
+    return false;
+  }
+  return true;
+}
+
+void XskSocket::destroy() {
+  if (xsk_) xsk_socket__delete(xsk_);
+  if (umem_) xsk_umem__delete(umem_);
+  xsk_ = nullptr;
+  umem_ = nullptr;
+}
+
+XskSocket::~XskSocket() {
+  destroy();
+  if (area_) ::munmap(area_, area_size_);
+}
+
+int XskSocket::fd() const {
+  return xsk_socket__fd(xsk_);
+}
+
+bool XskSocket::next(std::uint8_t*& data, std::uint32_t& len) {
+  if (taken_ == peeked_) {
+    peeked_ = xsk_ring_cons__peek(&rx_, 64, &rx_index_);
+    taken_ = 0;
+    if (peeked_ == 0) return false;
+  }
+  const xdp_desc* d = xsk_ring_cons__rx_desc(&rx_, rx_index_ + taken_++);
+  ++unreleased_;
+  held_[held_count_++] = d->addr;
+  data = frame(d->addr);
+  len = d->len;
+  return true;
+}
+
+void XskSocket::release() {
+  if (unreleased_ != 0) {  // (the descriptors were read; their frames go back below)
+    xsk_ring_cons__release(&rx_, unreleased_);
+    unreleased_ = 0;
+  }
+  if (held_count_ == 0) return;
+  std::uint32_t idx = 0;
+  // The fill ring holds every receive frame: there is always room for the ones taken.
+  const auto n = static_cast<std::uint32_t>(held_count_);
+  if (xsk_ring_prod__reserve(&fill_, n, &idx) == n) {
+    for (std::uint32_t i = 0; i < n; ++i)
+      *xsk_ring_prod__fill_addr(&fill_, idx + i) = held_[i] & ~std::uint64_t{kFrameSize - 1};
+    xsk_ring_prod__submit(&fill_, n);
+    held_count_ = 0;
+  }
+  if (xsk_ring_prod__needs_wakeup(&fill_))
+    ::recvfrom(fd(), nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+}
+
+void XskSocket::reap() {
+  std::uint32_t idx = 0;
+  const std::uint32_t n = xsk_ring_cons__peek(&comp_, kCompSize, &idx);
+  if (n == 0) return;
+  for (std::uint32_t i = 0; i < n; ++i)
+    tx_free_[tx_free_count_++] = *xsk_ring_cons__comp_addr(&comp_, idx + i);
+  xsk_ring_cons__release(&comp_, n);
+}
+
+bool XskSocket::tx_drained() const {
+  return __atomic_load_n(tx_.consumer, __ATOMIC_ACQUIRE) == *tx_.producer;
+}
+
+void XskSocket::flush(std::uint32_t queued) {
+  if (queued != 0) xsk_ring_prod__submit(&tx_, queued);
+  for (int kick = 0; kick < kMaxKicks && !tx_drained(); ++kick) {
+    if (!xsk_ring_prod__needs_wakeup(&tx_)) break;  // (zero copy: the driver is at it)
+    if (::sendto(fd(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN &&
+        errno != EBUSY && errno != ENOBUFS && errno != EINTR)
+      break;  // (ENETDOWN, ENXIO: the device is going; what is queued goes with it)
+    reap();   // (EAGAIN is also a full completion ring)
+  }
+  reap();
+}
+
+void XskSocket::send(Batch& batch, int select, CounterValues& tally) {
+  std::lock_guard lock(tx_lock_);
+  reap();
+  std::uint32_t queued = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!batch.goes_to(i, select)) continue;
+    const Frame& f = batch[i];
+    if (f.len > kMaxFrame) {
+      ++tally.drop(DropReason::too_big);
+      continue;
+    }
+    std::uint32_t idx = 0;
+    if (tx_free_count_ == 0 || xsk_ring_prod__reserve(&tx_, 1, &idx) != 1) {
+      flush(queued);  // make room: send what is queued and take back what is done
+      queued = 0;
+      if (tx_free_count_ == 0 || xsk_ring_prod__reserve(&tx_, 1, &idx) != 1) {
+        ++tally.drop(DropReason::tx_queue_full);
+        continue;
+      }
+    }
+    const std::uint64_t addr = tx_free_[--tx_free_count_];
+    std::memcpy(frame(addr), f.data, f.len);
+    xdp_desc* d = xsk_ring_prod__tx_desc(&tx_, idx);
+    d->addr = addr;
+    d->len = f.len;
+    d->options = 0;
+    ++queued;
+    ++tally.tx_packets;
+    tally.tx_bytes += f.len;
+  }
+  flush(queued);
+}
+
+CounterValues XskSocket::kernel_drops() {
+  CounterValues v;
+  xdp_statistics st{};
+  socklen_t len = sizeof st;
+  if (::getsockopt(fd(), SOL_XDP, XDP_STATISTICS, &st, &len) != 0) return v;
+  const std::uint64_t rx = st.rx_dropped + st.rx_ring_full;
+  if (rx > seen_rx_drops_) {
+    v.rx_packets = rx - seen_rx_drops_;  // received by the kernel for this socket, then dropped
+    v.drop(DropReason::rx_queue_full) = rx - seen_rx_drops_;
+  }
+  if (st.tx_invalid_descs > seen_tx_invalid_) {
+    // Counted as sent when queued; the kernel refused them.
+    const std::uint64_t n = st.tx_invalid_descs - seen_tx_invalid_;
+    v.tx_packets = 0 - n;
+    v.drop(DropReason::tx_error) = n;
+  }
+  seen_rx_drops_ = rx;
+  seen_tx_invalid_ = st.tx_invalid_descs;
+  return v;
+}
+
+}  // namespace fdlinkd

@@ -1,0 +1,103 @@
+// XskSocket: one AF_XDP socket of an af_xdp link, bound to one receive queue, with its UMEM
+// (the frame memory the kernel and fdlinkd share) and its four rings.
+//
+// The UMEM is kFrameCount frames of kFrameSize bytes: the first kFillSize belong to receive
+// (they go round fill ring -> RX ring -> a batch -> fill ring), the rest to transmit (free ->
+// TX ring -> completion ring -> free). The fill ring holds every receive frame, twice the RX
+// ring, so the kernel always has buffers while fdlinkd holds a batch.
+//
+// Receive (the dispatcher's thread only): next() hands out frames where they lie in the UMEM,
+// with at least XDP_PACKET_HEADROOM (256 bytes) writable in front; release() gives the frames
+// taken since the last call back to the fill ring once the batch that points into them is sent.
+//
+// Transmit (any worker, one at a time: a lock taken once per batch, uncontended unless
+// several workers send to one queue): each frame is copied into a free transmit frame, the
+// batch is submitted, and the kernel is kicked until the TX ring is empty (in copy mode one
+// kick sends at most 32 frames). Completions are reaped before and after.
+//
+// need_wakeup is always on: the kernel is woken only when it asks for it (the fill ring in
+// zero-copy mode, every TX kick in copy mode).
+#pragma once
+
+#include <xdp/xsk.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config/config.hpp"
+#include "core/batch.hpp"
+#include "core/counters.hpp"
+
+namespace fdlinkd {
+
+class XskSocket {
+ public:
+  static constexpr std::size_t kFrameSize = 4096;
+  static constexpr std::uint32_t kRxSize = 2048, kFillSize = 2 * kRxSize;
+  static constexpr std::uint32_t kTxSize = 2048, kCompSize = kTxSize;
+  static constexpr std::size_t kFrameCount = kFillSize + kTxSize;
+  /// The largest frame a UMEM frame holds after the kernel's headroom.
+  static constexpr std::size_t kMaxFrame = kFrameSize - 256;
+
+  /// Binds a socket to queue `queue` of `ifname` (in the current network namespace). Throws
+  /// std::runtime_error whose message says what the kernel refused and what to do.
+  XskSocket(const std::string& ifname, unsigned queue, ZeroCopy zero_copy);
+  ~XskSocket();
+  XskSocket(const XskSocket&) = delete;
+  XskSocket& operator=(const XskSocket&) = delete;
+
+  int fd() const;
+  bool zero_copy() const { return zero_copy_; }
+
+  // --- Receive: the dispatcher's thread ---
+  /// The next received frame, or false when the RX ring is empty.
+  bool next(std::uint8_t*& data, std::uint32_t& len);
+  /// Gives the frames taken since the last call back to the kernel (their batch is sent).
+  void release();
+
+  // --- Transmit: any worker ---
+  /// Sends the frames of `batch` bound for `select` (all when < 0), counting them in `tally`.
+  void send(Batch& batch, int select, CounterValues& tally);
+
+  /// What the kernel dropped on this socket since the last call (XDP_STATISTICS): receive
+  /// frames with no room (rx_queue_full) and invalid descriptors (tx_error). Stats thread.
+  CounterValues kernel_drops();
+
+ private:
+  bool create(unsigned queue, const std::string& ifname, bool zero_copy, int& err);
+  void destroy();
+  std::uint8_t* frame(std::uint64_t addr) const { return area_ + addr; }
+  /// Takes finished transmit frames back (the completion ring).
+  void reap();
+  /// Submits what send() queued and kicks until the kernel has taken it.
+  void flush(std::uint32_t queued);
+  bool tx_drained() const;
+
+  std::uint8_t* area_ = nullptr;
+  std::size_t area_size_ = 0;
+  xsk_umem* umem_ = nullptr;
+  xsk_socket* xsk_ = nullptr;
+  xsk_ring_prod fill_{};
+  xsk_ring_cons comp_{};
+  xsk_ring_cons rx_{};
+  xsk_ring_prod tx_{};
+  bool zero_copy_ = false;
+
+  // Receive: the window of the RX ring last peeked, and the frames handed out since release().
+  std::uint32_t rx_index_ = 0, peeked_ = 0, taken_ = 0, unreleased_ = 0;
+  std::unique_ptr<std::uint64_t[]> held_;
+  std::size_t held_count_ = 0;
+
+  // Transmit.
+  std::mutex tx_lock_;
+  std::unique_ptr<std::uint64_t[]> tx_free_;  ///< free transmit frames (a stack)
+  std::size_t tx_free_count_ = 0;
+
+  // Stats thread.
+  std::uint64_t seen_rx_drops_ = 0, seen_tx_invalid_ = 0;
+};
+
+}  // namespace fdlinkd
