@@ -52,23 +52,8 @@ if [ "$MODE" = tap_mq ]; then
 fi
 ping_ok "$ID-h1" 10.77.6.2 20
 
-flows() {  # flows SRC_NS DST_NS DST_ADDR
-  ip netns exec "$2" "$PY" "$HERE/udp_flows.py" recv 7000 $FLOWS $COUNT 3 > "$TMP/flows.json" 2>"$TMP/flows.err" &
-  local rx=$!
-  for _ in $(seq 50); do grep -q ready "$TMP/flows.err" 2>/dev/null && break; sleep 0.05; done
-  ip netns exec "$1" "$PY" "$HERE/udp_flows.py" send "$3" 7000 $FLOWS $COUNT $PPS >/dev/null
-  wait $rx
-  "$PY" - "$TMP/flows.json" "$1 -> $2" <<'PYEOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-where = sys.argv[2]
-if r["lost"] or r["reordered"] or r["duplicates"]:
-    sys.exit(f"FAIL: UDP flows {where}: {r}")
-print(f"ok: {r['received']} datagrams in 16 flows {where}: none lost, none reordered")
-PYEOF
-}
-flows "$ID-h1" "$ID-h2" 10.77.6.2
-flows "$ID-h2" "$ID-h1" 10.77.6.1
+udp_flows_ok "$ID-h1" "$ID-h2" 10.77.6.2 $FLOWS $COUNT $PPS
+udp_flows_ok "$ID-h2" "$ID-h1" 10.77.6.1 $FLOWS $COUNT $PPS
 tcp_ok "$ID-h1" "$ID-h2" 10.77.6.2 20
 stop_daemon
 

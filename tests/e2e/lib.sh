@@ -113,6 +113,24 @@ ping_ok() {
   pass "$3 pings $1 -> $2, 0% loss ($(echo "$out" | tail -1))"
 }
 
+# udp_flows_ok SRC_NS DST_NS DST_ADDR FLOWS COUNT PPS: FLOWS sequence-numbered UDP flows of COUNT
+# datagrams each, interleaved at PPS, must all arrive, each flow in order, none twice.
+udp_flows_ok() {
+  local src=$1 dst=$2 addr=$3 flows=$4 count=$5 pps=$6
+  ip netns exec "$dst" "$PY" "$HERE/udp_flows.py" recv 7000 "$flows" "$count" 3 > "$TMP/flows.json" 2>"$TMP/flows.err" &
+  local rx=$!
+  for _ in $(seq 50); do grep -q ready "$TMP/flows.err" 2>/dev/null && break; sleep 0.05; done
+  ip netns exec "$src" "$PY" "$HERE/udp_flows.py" send "$addr" 7000 "$flows" "$count" "$pps" >/dev/null
+  wait $rx
+  "$PY" - "$TMP/flows.json" "$flows flows $src -> $dst" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r["lost"] or r["reordered"] or r["duplicates"]:
+    sys.exit(f"FAIL: UDP {sys.argv[2]}: {r}")
+print(f"ok: {r['received']} datagrams in {sys.argv[2]}: none lost, none reordered")
+PYEOF
+}
+
 # tcp_ok SRC_NS DST_NS DST_ADDR MB: sends MB MiB of random bytes over TCP and compares the
 # SHA-256 of what arrived with what was sent.
 tcp_ok() {

@@ -6,7 +6,8 @@
 #   - another pair of hosts on the same daemon keeps pinging with 0% loss throughout;
 #   - pings through the link succeed within 1 s of its interface coming back.
 # MODE: readv | recvmmsg | packet_mmap | ring (packet_mmap + tx_ring) | fds2 (a fanout of two
-# sockets, two workers) | tap (a TAP fdlinkd made: deleted, it is made again at once).
+# sockets, two workers) | tap (a TAP fdlinkd made: deleted, it is made again at once) | af_xdp
+# (link b is an af_xdp link: its XDP program and sockets go with the interface and come back).
 source "$(dirname "$0")/lib.sh"
 MODE=${1:?mode}
 
@@ -25,7 +26,7 @@ case $MODE in
   packet_mmap) extra=('dispatch = "packet_mmap"') ;;
   ring) extra=('dispatch = "packet_mmap"' 'tx_ring = true' 'qdisc_bypass = true') ;;
   fds2) extra=('dispatch = "recvmmsg"' 'fds = 2'); workers=2 ;;
-  tap) ;;
+  tap|af_xdp) ;;
   *) fail "unknown mode $MODE" ;;
 esac
 # Host 2 is h2 behind veth pb, or (tap) the daemon's namespace behind the TAP tb.
@@ -36,6 +37,7 @@ else
   veth "$ID-h2" h2 "$ID-fw" pb
   ip -n "$ID-h2" addr add 10.77.31.2/24 dev h2
   link_b=$(afp_link b pb to-a "${extra[@]}")
+  [ "$MODE" = af_xdp ] && link_b=${link_b/type = \"af_packet\"/type = \"af_xdp\"}
   H2="$ID-h2"; IF2=h2; DEV=pb
 fi
 cat > "$TMP/fdlinkd.toml" <<EOT
