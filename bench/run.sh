@@ -7,11 +7,11 @@
 # (for TCP_FWDS) iperf3 TCP throughput, stop it.  Then print medians, min-max
 # and ratios to `bridge`.
 #
-# Forwarders: bridge tc testpmd ovs afp-min, and fdlinkd in each of its modes:
+# Forwarders: bridge tc testpmd testpmd-xdp (DPDK's af_xdp driver) ovs afp-min, and fdlinkd in each of its modes:
 #   fdlinkd-readv (readv + sendmmsg), fdlinkd-mmsg (recvmmsg + sendmmsg),
 #   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring),
 #   fdlinkd-mmap2, fdlinkd-ring2 (the same with a TPACKET_V2 receive ring, ring.version = 2),
-#   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
+#   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-xdp (af_xdp links: native XDP, copy mode), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
 #   bridge's placement: veth GRO and NAPI on the forwarder's CPU; GSO passed through)
 #   Append "-rps" to any name (fdlinkd-ring-rps) to run it in `topo.sh place rps`: the
 #   forwarder's receive delivery steered to its own CPU, as the bridge's is (meant for TCP;
@@ -153,6 +153,17 @@ start_testpmd() {
   return 1
 }
 stop_testpmd() { stop_pid; rm -rf /var/run/dpdk/fb-testpmd; rmdir /var/run/dpdk 2>/dev/null || true; }
+# testpmd on DPDK's AF_XDP driver (Debian package librte-net-af-xdp23), same lcores; copy mode
+# on veth, as fdlinkd's af_xdp links.
+start_testpmd-xdp() {
+  local save=$TESTPMD_CMD
+  TESTPMD_CMD=${TESTPMD_CMD//net_af_packet/net_af_xdp}
+  local rc=0
+  start_testpmd || rc=$?
+  TESTPMD_CMD=$save
+  return $rc
+}
+stop_testpmd-xdp() { stop_testpmd; }
 
 ovs_env() { export OVS_RUNDIR=$OVS_DIR OVS_LOGDIR=$OVS_DIR OVS_DBDIR=$OVS_DIR OVS_SYSCONFDIR=$OVS_DIR; }
 start_ovs() {
@@ -209,6 +220,10 @@ fdlinkd_config() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
   esac
   for link in "${links[@]}"; do
     read -r n i k <<< "$link"
+    if [ "$1" = af_xdp ]; then  # af_xdp links at their defaults (native XDP; copy mode on veth)
+      printf '[[link]]\nname = "%s"\ntype = "af_xdp"\ninterface = "%s"\nsink = "%s"\n' "$n" "$i" "$k"
+      continue
+    fi
     printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nsink = "%s"\n' "$n" "$i" "$k"
     printf 'dispatch = "%s"\ntx_ring = %s\nqdisc_bypass = %s\nvnet_hdr = %s\n' "$1" "$2" "${4:-true}" "${3:-false}"
     [ -z "${FDLINKD_RING:-}" ] || printf '[link.ring]\n%s\n' "$FDLINKD_RING"
@@ -249,6 +264,8 @@ start_fdlinkd-ring2() { FDLINKD_RING="version = 2" start_fdlinkd packet_mmap tru
 stop_fdlinkd-mmap2() { stop_fdlinkd; }
 stop_fdlinkd-ring2() { stop_fdlinkd; }
 start_fdlinkd-mmsgring() { start_fdlinkd recvmmsg true; }
+start_fdlinkd-xdp() { start_fdlinkd af_xdp -; }
+stop_fdlinkd-xdp() { stop_fdlinkd; }
 # Without qdisc bypass: the direct transmit path does not segment GSO frames for a port
 # without TSO (ENOBUFS), the qdisc path does.
 start_fdlinkd-gro() { start_fdlinkd recvmmsg false true false; }

@@ -161,6 +161,7 @@ void AfXdpLink::open_fds() {
                       " in promiscuous mode: " + errno_text(errno, "CAP_NET_ADMIN"));
   }
   bool copy = false;
+  unsigned budget = 0;
   for (unsigned q = 0; q < queues; ++q) {
     auto s = std::make_unique<XskSocket>(ifname, q, config_.zero_copy);
     const int fd = s->fd();
@@ -169,6 +170,7 @@ void AfXdpLink::open_fds() {
                       " in the XSKMAP: " + errno_text(errno));
     ports_[q]->fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     copy = copy || !s->zero_copy();
+    budget = s->kick_budget();
     xsks_.push_back(std::move(s));
   }
   const std::string driver = netdev::driver_of(ifname);
@@ -179,7 +181,8 @@ void AfXdpLink::open_fds() {
              {"driver", driver},
              {"mode", config_.xdp_skb ? "skb" : "native"},
              {"queues", queues},
-             {"zero_copy", !copy}});
+             {"zero_copy", !copy},
+             {"tx_kick_budget", budget}});
   if (driver == "veth" && !config_.xdp_skb)
     log::info("af_xdp_veth",
               "native XDP on a veth: its peer no longer makes GSO super-frames (the kernel "

@@ -14,6 +14,8 @@
 #ifndef SOL_XDP
 #define SOL_XDP 283
 #endif
+// linux/if_xdp.h of Linux 6.17 (Debian 12's headers are older).
+constexpr int kXdpMaxTxSkbBudget = 9;
 
 namespace fdlinkd {
 
@@ -65,6 +67,10 @@ XskSocket::XskSocket(const std::string& ifname, unsigned queue, ZeroCopy zero_co
     throw std::runtime_error(what);
   }
   zero_copy_ = zc;
+  // Linux 6.17+: one kick may send the whole TX ring in copy mode, not 32 frames (older kernels
+  // refuse the option: the kicks repeat instead).
+  const int budget = kTxSize;
+  tx_budget_raised_ = ::setsockopt(fd(), SOL_XDP, kXdpMaxTxSkbBudget, &budget, sizeof budget) == 0;
 
   // Every receive frame starts in the fill ring.
   std::uint32_t idx = 0;

@@ -51,6 +51,8 @@ class XskSocket {
 
   int fd() const;
   bool zero_copy() const { return zero_copy_; }
+  /// Frames one TX kick may send in copy mode: the ring (Linux 6.17+), else the kernel's 32.
+  unsigned kick_budget() const { return tx_budget_raised_ ? kTxSize : 32; }
 
   // --- Receive: the dispatcher's thread ---
   /// The next received frame, or false when the RX ring is empty.
@@ -85,6 +87,7 @@ class XskSocket {
   xsk_ring_cons rx_{};
   xsk_ring_prod tx_{};
   bool zero_copy_ = false;
+  bool tx_budget_raised_ = false;  ///< XDP_MAX_TX_SKB_BUDGET took: one kick sends the ring
 
   // Receive: the window of the RX ring last peeked, and the frames handed out since release().
   std::uint32_t rx_index_ = 0, peeked_ = 0, taken_ = 0, unreleased_ = 0;
