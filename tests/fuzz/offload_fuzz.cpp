@@ -1,7 +1,8 @@
 // libFuzzer target: arbitrary bytes as a virtio-net header followed by a frame, through the
 // same steps a received frame takes: classify_rx (dispatch/), then egress preparation
 // for a target chosen by one byte (plain or vnet_hdr, Ethernet or bare IP): checksum
-// completion, TCP and UDP segmentation, GRO-to-GSO conversion. Nothing may crash, read or
+// completion, TCP and UDP segmentation, GRO-to-GSO conversion; and, as an af_xdp link on a
+// veth does, the completion of an offloaded checksum that arrived unmarked. Nothing may crash, read or
 // write out of bounds, or hit undefined behaviour (run with ASan and UBSan by run.sh).
 #include <cstdint>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "core/virtio_net.hpp"
 #include "core/worker.hpp"
 #include "dispatch/classify.hpp"
+#include "offload/checksum.hpp"
 #include "offload/vnet.hpp"
 #include "writer/egress.hpp"
 
@@ -21,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < sizeof(VirtioNetHdr) + 1) return 0;
   VirtioNetHdr h;
   std::memcpy(&h, data, sizeof h);
-  const std::uint8_t pick = data[sizeof h];  // bit 0: bare IP (TUN); 1: vnet fd; 2: passthrough
+  // bit 0: bare IP (TUN); 1: vnet fd; 2: passthrough; 3: received on an af_xdp link on a veth
+  const std::uint8_t pick = data[sizeof h];
   const bool l2 = (pick & 1) == 0;
   const std::uint8_t* frame = data + sizeof h + 1;
   const std::size_t len = size - sizeof h - 1;
@@ -38,6 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // drop on the receiving link.
   const RxLimits limits{in.frame_capacity(), l2 ? 1518u : 1500u, l2 ? 14u : 1u, true};
   if (classify_rx(slot, len, false, limits)) return 0;
+  if (pick & 8) {  // (read_xsk: completes an offloaded checksum left unmarked; once is enough)
+    if (offload::complete_unmarked_partial(slot, len, l2))
+      FUZZ_CHECK(!offload::complete_unmarked_partial(slot, len, l2));
+  }
   in.push(slot, static_cast<std::uint32_t>(len), true);
 
   EgressCaps caps;

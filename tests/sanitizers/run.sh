@@ -21,8 +21,10 @@ trap 'rm -rf "$OUT"' EXIT
 case $KIND in
   tsan) export TSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report second_deadlock_stack=1"
         # (fast_paths' ring modes lose frames to the ~10x slowdown: their loss checks fail)
-        # (and a live reload with two workers: the switch posted to each, state taken over)
-        e2e=("bridge.sh workers2" "fast_paths.sh readv_sendmmsg" "reload.sh bridge2" "ops.sh control")
+        # (and a live reload with two workers: the switch posted to each, state taken over;
+        # two af_xdp links on two workers, each sending to the other's AF_XDP socket)
+        e2e=("bridge.sh workers2" "fast_paths.sh readv_sendmmsg" "reload.sh bridge2" "ops.sh control"
+             "af_xdp.sh xdp")
         units="*two workers*,*tee*,*graph*,*pcap*" ;;
   asan) export ASAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report detect_leaks=1"
         export UBSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report print_stacktrace=1"
@@ -30,11 +32,11 @@ case $KIND in
         # through a TX ring; then a TAP, a unix socket, offloads, the filter/tee/pcap sinks, a
         # plugin, and a link going away and coming back; a vxlan link with gro toward its
         # af_packet side, and two VNIs on one socket with a reload; a TPACKET_V2 ring with
-        # super-frames read from the socket's queue)
+        # super-frames read from the socket's queue; an af_xdp link's UMEM, both ways)
         e2e=("bridge.sh vlan" "sinks.sh filter" "plugin.sh" "vnet_offloads.sh plain"
              "vlan_tags.sh packet_mmap" "unix_seqpacket.sh" "tap_afpacket.sh" "link_recovery.sh recvmmsg"
              "reload.sh traffic" "ops.sh control" "unix_stream.sh connect" "backpressure.sh"
-             "vxlan_link.sh v4" "vxlan_vnis.sh" "ring_latency.sh v2")
+             "vxlan_link.sh v4" "vxlan_vnis.sh" "ring_latency.sh v2" "af_xdp.sh afp")
         units="*" ;;
   *) echo "usage: run.sh tsan|asan" >&2; exit 2 ;;
 esac
