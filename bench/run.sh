@@ -11,7 +11,8 @@
 #   fdlinkd-readv (readv + sendmmsg), fdlinkd-mmsg (recvmmsg + sendmmsg),
 #   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring),
 #   fdlinkd-mmap2, fdlinkd-ring2 (the same with a TPACKET_V2 receive ring, ring.version = 2),
-#   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-xdp (af_xdp links: native XDP, copy mode), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
+#   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-xdp (af_xdp links: native XDP, copy mode),
+#   fdlinkd-xdp-bp, fdlinkd-readv-bp, fdlinkd-ring2-bp (with [daemon] busy_poll = "200us"), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
 #   bridge's placement: veth GRO and NAPI on the forwarder's CPU; GSO passed through)
 #   Append "-rps" to any name (fdlinkd-ring-rps) to run it in `topo.sh place rps`: the
 #   forwarder's receive delivery steered to its own CPU, as the bridge's is (meant for TCP;
@@ -241,6 +242,7 @@ fdlinkd_config() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
       printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n' ;;
   esac
   printf '[daemon]\nworkers = 1\nstats_interval = "0s"\n'
+  [ -z "${FDLINKD_BUSY_POLL:-}" ] || printf 'busy_poll = "%s"\n' "$FDLINKD_BUSY_POLL"
 }
 start_fdlinkd() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
   [ -x "$FDLINKD" ] || { echo "no fdlinkd at $FDLINKD" >&2; return 1; }
@@ -266,6 +268,13 @@ stop_fdlinkd-ring2() { stop_fdlinkd; }
 start_fdlinkd-mmsgring() { start_fdlinkd recvmmsg true; }
 start_fdlinkd-xdp() { start_fdlinkd af_xdp -; }
 stop_fdlinkd-xdp() { stop_fdlinkd; }
+# The same with [daemon] busy_poll = "200us": after work, the worker polls before it sleeps.
+start_fdlinkd-xdp-bp() { FDLINKD_BUSY_POLL=200us start_fdlinkd af_xdp -; }
+stop_fdlinkd-xdp-bp() { stop_fdlinkd; }
+start_fdlinkd-readv-bp() { FDLINKD_BUSY_POLL=200us start_fdlinkd readv false; }
+stop_fdlinkd-readv-bp() { stop_fdlinkd; }
+start_fdlinkd-ring2-bp() { FDLINKD_RING="version = 2" FDLINKD_BUSY_POLL=200us start_fdlinkd packet_mmap true; }
+stop_fdlinkd-ring2-bp() { stop_fdlinkd; }
 # Without qdisc bypass: the direct transmit path does not segment GSO frames for a port
 # without TSO (ENOBUFS), the qdisc path does.
 start_fdlinkd-gro() { start_fdlinkd recvmmsg false true false; }

@@ -31,6 +31,9 @@ struct DaemonConfig {
   log::Level log_level = log::Level::info;
   log::Format log_format = log::Format::text;
   std::vector<unsigned> cpu_affinity;  ///< worker i runs on cpu_affinity[i % size]; empty: any
+  /// After it last had work, a worker keeps polling its fds for this long before it sleeps:
+  /// the next frame is read without a wake-up (latency), at the price of the CPU spun. 0: off.
+  std::chrono::microseconds busy_poll{0};
   /// The control socket fdlinkctl talks to ("" : none); default_control_socket() when unset.
   std::string control_socket = default_control_socket();
   std::string control_group;  ///< group that may use the control socket (mode 0660); "" : 0600

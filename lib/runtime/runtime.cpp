@@ -104,7 +104,7 @@ bool Runtime::start_workers() {
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     threads_.emplace_back([this, i] {
       auto guard = asio::make_work_guard(*workers_[i]);
-      workers_[i]->run();
+      run_worker(*workers_[i], config_.daemon.busy_poll);
     });
     if (cpus.empty()) continue;
     const unsigned cpu = cpus[i % cpus.size()];
@@ -120,6 +120,25 @@ bool Runtime::start_workers() {
     log::debug("worker_pinned", "worker pinned", {{"worker", i}, {"cpu", cpu}});
   }
   return true;
+}
+
+void Runtime::run_worker(asio::io_context& io, std::chrono::microseconds busy_poll) {
+  if (busy_poll.count() == 0) {
+    io.run();
+    return;
+  }
+  // poll() runs what is ready, the fds' readiness included (epoll with no wait); run_one()
+  // sleeps until something is. A worker that had work within busy_poll keeps polling.
+  using clock = std::chrono::steady_clock;
+  auto last = clock::now();
+  while (!io.stopped()) {
+    if (io.poll() != 0) {
+      last = clock::now();
+    } else if (clock::now() - last >= busy_poll) {
+      io.run_one();
+      last = clock::now();
+    }
+  }
 }
 
 void Runtime::stop_workers() {

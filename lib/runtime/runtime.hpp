@@ -71,6 +71,8 @@ class Runtime {
   /// A failed start: tells systemd why (STATUS=, ERRNO=) and returns `status`.
   int fail_start(int status, const std::string& why, int err);
   void stop_workers();
+  /// A worker thread's loop: io.run(), or with busy_poll, polling for that long after work.
+  static void run_worker(boost::asio::io_context& io, std::chrono::microseconds busy_poll);
   void on_signal(int signo);
   void wait_signal();
   void schedule_stats();

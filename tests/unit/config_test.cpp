@@ -1051,3 +1051,15 @@ TEST_CASE("af_xdp links: queues mode and zero_copy and the keys they do not take
   afp.replace(afp.find("sink = \"to-b\""), 0, "queues = 2\n");
   expect_one(afp, 6, 10, "queues is not allowed in link \"a\": only af_xdp links take it");
 }
+
+TEST_CASE("busy_poll: a worker polls for up to 10ms after work and a reload cannot change it") {
+  auto with = [](const std::string& v) { return "[daemon]\nbusy_poll = " + v + "\n" + kLinks; };
+  auto r = parse_config(with("\"200us\""), "t.toml");
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->daemon.busy_poll == std::chrono::microseconds(200));
+  auto off = parse_config(kLinks, "t.toml");
+  REQUIRE(off.config.has_value());
+  CHECK(off.config->daemon.busy_poll.count() == 0);
+  CHECK(off.config->daemon.restart_needed(r.config->daemon) == "busy_poll");
+  expect_one(with("\"11ms\""), 2, 13, "busy_poll in [daemon] must be from 0us to 10ms");
+}
