@@ -2,8 +2,8 @@
 // same steps a received frame takes: classify_rx (dispatch/), then egress preparation
 // for a target chosen by one byte (plain or vnet_hdr, Ethernet or bare IP): checksum
 // completion, TCP and UDP segmentation, GRO-to-GSO conversion; and, as an af_xdp link on a
-// veth does, the completion of an offloaded checksum that arrived unmarked. Nothing may crash, read or
-// write out of bounds, or hit undefined behaviour (run with ASan and UBSan by run.sh).
+// veth does, the completion of an offloaded checksum that arrived unmarked. Nothing may crash, read
+// or write out of bounds, or hit undefined behaviour (run with ASan and UBSan by run.sh).
 #include <cstdint>
 #include <cstring>
 
