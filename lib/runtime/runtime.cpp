@@ -50,8 +50,9 @@ bool Runtime::open_links() {
     log::info("link_open", "link open",
               {{"link", lc.name},
                {"what", link->describe()},
-               {"fds", lc.fds},
-               {"dispatch", dispatch_mode_name(lc.dispatch)},
+               {"fds", link->port_count()},  // (af_xdp: its queues, known once open)
+               {"dispatch", lc.type == LinkType::af_xdp ? std::string_view("af_xdp")
+                                                        : dispatch_mode_name(lc.dispatch)},
                {"sink", lc.sink}});
     links_.add(std::move(link));
   }
