@@ -6,7 +6,8 @@
 # for byte, in order, in both directions.
 #   MODE = readv | recvmmsg | packet_mmap | ring2 (the receive mode of both links; packet_mmap
 #          with the TX ring, ring2 the same with a TPACKET_V2 receive ring, recvmmsg with
-#          vnet_hdr on the egress, so the header moves with the tag)
+#          vnet_hdr on the egress, so the header moves with the tag) | af_xdp (both links af_xdp:
+#          XDP sees a frame's tags in its bytes, and a full-size tagged frame fits a UMEM frame)
 source "$(dirname "$0")/lib.sh"
 MODE=${1:?mode}
 
@@ -18,13 +19,15 @@ case $MODE in
   recvmmsg) extra=('dispatch = "recvmmsg"' 'vnet_hdr = true') ;;
   packet_mmap) extra=('dispatch = "packet_mmap"' 'tx_ring = true') ;;
   ring2) extra=('dispatch = "packet_mmap"' 'tx_ring = true' $'[link.ring]\nversion = 2') ;;
+  af_xdp) extra=() ;;
   *) fail "unknown mode $MODE" ;;
 esac
+ltype=$([ "$MODE" = af_xdp ] && echo af_xdp || echo af_packet)
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "0s"
-$(afp_link a pa to-b "${extra[@]}")
-$(afp_link b pb to-a "${extra[@]}")
+$(afp_link a pa to-b "${extra[@]}" | sed "s/\"af_packet\"/\"$ltype\"/")
+$(afp_link b pb to-a "${extra[@]}" | sed "s/\"af_packet\"/\"$ltype\"/")
 $(forward_sinks a b)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
