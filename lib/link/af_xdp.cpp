@@ -137,7 +137,11 @@ void AfXdpLink::open_fds() {
     throw LinkError("interface " + ifname + " does not exist" +
                     (config_.netns.empty() ? "" : " in network namespace " + config_.netns));
   unsigned queues = config_.queues ? config_.queues : netdev::rx_queues(ifname);
-  if (queues > 64) queues = 64;  // (the most a link has fds)
+  if (queues > 64) {  // (the most a link has fds; only the default can ask for more)
+    log::warn("af_xdp_queues", "the interface has more receive queues than a link can read",
+              {{"link", name()}, {"interface", ifname}, {"queues", queues}, {"used", 64}});
+    queues = 64;
+  }
   if (queues != ports_.size()) {
     if (ever_opened_)
       throw LinkError("interface " + ifname + " now has " + std::to_string(queues) + " queues, " +
@@ -168,7 +172,9 @@ void AfXdpLink::open_fds() {
     if (bpf_map_update_elem(map_fd_, &q, &fd, BPF_ANY) != 0)
       throw LinkError("cannot enter the AF_XDP socket of queue " + std::to_string(q) +
                       " in the XSKMAP: " + errno_text(errno));
-    ports_[q]->fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    const int watched = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);  // (the dispatcher's; xsks_ owns fd)
+    if (watched < 0) throw LinkError("dup of an AF_XDP socket: " + errno_text(errno));
+    ports_[q]->fd = watched;
     copy = copy || !s->zero_copy();
     budget = s->kick_budget();
     xsks_.push_back(std::move(s));
