@@ -145,7 +145,8 @@ void AfXdpLink::open_fds() {
   if (queues != ports_.size()) {
     if (ever_opened_)
       throw LinkError("interface " + ifname + " now has " + std::to_string(queues) + " queues, " +
-                      std::to_string(ports_.size()) + " when the link opened: reload to follow it");
+                      std::to_string(ports_.size()) +
+                      " when the link opened: restart fdlinkd to follow it");
     ports_.clear();  // (first open: no dispatcher exists yet)
     for (unsigned q = 0; q < queues; ++q)
       ports_.push_back(std::make_unique<Port>());
