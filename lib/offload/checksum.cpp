@@ -45,6 +45,25 @@ std::uint16_t fold(std::uint32_t sum) {
   return static_cast<std::uint16_t>(sum);
 }
 
+namespace {
+
+// The TCP/UDP pseudo-header of a parsed frame whose L4 part is `l4_len` bytes, summed
+// (addresses, protocol, length), not folded.
+std::uint32_t pseudo_sum(const std::uint8_t* f, const PacketInfo& info, std::size_t l4_len) {
+  std::uint32_t sum =
+      info.ip_version == 4 ? sum_words(f + info.l3 + 12, 8) : sum_words(f + info.l3 + 8, 32);
+  sum += info.l4_proto;
+  sum += static_cast<std::uint32_t>(l4_len & 0xFFFF) + static_cast<std::uint32_t>(l4_len >> 16);
+  return sum;
+}
+
+// Where the checksum field of a TCP or UDP header is.
+std::size_t l4_checksum_at(const PacketInfo& info) {
+  return info.l4 + (info.l4_proto == kProtoTcp ? 16 : 6);
+}
+
+}  // namespace
+
 bool finish_partial(std::uint8_t* frame, std::size_t len, std::size_t csum_start,
                     std::size_t csum_offset) {
   if (csum_start >= len || csum_offset + 2 > len - csum_start) return false;
@@ -88,26 +107,16 @@ bool finish_sctp(std::uint8_t* frame, std::size_t len, std::size_t sctp) {
 }
 
 void write_l4_checksum(std::uint8_t* f, const PacketInfo& info, std::size_t l4_len) {
-  std::uint32_t sum;
-  if (info.ip_version == 4)
-    sum = sum_words(f + info.l3 + 12, 8);  // source and destination address
-  else
-    sum = sum_words(f + info.l3 + 8, 32);
-  sum += info.l4_proto;
-  sum += static_cast<std::uint32_t>(l4_len & 0xFFFF) + static_cast<std::uint32_t>(l4_len >> 16);
-  const std::size_t field = info.l4 + (info.l4_proto == kProtoTcp ? 16 : 6);
+  const std::size_t field = l4_checksum_at(info);
   store16(f + field, 0);
-  std::uint16_t c = static_cast<std::uint16_t>(~fold(sum_words(f + info.l4, l4_len, sum)));
+  std::uint16_t c = static_cast<std::uint16_t>(
+      ~fold(sum_words(f + info.l4, l4_len, pseudo_sum(f, info, l4_len))));
   if (info.l4_proto == kProtoUdp && c == 0) c = 0xFFFF;  // 0 means "no checksum" for UDP
   store16(f + field, c);
 }
 
 void seed_partial(std::uint8_t* f, const PacketInfo& info, std::size_t l4_len) {
-  std::uint32_t sum =
-      info.ip_version == 4 ? sum_words(f + info.l3 + 12, 8) : sum_words(f + info.l3 + 8, 32);
-  sum += info.l4_proto;
-  sum += static_cast<std::uint32_t>(l4_len & 0xFFFF) + static_cast<std::uint32_t>(l4_len >> 16);
-  store16(f + info.l4 + (info.l4_proto == kProtoTcp ? 16 : 6), fold(sum));
+  store16(f + l4_checksum_at(info), fold(pseudo_sum(f, info, l4_len)));
 }
 
 bool complete_unmarked_partial(std::uint8_t* f, std::size_t len, bool l2) {
@@ -116,11 +125,8 @@ bool complete_unmarked_partial(std::uint8_t* f, std::size_t len, bool l2) {
       (info.l4_proto != kProtoTcp && info.l4_proto != kProtoUdp))
     return false;
   const std::size_t l4_len = ip_packet_end(f, len, info) - info.l4;
-  std::uint32_t pseudo =
-      info.ip_version == 4 ? sum_words(f + info.l3 + 12, 8) : sum_words(f + info.l3 + 8, 32);
-  pseudo += info.l4_proto;
-  pseudo += static_cast<std::uint32_t>(l4_len & 0xFFFF) + static_cast<std::uint32_t>(l4_len >> 16);
-  const std::size_t field = info.l4 + (info.l4_proto == kProtoTcp ? 16 : 6);
+  const std::uint32_t pseudo = pseudo_sum(f, info, l4_len);
+  const std::size_t field = l4_checksum_at(info);
   const std::uint16_t seen = static_cast<std::uint16_t>(f[field] << 8 | f[field + 1]);
   if (info.l4_proto == kProtoUdp && seen == 0 && info.ip_version == 4) return false;  // none
   if (seen != fold(pseudo)) return false;  // (the cheap test first: almost every frame)
