@@ -75,11 +75,8 @@ void AfPacketLink::close_retired() {
 
 void AfPacketLink::open_fds() {
   const std::string& ifname = config_.interface;
-  const unsigned ifindex = netdev::index_of(ifname);
+  const unsigned ifindex = existing_ifindex();
   ifindex_ = ifindex;
-  if (ifindex == 0)
-    throw LinkError("interface " + ifname + " does not exist" +
-                    (config_.netns.empty() ? "" : " in network namespace " + config_.netns));
 
   for (std::size_t q = 0; q < ports_.size(); ++q) {
     const int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

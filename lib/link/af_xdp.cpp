@@ -132,10 +132,7 @@ void AfXdpLink::attach_program(unsigned queues) {
 
 void AfXdpLink::open_fds() {
   const std::string& ifname = config_.interface;
-  ifindex_ = netdev::index_of(ifname);
-  if (ifindex_ == 0)
-    throw LinkError("interface " + ifname + " does not exist" +
-                    (config_.netns.empty() ? "" : " in network namespace " + config_.netns));
+  ifindex_ = existing_ifindex();
   unsigned queues = config_.queues ? config_.queues : netdev::rx_queues(ifname);
   if (queues > 64) {  // (the most a link has fds; only the default can ask for more)
     log::warn("af_xdp_queues", "the interface has more receive queues than a link can read",

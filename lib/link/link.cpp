@@ -13,6 +13,7 @@
 #include "dispatch/rx_ring.hpp"
 #include "link/af_packet.hpp"
 #include "link/af_xdp.hpp"
+#include "link/netdev.hpp"
 #include "link/netns.hpp"
 #include "link/tap.hpp"
 #include "link/unix.hpp"
@@ -72,6 +73,14 @@ Link::~Link() {
   alive_.reset();
   for (std::size_t i = 0; i < ports_.size(); ++i)
     close_port(i);
+}
+
+unsigned Link::existing_ifindex() const {
+  const unsigned i = netdev::index_of(config_.interface);
+  if (i == 0)
+    throw LinkError("interface " + config_.interface + " does not exist" +
+                    (config_.netns.empty() ? "" : " in network namespace " + config_.netns));
+  return i;
 }
 
 void Link::close_port(std::size_t i) {

@@ -169,6 +169,9 @@ class Link {
     len = 0;
     return nullptr;
   }
+  /// The ifindex of config().interface (the namespace is entered); throws LinkError naming it
+  /// (and the namespace) when there is no such interface.
+  unsigned existing_ifindex() const;
   /// Closes and forgets port i's fd.
   void close_port(std::size_t i);
   /// Sends a batch that fits the link. With several fds, each frame's fd is picked by flow
