@@ -70,7 +70,8 @@ XskSocket::XskSocket(const std::string& ifname, unsigned queue, ZeroCopy zero_co
   // Linux 6.17+: one kick may send the whole TX ring in copy mode, not 32 frames (older kernels
   // refuse the option: the kicks repeat instead).
   const int budget = kTxSize;
-  tx_budget_raised_ = ::setsockopt(fd(), SOL_XDP, kXdpMaxTxSkbBudget, &budget, sizeof budget) == 0;
+  tx_budget_raised_ =
+      ::setsockopt(tx_fd_, SOL_XDP, kXdpMaxTxSkbBudget, &budget, sizeof budget) == 0;
 
   // Every receive frame starts in the fill ring.
   std::uint32_t idx = 0;
@@ -103,18 +104,31 @@ bool XskSocket::create(unsigned queue, const std::string& ifname, bool zero_copy
   sc.tx_size = kTxSize;
   sc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // af_xdp.cpp loads fdlinkd's own
   sc.bind_flags = XDP_USE_NEED_WAKEUP | (zero_copy ? XDP_ZEROCOPY : XDP_COPY);
-  err = -xsk_socket__create(&xsk_, ifname.c_str(), queue, umem_, &rx_, &tx_, &sc);
+  err = -xsk_socket__create(&xsk_, ifname.c_str(), queue, umem_, &rx_, nullptr, &sc);
   if (err != 0) {
     xsk_ = nullptr;
     destroy();
     return false;
   }
+  // The transmitting socket joins the receiving one's queue and UMEM (its fill and completion
+  // rings too: the kernel refuses separate ones on the same queue).
+  err = -xsk_socket__create_shared(&tx_xsk_, ifname.c_str(), queue, umem_, nullptr, &tx_, &fill_,
+                                   &comp_, &sc);
+  if (err != 0) {
+    tx_xsk_ = nullptr;
+    destroy();
+    return false;
+  }
+  tx_fd_ = xsk_socket__fd(tx_xsk_);
   return true;
 }
 
 void XskSocket::destroy() {
+  if (tx_xsk_) xsk_socket__delete(tx_xsk_);
   if (xsk_) xsk_socket__delete(xsk_);
   if (umem_) xsk_umem__delete(umem_);
+  tx_xsk_ = nullptr;
+  tx_fd_ = -1;
   xsk_ = nullptr;
   umem_ = nullptr;
 }
@@ -178,7 +192,7 @@ void XskSocket::flush(std::uint32_t queued) {
   if (queued != 0) xsk_ring_prod__submit(&tx_, queued);
   for (int kick = 0; kick < kMaxKicks && !tx_drained(); ++kick) {
     if (!xsk_ring_prod__needs_wakeup(&tx_)) break;  // (zero copy: the driver is at it)
-    if (::sendto(fd(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN &&
+    if (::sendto(tx_fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN &&
         errno != EBUSY && errno != ENOBUFS && errno != EINTR)
       break;  // (ENETDOWN, ENXIO: the device is going; what is queued goes with it)
     reap();   // (EAGAIN is also a full completion ring)
@@ -224,6 +238,10 @@ CounterValues XskSocket::kernel_drops() {
   xdp_statistics st{};
   socklen_t len = sizeof st;
   if (::getsockopt(fd(), SOL_XDP, XDP_STATISTICS, &st, &len) != 0) return v;
+  xdp_statistics tx_st{};  // (the transmitting socket's own)
+  len = sizeof tx_st;
+  if (::getsockopt(tx_fd_, SOL_XDP, XDP_STATISTICS, &tx_st, &len) == 0)
+    st.tx_invalid_descs = tx_st.tx_invalid_descs;
   const std::uint64_t rx = st.rx_dropped + st.rx_ring_full;
   if (rx > seen_rx_drops_) {
     v.rx_packets = rx - seen_rx_drops_;  // received by the kernel for this socket, then dropped

@@ -1,5 +1,11 @@
-// XskSocket: one AF_XDP socket of an af_xdp link, bound to one receive queue, with its UMEM
-// (the frame memory the kernel and fdlinkd share) and its four rings.
+// XskSocket: the AF_XDP sockets of an af_xdp link on one receive queue, with their UMEM (the
+// frame memory the kernel and fdlinkd share) and its four rings.
+//
+// Two sockets share the queue and the UMEM: one receives (RX ring; the dispatcher waits on it
+// in epoll) and one transmits (TX ring; never waited on). Copy-mode transmit frees an skb per
+// frame, and each free wakes whatever waits on the sending socket: on a socket in epoll that
+// is a locked wake-up walk per frame, 8% of a forwarder's CPU on this VM (docs/benchmarks.md).
+// The transmit socket has no waiter, so the frees wake nothing.
 //
 // The UMEM is kFrameCount frames of kFrameSize bytes: the first kFillSize belong to receive
 // (they go round fill ring -> RX ring -> a batch -> fill ring), the rest to transmit (free ->
@@ -49,6 +55,7 @@ class XskSocket {
   XskSocket(const XskSocket&) = delete;
   XskSocket& operator=(const XskSocket&) = delete;
 
+  /// The receiving socket (to wait on).
   int fd() const;
   bool zero_copy() const { return zero_copy_; }
   /// Frames one TX kick may send in copy mode: the ring (Linux 6.17+), else the kernel's 32.
@@ -81,7 +88,9 @@ class XskSocket {
   std::uint8_t* area_ = nullptr;
   std::size_t area_size_ = 0;
   xsk_umem* umem_ = nullptr;
-  xsk_socket* xsk_ = nullptr;
+  xsk_socket* xsk_ = nullptr;     ///< receives
+  xsk_socket* tx_xsk_ = nullptr;  ///< transmits: the same queue and UMEM (XDP_SHARED_UMEM)
+  int tx_fd_ = -1;
   xsk_ring_prod fill_{};
   xsk_ring_cons comp_{};
   xsk_ring_cons rx_{};
