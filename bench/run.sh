@@ -31,6 +31,9 @@
 #   -L PINGS       (LAT_PINGS=0)    also measure latency at low load: PINGS pings gen->sink, one
 #                                   every 50 ms, median rtt in ms (metric "lat"); 0 disables
 #   KEEP=1         leave the topology up at the end
+#   PERF=SECS      in round 1, after the measurements, profile each userspace forwarder for SECS
+#                  seconds of 64-byte load (perf record -g on its process; out/perf-FWD.txt:
+#                  user/kernel split by binary, then the top symbols)
 #   FDLINKD_RING   TOML lines for each fdlinkd link's [link.ring] (e.g. 'block_size = "1MiB"')
 #   CAP=PCT        cap each userspace forwarder at PCT% of one CPU (cgroup v1 cpu quota,
 #                  10 ms period), so the forwarder, not the generator, is the bottleneck:
@@ -374,6 +377,24 @@ EOF
   ./topo.sh mode pps
 }
 
+# profile FWD: perf on the forwarder's process (its threads, and the kernel work done in their
+# context: the softirqs a send runs on the way) under 64-byte load. The split by binary says
+# how much is the forwarder's own code.
+profile() {
+  local data="$OUT/perf-$1.data" txt="$OUT/perf-$1.txt"
+  ./meter.sh 60 "$((PERF + 1))" 0.5 > /dev/null &
+  local m=$!
+  sleep 1
+  perf record -q -g -p "$FPID" -o "$data" -- sleep "$PERF" > /dev/null 2>&1 || true
+  wait "$m" || true
+  { echo "# $1: perf record -g -p (forwarder), 64 B, CAP=${CAP:-none}"
+    echo "## by binary"; perf report -i "$data" --no-children --sort dso -q -g none 2>/dev/null | head -8 || true
+    echo "## top symbols"; perf report -i "$data" --no-children --sort dso,sym -q -g none 2>/dev/null | head -40 || true
+  } > "$txt"
+  [ "${PERF_KEEP:-0}" = 1 ] || rm -f "$data"
+  log "  $1: profile in $txt"
+}
+
 measure_lat() {   # round fwd: LAT_PINGS pings, 50 ms apart (a lightly loaded link)
   ./topo.sh mode tcp
   local out
@@ -405,6 +426,7 @@ for r in $(seq 1 "$ROUNDS"); do
     for s in $SIZES; do measure_pps "$r" "$f" "$s"; done
     if [ "$TCP_SECS" != 0 ] && [[ " $TCP_FWDS " == *" $f "* ]]; then measure_tcp "$r" "$f"; fi
     if [ "$LAT_PINGS" != 0 ]; then measure_lat "$r" "$f"; fi
+    if [ -n "${PERF:-}" ] && [ "$r" = 1 ] && [ -n "$FPID" ]; then profile "$f"; fi
     "stop_$b"; CUR=""
   done
 done
