@@ -5,7 +5,9 @@
 // written):
 //   kept     same settings: same fds, same dispatchers, no frame lost (its `sink` may change);
 //   changed  parked, closed, and opened anew with the new settings (same index);
-//   added    opened before anything else changes: if one cannot be opened, nothing changes;
+//   added    opened before anything else changes: if one cannot be opened, nothing changes
+//            (but an af_xdp link on a removed af_xdp link's interface, a rename, opens once
+//            that one has closed: only one XDP program fits on an interface);
 //   removed  parked and closed (a TAP fdlinkd made disappears).
 // Sinks with unchanged settings are the same objects in the new graph (a bridge keeps its
 // table and counters); changed ones are built anew and take over what still applies.
@@ -16,6 +18,7 @@
 // before it (a bridge shares learned MACs with a post).
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <chrono>
@@ -88,6 +91,7 @@ void Runtime::start_reload(std::string why) {
   // The plan.
   struct Plan {
     std::vector<std::string> kept, changed, added, removed, resinked;
+    std::vector<std::string> handed;             ///< added, opened after a removed one closes
     std::vector<std::unique_ptr<Link>> opened;   ///< added, open
     std::vector<std::unique_ptr<Link>> leaving;  ///< changed and removed, taken out
     std::map<std::string, std::size_t> slot;     ///< a changed link's index
@@ -109,8 +113,27 @@ void Runtime::start_reload(std::string why) {
   for (const Link* l : links_.all())
     if (!next->find_link(l->name())) plan->removed.push_back(l->name());
 
+  // An added af_xdp link on the interface of a removed one (a rename) cannot open while the
+  // old one holds the interface's XDP hook: it opens once the old one has closed, as a changed
+  // link does.
+  for (const auto& name : plan->added) {
+    const LinkConfig& lc = *next->find_link(name);
+    for (const auto& gone : plan->removed) {
+      const LinkConfig& oc = links_.find(gone)->config();
+      if (lc.type == LinkType::af_xdp && oc.type == LinkType::af_xdp &&
+          lc.interface == oc.interface && lc.netns == oc.netns) {
+        plan->handed.push_back(name);
+        break;
+      }
+    }
+  }
+  auto handed = [&plan](const std::string& name) {
+    return std::find(plan->handed.begin(), plan->handed.end(), name) != plan->handed.end();
+  };
+
   // Added links open first: if one cannot, nothing has changed yet.
   for (const auto& name : plan->added) {
+    if (handed(name)) continue;
     auto link = make_link(*next->find_link(name));
     try {
       link->open(config_.daemon.workers);
@@ -149,13 +172,17 @@ void Runtime::start_reload(std::string why) {
       log::info("link_closed", "link closed by the reload",
                 {{"link", link->name()}, {"what", link->describe()}});
     }
-    // Changed links open again with their new settings, in their old slots.
-    for (const auto& name : plan->changed) {
+    // Changed links open again with their new settings, in their old slots; links that take
+    // an interface over from a removed one open now. One that cannot stays down and is retried.
+    std::vector<std::string> late = plan->changed;
+    late.insert(late.end(), plan->handed.begin(), plan->handed.end());
+    for (const auto& name : late) {
+      const bool changed = plan->slot.count(name) != 0;
       auto link = make_link(*next->find_link(name));
       bool ok = true;
       try {
         link->open(config_.daemon.workers);
-        log::info("link_open", "link reopened with its new settings",
+        log::info("link_open", changed ? "link reopened with its new settings" : "link open",
                   {{"link", name}, {"what", link->describe()}});
       } catch (const LinkError& e) {
         ok = false;
@@ -163,7 +190,10 @@ void Runtime::start_reload(std::string why) {
                    {{"link", name}, {"what", link->describe()}});
       }
       Link* raw = link.get();
-      links_.add(std::move(link), plan->slot[name]);
+      if (changed)
+        links_.add(std::move(link), plan->slot[name]);
+      else
+        links_.add(std::move(link));
       if (!ok) {
         raw->mark_down(false);
         recovery_[raw].since = std::chrono::steady_clock::now();

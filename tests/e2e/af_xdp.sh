@@ -6,7 +6,8 @@
 #          worker polls for 200 us after work before it sleeps)
 #   tap  : h1 --veth-- [xa] af_xdp   fdlinkd   tap       [t0]  (h2's address on the TAP)
 # 100 pings with 0% loss, 20 MiB of TCP both ways with equal SHA-256, sequence-numbered UDP
-# flows that arrive in order; after SIGTERM no XDP program is left on any interface. The veths
+# flows that arrive in order; xdp: a reload renames link a (the new link takes the interface
+# over); after SIGTERM no XDP program is left on any interface. The veths
 # keep their default offloads: h1's and h2's stacks leave TCP checksums to "hardware", and XDP
 # hands fdlinkd those frames unfinished and unmarked; fdlinkd must complete them.
 source "$(dirname "$0")/lib.sh"
@@ -66,6 +67,18 @@ tcp_ok "$ID-h1" "$far" 10.78.1.2 20
 tcp_ok "$far" "$ID-h1" 10.78.1.1 20
 udp_flows_ok "$ID-h1" "$far" 10.78.1.2 8 2000 20000
 udp_flows_ok "$far" "$ID-h1" 10.78.1.1 8 2000 20000
+
+if [ "$MODE" = xdp ]; then
+  # A reload that renames link a: the new link takes xa's XDP hook over from the old one.
+  sed -i 's/^name = "a"$/name = "a2"/; s/^to = "a"$/to = "a2"/' "$TMP/fdlinkd.toml"
+  grep -q '^name = "a2"' "$TMP/fdlinkd.toml" || fail "the config was not edited"
+  out=$("$FDLINKCTL" -s "$CTL" reload 2>&1) || fail "a reload renaming af_xdp link a failed: $out"
+  "$FDLINKCTL" -s "$CTL" status --json | grep -q '"name":"a2"' || fail "no link a2 after the reload"
+  [ "$(ip -n "$ID-fw" -d link show dev xa | grep -c "prog/xdp id")" -eq 1 ] ||
+    fail "xa should have one XDP program after the rename"
+  ping_ok "$ID-h1" 10.78.1.2 20
+  pass "a reload renamed af_xdp link a to a2 on the same interface"
+fi
 stop_daemon
 
 left=$(ip -n "$ID-fw" -d link show | grep -c "prog/xdp" || true)
