@@ -130,6 +130,18 @@ void AfXdpLink::attach_program(unsigned queues) {
   bpf_link_fd_ = fd;
 }
 
+void AfXdpLink::plan_shared_umem(const Config& config) {
+  std::size_t sockets = 0;
+  for (const auto& lc : config.links) {
+    if (lc.type != LinkType::af_xdp) continue;
+    const unsigned q = lc.queues          ? lc.queues
+                       : lc.netns.empty() ? netdev::rx_queues(lc.interface)
+                                          : 1;
+    sockets += q > 64 ? 64 : q;
+  }
+  XskArea::get().plan(sockets);
+}
+
 void AfXdpLink::open_fds() {
   const std::string& ifname = config_.interface;
   ifindex_ = existing_ifindex();
@@ -162,7 +174,7 @@ void AfXdpLink::open_fds() {
       throw LinkError("cannot put " + ifname +
                       " in promiscuous mode: " + errno_text(errno, "CAP_NET_ADMIN"));
   }
-  bool copy = false;
+  bool copy = false, shared = true;
   unsigned budget = 0;
   for (unsigned q = 0; q < queues; ++q) {
     auto s = std::make_unique<XskSocket>(ifname, q, config_.zero_copy);
@@ -174,6 +186,7 @@ void AfXdpLink::open_fds() {
     if (watched < 0) throw LinkError("dup of an AF_XDP socket: " + errno_text(errno));
     ports_[q]->fd = watched;
     copy = copy || !s->zero_copy();
+    shared = shared && s->shared();
     budget = s->kick_budget();
     xsks_.push_back(std::move(s));
   }
@@ -186,6 +199,7 @@ void AfXdpLink::open_fds() {
              {"mode", config_.xdp_skb ? "skb" : "native"},
              {"queues", queues},
              {"zero_copy", !copy},
+             {"shared_umem", shared},
              {"tx_kick_budget", budget}});
   if (driver == "veth" && !config_.xdp_skb)
     log::info("af_xdp_veth",

@@ -14,8 +14,9 @@
 // holds the interface in promiscuous mode; the kernel drops that when it closes.
 //
 // Frames are read where they lie in the UMEM (no copy) and sent by copying them into the
-// egress queue's UMEM. They carry no virtio-net header: frames that still need a checksum or
-// segmentation are finished in software on their way out (writer/egress.hpp).
+// egress queue's UMEM, or, from one af_xdp link to another in copy mode, where they lie
+// (xsk.hpp: the sockets share one memory area). They carry no virtio-net header: frames that still
+// need a checksum or segmentation are finished in software on their way out (writer/egress.hpp).
 //
 // Keys: interface (required), queues, mode, zero_copy, promisc, plus the common link keys.
 #pragma once
@@ -34,6 +35,10 @@ class AfXdpLink : public Link {
  public:
   using Link::Link;
   ~AfXdpLink() override;
+
+  /// Plans the memory the config's af_xdp sockets share (XskArea): one slot per queue it will
+  /// bind (`queues`, or what the interface has; 1 for an interface in another namespace).
+  static void plan_shared_umem(const Config& config);
 
   /// Queue `port`'s socket (nullptr while the link is down and closed).
   XskSocket* xsk(std::size_t port) const {
@@ -61,9 +66,8 @@ class AfXdpLink : public Link {
   int bpf_link_fd_ = -1;  ///< the attachment; closing it detaches the program
   int map_fd_ = -1;       ///< the XSKMAP (owned by program_)
   int promisc_fd_ = -1;
-  bool ever_opened_ = false;
-  bool local_peer_ = false;  ///< a veth or TUN/TAP (sees_unmarked_partials)  ///< the queues
-                             ///< (ports) are fixed from the first open on
+  bool ever_opened_ = false;  ///< the queues (ports) are fixed from the first open on
+  bool local_peer_ = false;   ///< a veth or TUN/TAP (sees_unmarked_partials)
   std::vector<std::unique_ptr<XskSocket>> xsks_;
 };
 

@@ -21,6 +21,18 @@
 // batch is submitted, and the kernel is kicked until the TX ring is empty (in copy mode one
 // kick sends at most 32 frames). Completions are reaped before and after.
 //
+// Sockets share one memory area (XskArea) where the config plans for them (up to 4): each
+// registers all of it as its UMEM and owns one slot of it. A copy-mode socket then sends a
+// frame of 1 KiB or more that another socket received (af_xdp link to af_xdp link) where it
+// lies, without copying it: the descriptor points into the other socket's slot. That is safe
+// because in copy mode the kernel copies a frame into an skb when it takes the descriptor,
+// and takes descriptors only inside send()'s kicks (nothing waits on the transmitting
+// socket): once the kicks have drained the ring, the frame is no longer needed, and its own
+// socket gives it back to the kernel as usual. A descriptor the kicks left (the device
+// refused more) is pointed at a copy in a frame of this socket before send() returns; one
+// such frame is kept free for every frame lent. A zero-copy socket's device reads frames
+// after the kick, so it always copies.
+//
 // need_wakeup is always on: the kernel is woken only when it asks for it (the fill ring in
 // zero-copy mode, every TX kick in copy mode).
 #pragma once
@@ -32,12 +44,41 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "core/batch.hpp"
 #include "core/counters.hpp"
 
 namespace fdlinkd {
+
+/// The memory AF_XDP sockets share: one mapping of `slots` UMEMs, registered whole by each
+/// socket that takes a slot. Planned once, at start, for the af_xdp sockets of the config;
+/// a socket that finds no free slot (a reload added it) maps a UMEM of its own.
+class XskArea {
+ public:
+  /// The most sockets that share: the kernel keeps per socket a descriptor for every frame of
+  /// the UMEM it registered (about 128 bytes per 4 KiB frame), so that memory grows with the
+  /// square of the sockets. With more, each socket has its own UMEM.
+  static constexpr std::size_t kMaxSlots = 4;
+
+  static XskArea& get();
+  /// Sets the number of slots (before the first take(); later calls change nothing).
+  void plan(std::size_t slots);
+  /// A free slot, mapping the area on first use; -1 when none is free.
+  int take();
+  void give(int slot);
+  std::uint8_t* base() const { return base_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::mutex lock_;
+  std::size_t slots_ = 0;
+  bool planned_ = false;
+  std::uint8_t* base_ = nullptr;
+  std::size_t size_ = 0;
+  std::vector<bool> used_;
+};
 
 class XskSocket {
  public:
@@ -58,6 +99,8 @@ class XskSocket {
   /// The receiving socket (to wait on).
   int fd() const;
   bool zero_copy() const { return zero_copy_; }
+  /// Whether its UMEM is a slot of the shared area (else a mapping of its own).
+  bool shared() const { return slot_ >= 0; }
   /// Frames one TX kick may send in copy mode: the ring (Linux 6.17+), else the kernel's 32.
   unsigned kick_budget() const { return tx_budget_raised_ ? kTxSize : 32; }
 
@@ -78,12 +121,20 @@ class XskSocket {
  private:
   bool create(unsigned queue, const std::string& ifname, bool zero_copy, int& err);
   void destroy();
+  /// Gives its slot back to the shared area, or unmaps its own.
+  void drop_area();
   std::uint8_t* frame(std::uint64_t addr) const { return area_ + addr; }
   /// Takes finished transmit frames back (the completion ring).
   void reap();
   /// Submits what send() queued and kicks until the kernel has taken it.
   void flush(std::uint32_t queued);
   bool tx_drained() const;
+  /// Whether the frame at `data` (`len` bytes) is a received frame in the shared area, within
+  /// one UMEM frame: it can be sent where it is.
+  bool lendable(const std::uint8_t* data, std::uint32_t len) const;
+  /// Points the descriptors still in the TX ring that are not its own frames at copies.
+  void settle_lent();
+  bool own_tx_frame(std::uint64_t addr) const { return addr - own_tx_ < kTxSize * kFrameSize; }
 
   std::uint8_t* area_ = nullptr;
   std::size_t area_size_ = 0;
@@ -96,6 +147,10 @@ class XskSocket {
   xsk_ring_cons rx_{};
   xsk_ring_prod tx_{};
   bool zero_copy_ = false;
+  int slot_ = -1;             ///< its slot of the shared area; -1: area_ is its own mapping
+  std::uint64_t own_ = 0;     ///< where its frames start in area_ (receive, then transmit)
+  std::uint64_t own_tx_ = 0;  ///< where its transmit frames start
+  bool lends_ = false;        ///< sends other sockets' frames where they lie (copy mode, shared)
   bool tx_budget_raised_ = false;  ///< XDP_MAX_TX_SKB_BUDGET took: one kick sends the ring
 
   // Receive: the window of the RX ring last peeked, and the frames handed out since release().

@@ -11,6 +11,7 @@
 #include <csignal>
 
 #include "core/log.hpp"
+#include "link/af_xdp.hpp"
 #include "ops/control_socket.hpp"
 #include "ops/metrics.hpp"
 
@@ -38,6 +39,7 @@ bool Runtime::running(const Link* link) const {
 }
 
 bool Runtime::open_links() {
+  AfXdpLink::plan_shared_umem(config_);
   for (const auto& lc : config_.links) {
     auto link = make_link(lc);
     try {

@@ -56,6 +56,10 @@ fi
 ip -n "$ID-fw" -d link show dev xa | grep -q "prog/xdp id" || fail "no XDP program on xa"
 grep '"event":"af_xdp_attached"' "$LOG" | grep -q '"zero_copy":false' ||
   fail "no af_xdp_attached event saying copy mode"
+# Both links' sockets share one UMEM area: a full frame goes from one to the other uncopied
+# (the TCP streams below check those bytes).
+[ "$(grep '"event":"af_xdp_attached"' "$LOG" | grep -c '"shared_umem":true')" -eq \
+  "$([ "$MODE" = xdp ] && echo 2 || echo 1)" ] || fail "af_xdp sockets do not share the UMEM area"
 
 ping_ok "$ID-h1" 10.78.1.2 100
 # Latency at low load: one ping every 50 ms; a loose bound (the benchmark reports the figure).
