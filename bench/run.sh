@@ -32,7 +32,8 @@
 #                                   every 50 ms, median rtt in ms (metric "lat"); 0 disables
 #   KEEP=1         leave the topology up at the end
 #   PERF=SECS      in round 1, after the measurements, profile each userspace forwarder for SECS
-#                  seconds of 64-byte load (perf record -g on its process; out/perf-FWD.txt:
+#                  seconds of 64-byte load (PERF_SIZE=1514: full frames; perf record -g on its
+#                  process, PERF_KEEP=1 keeps out/perf-FWD.data; out/perf-FWD.txt:
 #                  user/kernel split by binary, then the top symbols)
 #   FDLINKD_RING   TOML lines for each fdlinkd link's [link.ring] (e.g. 'block_size = "1MiB"')
 #   CAP=PCT        cap each userspace forwarder at PCT% of one CPU (cgroup v1 cpu quota,
@@ -382,12 +383,12 @@ EOF
 # how much is the forwarder's own code.
 profile() {
   local data="$OUT/perf-$1.data" txt="$OUT/perf-$1.txt"
-  ./meter.sh 60 "$((PERF + 1))" 0.5 > /dev/null &
+  ./meter.sh "${PERF_SIZE:-60}" "$((PERF + 1))" 0.5 > /dev/null &
   local m=$!
   sleep 1
   perf record -q -g -p "$FPID" -o "$data" -- sleep "$PERF" > /dev/null 2>&1 || true
   wait "$m" || true
-  { echo "# $1: perf record -g -p (forwarder), 64 B, CAP=${CAP:-none}"
+  { echo "# $1: perf record -g -p (forwarder), ${PERF_SIZE:-60}+4 B frames, CAP=${CAP:-none}"
     echo "## by binary"; perf report -i "$data" --no-children --sort dso -q -g none 2>/dev/null | head -8 || true
     echo "## top symbols"; perf report -i "$data" --no-children --sort dso,sym -q -g none 2>/dev/null | head -40 || true
   } > "$txt"
