@@ -130,6 +130,9 @@ void AfXdpLink::attach_program(unsigned queues) {
   bpf_link_fd_ = fd;
 }
 
+// The most queues a link reads: it has at most 64 fds (Link::spread's bit mask).
+constexpr unsigned kMaxQueues = 64;
+
 void AfXdpLink::plan_shared_umem(const Config& config) {
   std::size_t sockets = 0;
   for (const auto& lc : config.links) {
@@ -137,7 +140,7 @@ void AfXdpLink::plan_shared_umem(const Config& config) {
     const unsigned q = lc.queues          ? lc.queues
                        : lc.netns.empty() ? netdev::rx_queues(lc.interface)
                                           : 1;
-    sockets += q > 64 ? 64 : q;
+    sockets += q > kMaxQueues ? kMaxQueues : q;
   }
   XskArea::get().plan(sockets);
 }
@@ -146,10 +149,10 @@ void AfXdpLink::open_fds() {
   const std::string& ifname = config_.interface;
   ifindex_ = existing_ifindex();
   unsigned queues = config_.queues ? config_.queues : netdev::rx_queues(ifname);
-  if (queues > 64) {  // (the most a link has fds; only the default can ask for more)
+  if (queues > kMaxQueues) {  // (only the default can ask for more)
     log::warn("af_xdp_queues", "the interface has more receive queues than a link can read",
-              {{"link", name()}, {"interface", ifname}, {"queues", queues}, {"used", 64}});
-    queues = 64;
+              {{"link", name()}, {"interface", ifname}, {"queues", queues}, {"used", kMaxQueues}});
+    queues = kMaxQueues;
   }
   if (queues != ports_.size()) {
     if (ever_opened_)
