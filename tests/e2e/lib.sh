@@ -122,13 +122,28 @@ udp_flows_ok() {
   for _ in $(seq 50); do grep -q ready "$TMP/flows.err" 2>/dev/null && break; sleep 0.05; done
   ip netns exec "$src" "$PY" "$HERE/udp_flows.py" send "$addr" 7000 "$flows" "$count" "$pps" >/dev/null
   wait $rx
-  "$PY" - "$TMP/flows.json" "$flows flows $src -> $dst" <<'PYEOF'
+  "$PY" - "$TMP/flows.json" "$flows flows $src -> $dst" <<'PYEOF' || { where_lost "$src" "$dst"; exit 1; }
 import json, sys
 r = json.load(open(sys.argv[1]))
 if r["lost"] or r["reordered"] or r["duplicates"]:
     sys.exit(f"FAIL: UDP {sys.argv[2]}: {r}")
 print(f"ok: {r['received']} datagrams in {sys.argv[2]}: none lost, none reordered")
 PYEOF
+}
+
+# where_lost SRC_NS DST_NS: after lost traffic, what each layer counted: fdlinkd's counters,
+# every interface's drops in the test's namespaces, the kernel's backlog drops and the
+# receiver's UDP errors.
+where_lost() {
+  echo "--- where frames were lost ---" >&2
+  [ -n "$DAEMON_PID" ] && "${FDLINKCTL:-false}" -s "$CTL" stats >&2 2>&1 || true
+  for ns in "${NAMESPACES[@]}"; do
+    echo "$ns:" >&2
+    ip -n "$ns" -s link show >&2 2>&1 || true
+  done
+  echo "softnet_stat (processed dropped squeezed):" >&2
+  awk '{print "  " $1, $2, $3}' /proc/net/softnet_stat >&2
+  ip netns exec "$2" nstat -asz 2>/dev/null | grep -E "Udp(RcvbufErrors|InErrors|InCsumErrors)" >&2 || true
 }
 
 # tcp_ok SRC_NS DST_NS DST_ADDR MB: sends MB MiB of random bytes over TCP and compares the
