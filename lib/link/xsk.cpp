@@ -27,6 +27,14 @@ namespace {
 // rounds: 1514 B frames +10% lent, 64 B frames -4%).
 constexpr std::uint32_t kLendMin = 1024;
 
+// `size` bytes of UMEM, populated (the kernel pins them when it registers them); nullptr and
+// errno when the mapping fails.
+std::uint8_t* map_umem(std::size_t size) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<std::uint8_t*>(p);
+}
+
 // How often send() kicks before it leaves frames in the TX ring for the next batch: in copy
 // mode one kick sends at most 32 frames, so this drains a full ring (2048) with room to spare.
 constexpr int kMaxKicks = 128;
@@ -50,13 +58,11 @@ int XskArea::take() {
   if (slots_ == 0) return -1;
   if (!base_) {  // (mapped once, for the life of the process: sockets come and go in it)
     const std::size_t size = slots_ * XskSocket::kFrameCount * XskSocket::kFrameSize;
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (p == MAP_FAILED) {
+    base_ = map_umem(size);
+    if (!base_) {
       slots_ = 0;  // each socket maps its own
       return -1;
     }
-    base_ = static_cast<std::uint8_t*>(p);
     size_ = size;
     used_.assign(slots_, false);
   }
@@ -83,12 +89,10 @@ XskSocket::XskSocket(const std::string& ifname, unsigned queue, ZeroCopy zero_co
     own_ = std::uint64_t(slot_) * own_size;
   } else {
     area_size_ = own_size;
-    void* p = ::mmap(nullptr, area_size_, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (p == MAP_FAILED)
+    area_ = map_umem(area_size_);
+    if (!area_)
       throw std::runtime_error("cannot map " + std::to_string(area_size_ >> 20) +
                                " MiB of UMEM for AF_XDP: " + errno_text(errno));
-    area_ = static_cast<std::uint8_t*>(p);
   }
   own_tx_ = own_ + std::uint64_t{kFillSize} * kFrameSize;
 
@@ -123,12 +127,11 @@ XskSocket::XskSocket(const std::string& ifname, unsigned queue, ZeroCopy zero_co
     throw std::runtime_error(what);
   }
   zero_copy_ = zc;
-  lends_ = slot_ >= 0 && !zc;
   // Linux 6.17+: one kick may send the whole TX ring in copy mode, not 32 frames (older kernels
   // refuse the option: the kicks repeat instead).
   const int budget = kTxSize;
   tx_budget_raised_ =
-      ::setsockopt(tx_fd_, SOL_XDP, kXdpMaxTxSkbBudget, &budget, sizeof budget) == 0;
+      ::setsockopt(tx_fd(), SOL_XDP, kXdpMaxTxSkbBudget, &budget, sizeof budget) == 0;
 
   // Every receive frame starts in the fill ring.
   std::uint32_t idx = 0;
@@ -186,7 +189,6 @@ bool XskSocket::create(unsigned queue, const std::string& ifname, bool zero_copy
     destroy();
     return false;
   }
-  tx_fd_ = xsk_socket__fd(tx_xsk_);
   return true;
 }
 
@@ -195,7 +197,6 @@ void XskSocket::destroy() {
   if (xsk_) xsk_socket__delete(xsk_);
   if (umem_) xsk_umem__delete(umem_);
   tx_xsk_ = nullptr;
-  tx_fd_ = -1;
   xsk_ = nullptr;
   umem_ = nullptr;
 }
@@ -207,6 +208,10 @@ XskSocket::~XskSocket() {
 
 int XskSocket::fd() const {
   return xsk_socket__fd(xsk_);
+}
+
+int XskSocket::tx_fd() const {
+  return xsk_socket__fd(tx_xsk_);
 }
 
 bool XskSocket::next(std::uint8_t*& data, std::uint32_t& len) {
@@ -261,7 +266,7 @@ void XskSocket::flush(std::uint32_t queued) {
   if (queued != 0) xsk_ring_prod__submit(&tx_, queued);
   for (int kick = 0; kick < kMaxKicks && !tx_drained(); ++kick) {
     if (!xsk_ring_prod__needs_wakeup(&tx_)) break;  // (zero copy: the driver is at it)
-    if (::sendto(tx_fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN &&
+    if (::sendto(tx_fd(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN &&
         errno != EBUSY && errno != ENOBUFS && errno != EINTR)
       break;  // (ENETDOWN, ENXIO: the device is going; what is queued goes with it)
     reap();   // (EAGAIN is also a full completion ring)
@@ -309,7 +314,7 @@ void XskSocket::send(Batch& batch, int select, CounterValues& tally) {
       }
     }
     xdp_desc* d = xsk_ring_prod__tx_desc(&tx_, idx);
-    if (lends_ && lendable(f.data, f.len)) {
+    if (lends() && lendable(f.data, f.len)) {
       d->addr = static_cast<std::uint64_t>(f.data - area_);  // where another socket received it
       ++lent;
     } else {
@@ -333,7 +338,7 @@ CounterValues XskSocket::kernel_drops() {
   if (::getsockopt(fd(), SOL_XDP, XDP_STATISTICS, &st, &len) != 0) return v;
   xdp_statistics tx_st{};  // (the transmitting socket's own)
   len = sizeof tx_st;
-  if (::getsockopt(tx_fd_, SOL_XDP, XDP_STATISTICS, &tx_st, &len) == 0)
+  if (::getsockopt(tx_fd(), SOL_XDP, XDP_STATISTICS, &tx_st, &len) == 0)
     st.tx_invalid_descs = tx_st.tx_invalid_descs;
   const std::uint64_t rx = st.rx_dropped + st.rx_ring_full;
   if (rx > seen_rx_drops_) {

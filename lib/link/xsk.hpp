@@ -135,22 +135,23 @@ class XskSocket {
   /// Points the descriptors still in the TX ring that are not its own frames at copies.
   void settle_lent();
   bool own_tx_frame(std::uint64_t addr) const { return addr - own_tx_ < kTxSize * kFrameSize; }
+  /// Whether it sends other sockets' frames where they lie (copy mode, in the shared area).
+  bool lends() const { return slot_ >= 0 && !zero_copy_; }
+  int tx_fd() const;
 
   std::uint8_t* area_ = nullptr;
   std::size_t area_size_ = 0;
   xsk_umem* umem_ = nullptr;
   xsk_socket* xsk_ = nullptr;     ///< receives
   xsk_socket* tx_xsk_ = nullptr;  ///< transmits: the same queue and UMEM (XDP_SHARED_UMEM)
-  int tx_fd_ = -1;
   xsk_ring_prod fill_{};
   xsk_ring_cons comp_{};
   xsk_ring_cons rx_{};
   xsk_ring_prod tx_{};
   bool zero_copy_ = false;
-  int slot_ = -1;             ///< its slot of the shared area; -1: area_ is its own mapping
-  std::uint64_t own_ = 0;     ///< where its frames start in area_ (receive, then transmit)
-  std::uint64_t own_tx_ = 0;  ///< where its transmit frames start
-  bool lends_ = false;        ///< sends other sockets' frames where they lie (copy mode, shared)
+  int slot_ = -1;                  ///< its slot of the shared area; -1: area_ is its own mapping
+  std::uint64_t own_ = 0;          ///< where its frames start in area_ (receive, then transmit)
+  std::uint64_t own_tx_ = 0;       ///< where its transmit frames start
   bool tx_budget_raised_ = false;  ///< XDP_MAX_TX_SKB_BUDGET took: one kick sends the ring
 
   // Receive: the window of the RX ring last peeked, and the frames handed out since release().
