@@ -12,6 +12,8 @@
 #   fdlinkd-mmap (packet_mmap + sendmmsg), fdlinkd-ring (packet_mmap + TX ring),
 #   fdlinkd-mmap2, fdlinkd-ring2 (the same with a TPACKET_V2 receive ring, ring.version = 2),
 #   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-xdp (af_xdp links: native XDP, copy mode),
+#   fdlinkd-xdp-alt (the same from the binary FDLINKD_ALT and with the link lines FDLINKD_ALT_LINK:
+#   an A/B of two builds or settings),
 #   fdlinkd-xdp-bp, fdlinkd-readv-bp, fdlinkd-ring2-bp (with [daemon] busy_poll = "200us"), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
 #   bridge's placement: veth GRO and NAPI on the forwarder's CPU; GSO passed through)
 #   Append "-rps" to any name (fdlinkd-ring-rps) to run it in `topo.sh place rps`: the
@@ -227,6 +229,7 @@ fdlinkd_config() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
     read -r n i k <<< "$link"
     if [ "$1" = af_xdp ]; then  # af_xdp links at their defaults (native XDP; copy mode on veth)
       printf '[[link]]\nname = "%s"\ntype = "af_xdp"\ninterface = "%s"\nsink = "%s"\n' "$n" "$i" "$k"
+      [ -z "${FDLINKD_XDP_LINK:-}" ] || printf '%s\n' "$FDLINKD_XDP_LINK"
       continue
     fi
     printf '[[link]]\nname = "%s"\ntype = "af_packet"\ninterface = "%s"\nsink = "%s"\n' "$n" "$i" "$k"
@@ -272,6 +275,12 @@ stop_fdlinkd-ring2() { stop_fdlinkd; }
 start_fdlinkd-mmsgring() { start_fdlinkd recvmmsg true; }
 start_fdlinkd-xdp() { start_fdlinkd af_xdp -; }
 stop_fdlinkd-xdp() { stop_fdlinkd; }
+# A/B: fdlinkd-xdp-alt is fdlinkd-xdp run from the binary FDLINKD_ALT (default: the same),
+# with the TOML lines FDLINKD_ALT_LINK added to each link (e.g. 'rx_batch = 256').
+start_fdlinkd-xdp-alt() {
+  FDLINKD=${FDLINKD_ALT:-$FDLINKD} FDLINKD_XDP_LINK=${FDLINKD_ALT_LINK:-} start_fdlinkd af_xdp -
+}
+stop_fdlinkd-xdp-alt() { stop_fdlinkd; }
 # The same with [daemon] busy_poll = "200us": after work, the worker polls before it sleeps.
 start_fdlinkd-xdp-bp() { FDLINKD_BUSY_POLL=200us start_fdlinkd af_xdp -; }
 stop_fdlinkd-xdp-bp() { stop_fdlinkd; }
