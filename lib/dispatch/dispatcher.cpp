@@ -330,7 +330,8 @@ Dispatcher::ReadEnd Dispatcher::read_xsk(CounterValues& tally) {
   while (batch_.size() < batch_.capacity()) {
     if (!xsk_->next(data, len)) return batch_.empty() ? ring_woke_empty(tally) : ReadEnd::drained;
     last_error_ = 0;
-    if (xsk_partial_ && len >= min_frame_) offload::complete_unmarked_partial(data, len, true);
+    if (xsk_partial_ && len >= min_frame_ && XskSocket::may_hold_partial(data))
+      offload::complete_unmarked_partial(data, len, true);
     accept_frame(data, len, false, tally);
   }
   return ReadEnd::full;

@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
+#include <string_view>
 
 #include "core/log.hpp"
 #include "link/netdev.hpp"
@@ -73,7 +74,7 @@ void AfXdpLink::detach_program() {
   map_fd_ = -1;
 }
 
-void AfXdpLink::attach_program(unsigned queues) {
+void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
   static std::once_flag print_once;
   std::call_once(print_once, [] { libbpf_set_print(libbpf_to_log); });
   const std::string on = where(config_.interface, config_.netns);
@@ -96,6 +97,15 @@ void AfXdpLink::attach_program(unsigned queues) {
   bpf_program* prog = bpf_object__find_program_by_name(program_, "fdlinkd_xsk");
   if (!map || !prog) throw LinkError("fdlinkd's XDP program is not the one it was built with");
   bpf_map__set_max_entries(map, queues);
+  // fdlinkd_mark_partials, the program's one read-only global (.rodata, set before loading).
+  bpf_map* ro = nullptr;
+  for (bpf_map* m = bpf_object__next_map(program_, nullptr); m;
+       m = bpf_object__next_map(program_, m)) {
+    if (bpf_map__is_internal(m) && std::string_view(bpf_map__name(m)).ends_with(".rodata")) ro = m;
+  }
+  const __u32 mark = mark_partials ? 1 : 0;
+  if (!ro || bpf_map__set_initial_value(ro, &mark, sizeof mark) != 0)
+    throw LinkError("fdlinkd's XDP program is not the one it was built with (its .rodata)");
   if (bpf_object__load(program_) != 0) {
     const int err = errno;
     throw LinkError("cannot load fdlinkd's XDP program for " + on + ": " +
@@ -166,7 +176,9 @@ void AfXdpLink::open_fds() {
   }
   ever_opened_ = true;
 
-  attach_program(queues);
+  const std::string driver = netdev::driver_of(ifname);
+  local_peer_ = driver == "veth" || driver == "tun";
+  attach_program(queues, local_peer_);
   if (config_.promisc) {
     promisc_fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // receives nothing
     packet_mreq mr{};
@@ -193,8 +205,6 @@ void AfXdpLink::open_fds() {
     budget = s->kick_budget();
     xsks_.push_back(std::move(s));
   }
-  const std::string driver = netdev::driver_of(ifname);
-  local_peer_ = driver == "veth" || driver == "tun";
   log::info("af_xdp_attached", "XDP program attached, AF_XDP sockets bound",
             {{"link", name()},
              {"interface", ifname},

@@ -57,8 +57,10 @@ class AfXdpLink : public Link {
   void open_fds() override;
 
  private:
-  /// Loads the XDP program, sized for `queues`, and attaches it to ifindex_.
-  void attach_program(unsigned queues);
+  /// Loads the XDP program, sized for `queues`, and attaches it to ifindex_. With
+  /// `mark_partials`, the program marks the frames whose checksum may be unfinished
+  /// (af_xdp_meta.h).
+  void attach_program(unsigned queues, bool mark_partials);
   void detach_program();
 
   unsigned ifindex_ = 0;

@@ -163,7 +163,7 @@ bool XskSocket::create(unsigned queue, const std::string& ifname, bool zero_copy
   uc.fill_size = kFillSize;
   uc.comp_size = kCompSize;
   uc.frame_size = kFrameSize;
-  uc.frame_headroom = 0;
+  uc.frame_headroom = FDLINKD_XDP_META_SIZE;
   err = -xsk_umem__create(&umem_, area_, area_size_, &fill_, &comp_, &uc);
   if (err != 0) {
     umem_ = nullptr;

@@ -13,7 +13,8 @@
 // ring, so the kernel always has buffers while fdlinkd holds a batch.
 //
 // Receive (the dispatcher's thread only): next() hands out frames where they lie in the UMEM,
-// with at least XDP_PACKET_HEADROOM (256 bytes) writable in front; release() gives the frames
+// with at least XDP_PACKET_HEADROOM (256 bytes) writable in front (its last 4 bytes hold
+// what fdlinkd's XDP program says of the frame: may_hold_partial); release() gives the frames
 // taken since the last call back to the fill ring once the batch that points into them is sent.
 //
 // Transmit (any worker, one at a time: a lock taken once per batch, uncontended unless
@@ -41,6 +42,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +51,7 @@
 #include "config/config.hpp"
 #include "core/batch.hpp"
 #include "core/counters.hpp"
+#include "link/af_xdp_meta.h"
 
 namespace fdlinkd {
 
@@ -86,8 +89,12 @@ class XskSocket {
   static constexpr std::uint32_t kRxSize = 2048, kFillSize = 2 * kRxSize;
   static constexpr std::uint32_t kTxSize = 2048, kCompSize = kTxSize;
   static constexpr std::size_t kFrameCount = kFillSize + kTxSize;
-  /// The largest frame a UMEM frame holds after the kernel's headroom.
-  static constexpr std::size_t kMaxFrame = kFrameSize - 256;
+  /// In front of each received frame: the kernel's headroom (XDP_PACKET_HEADROOM), and in it
+  /// the metadata of fdlinkd's XDP program (af_xdp_meta.h). The UMEM's own headroom is the
+  /// metadata's size, so the metadata and the frame's headers share a cache line.
+  static constexpr std::size_t kHeadroom = 256 + FDLINKD_XDP_META_SIZE;
+  /// The largest frame a UMEM frame holds after the headroom.
+  static constexpr std::size_t kMaxFrame = kFrameSize - kHeadroom;
 
   /// Binds a socket to queue `queue` of `ifname` (in the current network namespace). Throws
   /// std::runtime_error whose message says what the kernel refused and what to do.
@@ -109,6 +116,14 @@ class XskSocket {
   bool next(std::uint8_t*& data, std::uint32_t& len);
   /// Gives the frames taken since the last call back to the kernel (their batch is sent).
   void release();
+  /// Whether a frame from next() may hold a checksum left unfinished: fdlinkd's XDP program
+  /// marked it so, or left no mark. (Only on links whose program marks: sees_unmarked_partials.)
+  static bool may_hold_partial(const std::uint8_t* data) {
+    std::uint32_t meta;
+    std::memcpy(&meta, data - FDLINKD_XDP_META_SIZE, sizeof meta);
+    return (meta & FDLINKD_XDP_META_MAGIC_MASK) != FDLINKD_XDP_META_MAGIC ||
+           (meta & FDLINKD_XDP_META_CHECK) != 0;
+  }
 
   // --- Transmit: any worker ---
   /// Sends the frames of `batch` bound for `select` (all when < 0), counting them in `tally`.

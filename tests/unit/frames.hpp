@@ -80,4 +80,73 @@ inline Bytes tcp4_frame(std::size_t payload, std::uint8_t flags) {
   return f;
 }
 
+inline Bytes tcp6_frame(std::size_t payload, std::uint8_t flags) {
+  Bytes f(14 + 40 + 20 + payload);
+  f[12] = 0x86;
+  f[13] = 0xDD;
+  f[14] = 0x60;
+  put16(f, 18, 20 + payload);
+  f[20] = 6;
+  f[21] = 64;
+  f[22] = 0xFD;
+  f[37] = 1;
+  f[38] = 0xFD;
+  f[53] = 2;
+  put16(f, 54, 40000);
+  put16(f, 56, 5201);
+  put32(f, 58, 1000);
+  f[66] = 0x50;
+  f[67] = flags;
+  for (std::size_t i = 0; i < payload; ++i)
+    f[74 + i] = static_cast<std::uint8_t>(i * 13 + 1);
+  return f;
+}
+
+// Ethernet + IPv4 (no options) or IPv6 + UDP + payload.
+inline Bytes udp_frame(int version, std::size_t payload) {
+  const std::size_t ip = version == 4 ? 20 : 40;
+  Bytes f(14 + ip + 8 + payload);
+  if (version == 4) {
+    f[12] = 0x08;
+    f[14] = 0x45;
+    put16(f, 16, 20 + 8 + payload);
+    put16(f, 18, 0xFFFE);  // id close to wrapping
+    f[22] = 64;
+    f[23] = 17;
+    put32(f, 26, 0x0A000001);
+    put32(f, 30, 0x0A000002);
+  } else {
+    f[12] = 0x86;
+    f[13] = 0xDD;
+    f[14] = 0x60;
+    put16(f, 18, 8 + payload);
+    f[20] = 17;
+    f[21] = 64;
+    f[22] = 0xFD;
+    f[37] = 1;
+    f[38] = 0xFD;
+    f[53] = 2;
+  }
+  const std::size_t l4 = 14 + ip;
+  put16(f, l4, 40000);
+  put16(f, l4 + 2, 443);
+  put16(f, l4 + 4, 8 + payload);
+  for (std::size_t i = 0; i < payload; ++i)
+    f[l4 + 8 + i] = static_cast<std::uint8_t>(i * 11 + 5);
+  return f;
+}
+
+// The folded pseudo-header sum a stack leaves in the field of a frame whose checksum it
+// offloaded (CHECKSUM_PARTIAL), computed here word by word.
+inline std::uint16_t partial_field(const Bytes& f, int version, std::size_t l3, std::size_t l4,
+                                   std::uint8_t proto) {
+  std::uint32_t sum = proto + static_cast<std::uint32_t>(f.size() - l4);
+  const std::size_t from = version == 4 ? l3 + 12 : l3 + 8, to = version == 4 ? l3 + 20 : l3 + 40;
+  for (std::size_t o = from; o < to; o += 2)
+    sum += get16(f, o);
+  while (sum >> 16)
+    sum = (sum & 0xFFFF) + (sum >> 16);
+  return static_cast<std::uint16_t>(sum);
+}
+
 }  // namespace fdlinkd::test
