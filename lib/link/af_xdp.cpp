@@ -46,6 +46,27 @@ std::string where(const std::string& ifname, const std::string& netns) {
 
 }  // namespace
 
+bpf_object* open_xdp_program(unsigned queues, bool mark_partials) {
+  bpf_object_open_opts oo{};
+  oo.sz = sizeof oo;
+  oo.object_name = "fdlinkd_xdp";
+  bpf_object* obj = bpf_object__open_mem(kXdpProgram, kXdpProgram_size, &oo);
+  if (!obj) throw LinkError("cannot open fdlinkd's XDP program: " + errno_text(errno));
+  bpf_map* map = bpf_object__find_map_by_name(obj, "fdlinkd_xsks");
+  // fdlinkd_mark_partials, the program's one read-only global (.rodata, set before loading).
+  bpf_map* ro = nullptr;
+  for (bpf_map* m = bpf_object__next_map(obj, nullptr); m; m = bpf_object__next_map(obj, m))
+    if (bpf_map__is_internal(m) && std::string_view(bpf_map__name(m)).ends_with(".rodata")) ro = m;
+  const __u32 mark = mark_partials ? 1 : 0;
+  if (!map || !ro || !bpf_object__find_program_by_name(obj, "fdlinkd_xsk") ||
+      bpf_map__set_initial_value(ro, &mark, sizeof mark) != 0) {
+    bpf_object__close(obj);
+    throw LinkError("fdlinkd's XDP program is not the one it was built with");
+  }
+  bpf_map__set_max_entries(map, queues);
+  return obj;
+}
+
 AfXdpLink::~AfXdpLink() {
   close_retired();
   for (std::size_t i = 0; i < ports_.size(); ++i)
@@ -88,24 +109,7 @@ void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
                     config_.interface + "`, and detach it (`ip link set dev " + config_.interface +
                     " xdp off`) if nothing needs it");
 
-  bpf_object_open_opts oo{};
-  oo.sz = sizeof oo;
-  oo.object_name = "fdlinkd_xdp";
-  program_ = bpf_object__open_mem(kXdpProgram, kXdpProgram_size, &oo);
-  if (!program_) throw LinkError("cannot open fdlinkd's XDP program: " + errno_text(errno));
-  bpf_map* map = bpf_object__find_map_by_name(program_, "fdlinkd_xsks");
-  bpf_program* prog = bpf_object__find_program_by_name(program_, "fdlinkd_xsk");
-  if (!map || !prog) throw LinkError("fdlinkd's XDP program is not the one it was built with");
-  bpf_map__set_max_entries(map, queues);
-  // fdlinkd_mark_partials, the program's one read-only global (.rodata, set before loading).
-  bpf_map* ro = nullptr;
-  for (bpf_map* m = bpf_object__next_map(program_, nullptr); m;
-       m = bpf_object__next_map(program_, m)) {
-    if (bpf_map__is_internal(m) && std::string_view(bpf_map__name(m)).ends_with(".rodata")) ro = m;
-  }
-  const __u32 mark = mark_partials ? 1 : 0;
-  if (!ro || bpf_map__set_initial_value(ro, &mark, sizeof mark) != 0)
-    throw LinkError("fdlinkd's XDP program is not the one it was built with (its .rodata)");
+  program_ = open_xdp_program(queues, mark_partials);
   if (bpf_object__load(program_) != 0) {
     const int err = errno;
     throw LinkError("cannot load fdlinkd's XDP program for " + on + ": " +
@@ -114,12 +118,14 @@ void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
                                     "a seccomp filter that forbids bpf(2) says the same"
                                   : ""));
   }
-  map_fd_ = bpf_map__fd(map);
+  map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(program_, "fdlinkd_xsks"));
 
   bpf_link_create_opts lo{};
   lo.sz = sizeof lo;
   lo.flags = config_.xdp_skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
-  const int fd = bpf_link_create(bpf_program__fd(prog), static_cast<int>(ifindex_), BPF_XDP, &lo);
+  const int fd =
+      bpf_link_create(bpf_program__fd(bpf_object__find_program_by_name(program_, "fdlinkd_xsk")),
+                      static_cast<int>(ifindex_), BPF_XDP, &lo);
   if (fd < 0) {
     const int err = errno;
     std::string what = "cannot attach XDP to " + on + " in " +

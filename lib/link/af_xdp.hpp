@@ -31,6 +31,11 @@ struct bpf_object;
 
 namespace fdlinkd {
 
+/// fdlinkd's XDP program (af_xdp.bpf.c), opened from the daemon's own bytes and set up for
+/// `queues` sockets, marking frames whose checksum may be unfinished when `mark_partials`
+/// (af_xdp_meta.h); not loaded yet (bpf_object__load). Throws LinkError.
+bpf_object* open_xdp_program(unsigned queues, bool mark_partials);
+
 class AfXdpLink : public Link {
  public:
   using Link::Link;

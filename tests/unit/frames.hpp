@@ -80,18 +80,23 @@ inline Bytes tcp4_frame(std::size_t payload, std::uint8_t flags) {
   return f;
 }
 
-inline Bytes tcp6_frame(std::size_t payload, std::uint8_t flags) {
-  Bytes f(14 + 40 + 20 + payload);
+// Ethernet type IPv6 and an IPv6 header (fd00::1 -> fd00::2) carrying `l4_len` bytes of `proto`.
+inline void put_ipv6(Bytes& f, std::size_t l4_len, std::uint8_t proto) {
   f[12] = 0x86;
   f[13] = 0xDD;
   f[14] = 0x60;
-  put16(f, 18, 20 + payload);
-  f[20] = 6;
+  put16(f, 18, l4_len);
+  f[20] = proto;
   f[21] = 64;
   f[22] = 0xFD;
   f[37] = 1;
   f[38] = 0xFD;
   f[53] = 2;
+}
+
+inline Bytes tcp6_frame(std::size_t payload, std::uint8_t flags) {
+  Bytes f(14 + 40 + 20 + payload);
+  put_ipv6(f, 20 + payload, 6);
   put16(f, 54, 40000);
   put16(f, 56, 5201);
   put32(f, 58, 1000);
@@ -116,16 +121,7 @@ inline Bytes udp_frame(int version, std::size_t payload) {
     put32(f, 26, 0x0A000001);
     put32(f, 30, 0x0A000002);
   } else {
-    f[12] = 0x86;
-    f[13] = 0xDD;
-    f[14] = 0x60;
-    put16(f, 18, 8 + payload);
-    f[20] = 17;
-    f[21] = 64;
-    f[22] = 0xFD;
-    f[37] = 1;
-    f[38] = 0xFD;
-    f[53] = 2;
+    put_ipv6(f, 8 + payload, 17);
   }
   const std::size_t l4 = 14 + ip;
   put16(f, l4, 40000);

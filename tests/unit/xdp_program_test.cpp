@@ -11,39 +11,22 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
-#include <string_view>
 #include <vector>
 
 #include "frames.hpp"
+#include "link/af_xdp.hpp"
 #include "link/af_xdp_meta.h"
 #include "offload/checksum.hpp"
-
-namespace fdlinkd {
-extern const unsigned char kXdpProgram[];
-extern const std::size_t kXdpProgram_size;
-}  // namespace fdlinkd
 
 using namespace fdlinkd;
 using namespace fdlinkd::test;
 
 namespace {
 
-// The embedded program, loaded (not attached) with fdlinkd_mark_partials set to `mark`.
+// The daemon's program as the link opens it (open_xdp_program), loaded but not attached.
 class Program {
  public:
-  explicit Program(bool mark) {
-    bpf_object_open_opts oo{};
-    oo.sz = sizeof oo;
-    obj_ = bpf_object__open_mem(kXdpProgram, kXdpProgram_size, &oo);
-    REQUIRE(obj_ != nullptr);
-    bpf_map* ro = nullptr;
-    for (bpf_map* m = bpf_object__next_map(obj_, nullptr); m; m = bpf_object__next_map(obj_, m)) {
-      const std::string_view n = bpf_map__name(m);
-      if (bpf_map__is_internal(m) && n.ends_with(".rodata")) ro = m;
-    }
-    REQUIRE(ro != nullptr);
-    const __u32 value = mark ? 1 : 0;
-    REQUIRE(bpf_map__set_initial_value(ro, &value, sizeof value) == 0);
+  explicit Program(bool mark) : obj_(open_xdp_program(1, mark)) {
     REQUIRE(bpf_object__load(obj_) == 0);
     fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, "fdlinkd_xsk"));
     REQUIRE(fd_ >= 0);
