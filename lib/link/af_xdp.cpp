@@ -52,13 +52,13 @@ bpf_object* open_xdp_program(unsigned queues, bool mark_partials) {
   oo.object_name = "fdlinkd_xdp";
   bpf_object* obj = bpf_object__open_mem(kXdpProgram, kXdpProgram_size, &oo);
   if (!obj) throw LinkError("cannot open fdlinkd's XDP program: " + errno_text(errno));
-  bpf_map* map = bpf_object__find_map_by_name(obj, "fdlinkd_xsks");
+  bpf_map* map = bpf_object__find_map_by_name(obj, kXdpSocketMap);
   // fdlinkd_mark_partials, the program's one read-only global (.rodata, set before loading).
   bpf_map* ro = nullptr;
   for (bpf_map* m = bpf_object__next_map(obj, nullptr); m; m = bpf_object__next_map(obj, m))
     if (bpf_map__is_internal(m) && std::string_view(bpf_map__name(m)).ends_with(".rodata")) ro = m;
   const __u32 mark = mark_partials ? 1 : 0;
-  if (!map || !ro || !bpf_object__find_program_by_name(obj, "fdlinkd_xsk") ||
+  if (!map || !ro || !bpf_object__find_program_by_name(obj, kXdpProgramName) ||
       bpf_map__set_initial_value(ro, &mark, sizeof mark) != 0) {
     bpf_object__close(obj);
     throw LinkError("fdlinkd's XDP program is not the one it was built with");
@@ -118,13 +118,13 @@ void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
                                     "a seccomp filter that forbids bpf(2) says the same"
                                   : ""));
   }
-  map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(program_, "fdlinkd_xsks"));
+  map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(program_, kXdpSocketMap));
 
   bpf_link_create_opts lo{};
   lo.sz = sizeof lo;
   lo.flags = config_.xdp_skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
   const int fd =
-      bpf_link_create(bpf_program__fd(bpf_object__find_program_by_name(program_, "fdlinkd_xsk")),
+      bpf_link_create(bpf_program__fd(bpf_object__find_program_by_name(program_, kXdpProgramName)),
                       static_cast<int>(ifindex_), BPF_XDP, &lo);
   if (fd < 0) {
     const int err = errno;

@@ -31,6 +31,10 @@ struct bpf_object;
 
 namespace fdlinkd {
 
+/// The names of the program and of its XSKMAP in af_xdp.bpf.c.
+inline constexpr const char* kXdpProgramName = "fdlinkd_xsk";
+inline constexpr const char* kXdpSocketMap = "fdlinkd_xsks";
+
 /// fdlinkd's XDP program (af_xdp.bpf.c), opened from the daemon's own bytes and set up for
 /// `queues` sockets, marking frames whose checksum may be unfinished when `mark_partials`
 /// (af_xdp_meta.h); not loaded yet (bpf_object__load). Throws LinkError.

@@ -28,7 +28,7 @@ class Program {
  public:
   explicit Program(bool mark) : obj_(open_xdp_program(1, mark)) {
     REQUIRE(bpf_object__load(obj_) == 0);
-    fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, "fdlinkd_xsk"));
+    fd_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, kXdpProgramName));
     REQUIRE(fd_ >= 0);
   }
   ~Program() { bpf_object__close(obj_); }
