@@ -67,9 +67,15 @@ struct RingConfig {
   // block_timeout passes, so the timeout bounds the latency at low rates. version = 2:
   // TPACKET_V2, one slot of frame_size per frame, each handed over as it lands (a frame larger
   // than a slot comes through the socket's queue instead).
+  //
+  // At a low rate every block_timeout retires a block holding a few frames, so the ring holds
+  // block_count timeouts of traffic while a worker is away, whatever its size in bytes: 16
+  // blocks lost frames at 20 kpps when a worker stalled for 25-30 ms (a busy host), where a
+  // socket's 4 MiB queue (readv, recvmmsg) took 200 ms. 64 blocks of 128 KiB (8 MiB per fd)
+  // took 100 ms; a block still holds a 64 KiB GSO super-frame.
   unsigned version = 3;
-  std::uint32_t block_size = 256 * 1024;
-  std::uint32_t block_count = 16;
+  std::uint32_t block_size = 128 * 1024;
+  std::uint32_t block_count = 64;
   std::uint32_t frame_size = 2048;
   std::chrono::milliseconds block_timeout{1};
   // TX: TPACKET_V2, fixed slots of the smallest power of two that holds a frame.
