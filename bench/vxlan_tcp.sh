@@ -32,7 +32,6 @@ up() {  # up kernel|fdlinkd
   ip -n tv-b addr add 10.96.0.2/24 dev ub
   for x in a b; do
     ip -n tv-$x link set u$x up
-    ip netns exec tv-$x ethtool -K u$x tx off >/dev/null
   done
   ip -n tv-a link add vx0 type vxlan id 42 dstport 4789 local 10.96.0.1 remote 10.96.0.2 dev ua
   ip -n tv-a link add br0 type bridge

@@ -161,9 +161,11 @@ struct LinkConfig {
   /// sockets always do (PACKET_VNET_HDR): on receive it is how the kernel says that a frame's
   /// checksum is unfinished or that it is a GSO super-frame.
   bool vnet_fd() const { return type == LinkType::af_packet || vnet_hdr; }
-  /// Largest frame this link may receive: GSO super-frames where the fd can deliver them.
+  /// Largest frame this link may receive: GSO super-frames where the fd can deliver them (a
+  /// vxlan link's socket gets a kernel VTEP's tunnel GSO datagrams whole).
   std::size_t rx_capacity() const {
-    return vnet_fd() && gso_max_size > frame_capacity() ? gso_max_size : frame_capacity();
+    const bool gso = vnet_fd() || type == LinkType::vxlan;
+    return gso && gso_max_size > frame_capacity() ? gso_max_size : frame_capacity();
   }
 };
 

@@ -222,15 +222,15 @@ void Dispatcher::stamp_time() {
 }
 
 bool Dispatcher::accept_frame(std::uint8_t* data, std::size_t len, bool truncated,
-                              CounterValues& tally) {
+                              CounterValues& tally, bool vnet) {
   ++tally.rx_packets;
   tally.rx_bytes += len;
-  const RxLimits limits{batch_.frame_capacity(), wire_capacity_, min_frame_, vnet_};
+  const RxLimits limits{batch_.frame_capacity(), wire_capacity_, min_frame_, vnet};
   if (auto why = classify_rx(data, len, truncated, limits)) {
     ++tally.drop(*why);
     return false;
   }
-  batch_.push(data, static_cast<std::uint32_t>(len), vnet_);
+  batch_.push(data, static_cast<std::uint32_t>(len), vnet);
   return true;
 }
 
@@ -452,7 +452,23 @@ Dispatcher::ReadEnd Dispatcher::read_vxlan(CounterValues& tally) {
       ++t.drop(*why);
       continue;
     }
-    if (accept_frame(slot, len, truncated, t)) {
+    // A kernel VTEP on this host (across a veth, offloads on) leaves the inner TCP/UDP
+    // checksum to "the next hop": its skb says so, but the datagram a UDP socket reads does
+    // not. Such a frame would leave fdlinkd with a checksum nobody finishes (TCP stalls), so
+    // it is finished here, as af_xdp does for a veth's frames (the field holds exactly the
+    // pseudo-header sum and the checksum does not verify: nothing else is touched).
+    // A kernel VTEP's TCP super-frame (tunnel GSO across a veth) comes whole, with its
+    // checksum and segmentation left to the device: it gets the virtio-net header that says
+    // so (over the VXLAN header, read already), and goes on as any GSO super-frame does.
+    bool gso = false;
+    if (!truncated && len > wire_capacity_) {
+      VirtioNetHdr vh;
+      gso = offload::gso_header_for_unmarked(slot, len, members_[m].link->config().mtu, vh);
+      if (gso) std::memcpy(slot - sizeof vh, &vh, sizeof vh);
+    } else if (!truncated) {
+      offload::complete_unmarked_partial(slot, seen, true);
+    }
+    if (accept_frame(slot, len, truncated, t, gso)) {
       member_of_[batch_.size() - 1] = static_cast<std::uint16_t>(m);
       mixed_ |= m != 0;
     }

@@ -98,7 +98,13 @@ class Dispatcher : public HoldWaiter {
   /// packet_mmap: a wake-up with no frame in the ring; collects a pending socket error.
   ReadEnd ring_woke_empty(CounterValues& tally);
   /// Checks one received frame: pushes it into the batch (true) or counts why it was dropped.
-  bool accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally);
+  /// `vnet`: a virtio-net header sits before it (the link's own setting, or a vxlan link's
+  /// super-frame that was given one).
+  bool accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally,
+                    bool vnet);
+  bool accept_frame(std::uint8_t* data, std::size_t len, bool truncated, CounterValues& tally) {
+    return accept_frame(data, len, truncated, tally, vnet_);
+  }
   /// Sets the receive time of every frame of batch_ to now.
   void stamp_time();
   /// Handles a failed read; returns how the loop ends.

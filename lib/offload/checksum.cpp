@@ -138,6 +138,29 @@ bool complete_unmarked_partial(std::uint8_t* f, std::size_t len, bool l2) {
   return true;
 }
 
+bool gso_header_for_unmarked(const std::uint8_t* f, std::size_t len, unsigned mtu,
+                             VirtioNetHdr& h) {
+  PacketInfo info;
+  if (!parse_headers(f, len, true, info) || info.fragment || info.l4_proto != kProtoTcp)
+    return false;
+  if (ip_packet_end(f, len, info) != len) return false;  // (its IP length covers it all)
+  const std::size_t l4_len = len - info.l4;
+  const std::size_t field = l4_checksum_at(info);
+  if (load16(f + field) != fold(pseudo_sum(f, info, l4_len))) return false;
+  const std::size_t l3_headers = info.headers - info.l3;  // IP and TCP headers
+  if (mtu <= l3_headers) return false;
+  const std::size_t mss = mtu - l3_headers;
+  if (len - info.headers <= mss || mss > 0xFFFF) return false;  // (not larger than one segment)
+  h = {};
+  h.flags = VirtioNetHdr::kNeedsCsum;
+  h.gso_type = info.ip_version == 4 ? VirtioNetHdr::kGsoTcpV4 : VirtioNetHdr::kGsoTcpV6;
+  h.hdr_len = info.headers;
+  h.gso_size = static_cast<std::uint16_t>(mss);
+  h.csum_start = info.l4;
+  h.csum_offset = 16;
+  return true;
+}
+
 void write_ipv4_checksum(std::uint8_t* f, const PacketInfo& info) {
   const std::size_t ihl = (f[info.l3] & 0x0F) * 4u;
   store16(f + info.l3 + 10, 0);

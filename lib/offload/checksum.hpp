@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/virtio_net.hpp"
 #include "offload/headers.hpp"
 
 namespace fdlinkd::offload {
@@ -44,6 +45,17 @@ void seed_partial(std::uint8_t* frame, const PacketInfo& info, std::size_t l4_le
 /// does not verify and the field is exactly that sum, completes it in place and returns true.
 /// Any other frame (a valid one, a corrupt one, not TCP/UDP, a fragment) is left as it is.
 bool complete_unmarked_partial(std::uint8_t* frame, std::size_t len, bool l2);
+
+/// A TCP super-frame that a local stack sent with its checksum and segmentation left to the
+/// device, seen without the note that says so: a kernel VTEP's inner frame across a veth
+/// (its UDP tunnel GSO datagram reaches a UDP socket whole). Its checksum field holds the
+/// pseudo-header sum over the whole TCP length. When `frame` (Ethernet) is such a frame,
+/// larger than L3 MTU `mtu` allows, fills `h` with what the device's note would have said
+/// (NEEDS_CSUM; TCPv4 or TCPv6; gso_size the largest payload `mtu` leaves after this frame's
+/// IP and TCP headers, which is the sender's MSS when its MTU is the tunnel's) and returns
+/// true. False for any other frame.
+bool gso_header_for_unmarked(const std::uint8_t* frame, std::size_t len, unsigned mtu,
+                             VirtioNetHdr& h);
 
 /// Writes the IPv4 header checksum.
 void write_ipv4_checksum(std::uint8_t* frame, const PacketInfo& info);

@@ -7,8 +7,9 @@
 #                an af_packet link on a veth to namespace hb (10.99.0.2, fd99::2)
 #   underlay a <-> b: IPv4 (v4) or IPv6 (v6)
 # Checks: inner IPv4 and IPv6 pings 0% loss; `fdlinkctl fdb` shows br0's MAC on the vxlan port
-# with a's address as its remote; 5 MiB of TCP each way, SHA-256 equal, and with gro = true on
-# the lan link hb0 receives TCP super-frames; tshark on the
+# with a's address as its remote; 5 MiB of TCP each way at every veth's default offloads (the
+# kernel VTEP's unfinished inner checksums and its tunnel GSO datagrams), SHA-256 equal; with
+# gro = true on the lan link hb0 receives TCP super-frames made of wire segments; tshark on the
 # underlay decodes fdlinkd's datagrams as VXLAN VNI 42 with correct outer UDP checksums; a wrong
 # VNI, bad flags and a datagram shorter than the VXLAN header are each counted under their
 # reason, and fdlinkd goes on; a frame larger than the tunnel's MTU is too_big.
@@ -71,29 +72,12 @@ grep -qE "%ub:4789$" <<< "$socks" || fail "the receiving socket is not bound to 
 ! grep -vqE "%ub:[0-9]+$" <<< "$socks" || fail "a UDP socket not bound to ub: $socks"
 pass "interface = ub: all $(wc -l <<< "$socks") UDP sockets bound to ub"
 
-# Checksums on the underlay are finished in software, as a NIC would finish them: with offload
-# on, a veth hands packets on with their checksums unfinished. For a's kernel VTEP that is the
-# inner TCP checksum (its skb says "finish this" to the next hop, and a UDP socket that reads
-# the datagram gets the bytes without that note); for b's the outer UDP checksum, which tshark
-# checks below.
-ip netns exec "$ID-a" ethtool -K ua tx off >/dev/null
-ip netns exec "$ID-b" ethtool -K ub tx off >/dev/null
-# tshark on the underlay while the pings run.
-ip netns exec "$ID-a" timeout 20 tshark -i ua -n -f "udp port 4789" -c 40 -w "$TMP/under.pcap" 2>/dev/null &
-TS=$!
-BACKGROUND+=("$TS")
-sleep 1
+# Every veth at its default offloads (TX checksum offload on): a's kernel VTEP then sends the
+# inner TCP checksum unfinished (its skb says "the next hop finishes it"; the datagram
+# fdlinkd's UDP socket reads does not), and fdlinkd finishes it. TCP both ways must arrive
+# whole; before fdlinkd did that, TCP from hb to a moved nothing.
 ping_ok "$ID-hb" 10.99.0.1 20
 ping_ok "$ID-hb" fd99::1 20
-wait "$TS" || true
-src_field=ip.src; [ "$MODE" = v6 ] && src_field=ipv6.src
-fields=$(tshark -r "$TMP/under.pcap" -n -o udp.check_checksum:TRUE -Y "$src_field == $B" \
-  -T fields -e vxlan.vni -e udp.checksum.status 2>/dev/null | sort | uniq -c)
-echo "$fields"
-grep -qE "^ +[0-9]+ 42	1$" <<< "$fields" || fail "no VXLAN VNI 42 datagram from fdlinkd with a good UDP checksum: $fields"
-! grep -qvE "^ +[0-9]+ 42	1$" <<< "$fields" || fail "datagrams from fdlinkd that are not VNI 42 with a good UDP checksum: $fields"
-pass "tshark decodes fdlinkd's datagrams as VXLAN VNI 42, outer UDP checksums good"
-
 # The bridge learned br0's MAC on the vxlan port, behind VTEP $A.
 brmac=$(ip -n "$ID-a" -j link show br0 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
 fdb=$("$FDLINKCTL" -s "$CTL" fdb)
@@ -102,8 +86,14 @@ grep -qE "^ +$brmac +0 +tun +[0-9]+ +no +$A\$" <<< "$fdb" || fail "fdlinkctl fdb
 pass "fdlinkctl fdb: $brmac on port tun, remote $A"
 
 tcp_ok "$ID-hb" "$ID-a" 10.99.0.1 5
-# Out of the tunnel, lan has gro = true: hb's stack gets TCP super-frames (as behind the
-# kernel's GRO), and every byte still arrives (SHA-256).
+# The other way, a's kernel VTEP hands the veth whole TCP super-frames in one UDP datagram
+# each (tunnel GSO): fdlinkd gives each the virtio-net header the kernel would have, and lan
+# (vnet_hdr) passes it on whole.
+tcp_ok "$ID-a" "$ID-hb" 10.99.0.2 5
+# Out of the tunnel, lan has gro = true: with a's offloads off its VTEP sends wire-sized
+# segments, which fdlinkd merges, so hb's stack gets TCP super-frames (as behind the kernel's
+# GRO), and every byte still arrives (SHA-256).
+ip netns exec "$ID-a" ethtool -K ua tx off >/dev/null
 ip netns exec "$ID-hb" timeout 20 tshark -i hb0 -n -s 96 -f "tcp port 5001" -w "$TMP/hb.pcap" 2>"$TMP/hb.err" &
 TD=$!
 BACKGROUND+=("$TD")
@@ -116,6 +106,25 @@ wait "$TD" 2>/dev/null || true
 big=$(tshark -r "$TMP/hb.pcap" -n -Y "frame.len > $((MTU + 14))" 2>/dev/null | wc -l)
 [ "$big" -gt 0 ] || fail "gro = true: no frame larger than the MTU reached hb0"
 pass "gro = true: $big TCP super-frames larger than $((MTU + 14)) bytes reached hb0"
+
+# The outer UDP checksums fdlinkd's sockets send: with ub's TX checksum offload on, the kernel
+# leaves them for the device to finish (a veth never does, its peer trusts the note), so
+# tshark on the far side checks them with offload off, as a NIC would have finished them.
+ip netns exec "$ID-b" ethtool -K ub tx off >/dev/null
+# tshark on the underlay while the pings run.
+ip netns exec "$ID-a" timeout 20 tshark -i ua -n -f "udp port 4789" -c 40 -w "$TMP/under.pcap" 2>/dev/null &
+TS=$!
+BACKGROUND+=("$TS")
+sleep 1
+ping_ok "$ID-hb" 10.99.0.1 20
+wait "$TS" || true
+src_field=ip.src; [ "$MODE" = v6 ] && src_field=ipv6.src
+fields=$(tshark -r "$TMP/under.pcap" -n -o udp.check_checksum:TRUE -Y "$src_field == $B" \
+  -T fields -e vxlan.vni -e udp.checksum.status 2>/dev/null | sort | uniq -c)
+echo "$fields"
+grep -qE "^ +[0-9]+ 42	1$" <<< "$fields" || fail "no VXLAN VNI 42 datagram from fdlinkd with a good UDP checksum: $fields"
+! grep -qvE "^ +[0-9]+ 42	1$" <<< "$fields" || fail "datagrams from fdlinkd that are not VNI 42 with a good UDP checksum: $fields"
+pass "tshark decodes fdlinkd's datagrams as VXLAN VNI 42, outer UDP checksums good"
 
 # Hostile datagrams from a's side: each counted under its reason, and the tunnel goes on.
 ip netns exec "$ID-a" "$PY" - "$FDLINKCTL" "$CTL" "$B" <<'PYEOF' || fail "bad VXLAN datagrams"

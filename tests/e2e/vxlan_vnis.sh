@@ -18,8 +18,6 @@ veth "$ID-b" p43 "$ID-h43" e43
 A=10.88.0.1 B=10.88.0.2
 ip -n "$ID-a" addr add $A/24 dev ua
 ip -n "$ID-b" addr add $B/24 dev ub
-ip netns exec "$ID-a" ethtool -K ua tx off >/dev/null
-ip netns exec "$ID-b" ethtool -K ub tx off >/dev/null
 for v in 42 43; do
   ip -n "$ID-a" link add vx$v type vxlan id $v dstport 4789 local $A remote $B dev ua
   ip -n "$ID-a" link add br$v type bridge

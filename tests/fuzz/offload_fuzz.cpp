@@ -2,7 +2,8 @@
 // same steps a received frame takes: classify_rx (dispatch/), then egress preparation
 // for a target chosen by one byte (plain or vnet_hdr, Ethernet or bare IP): checksum
 // completion, TCP and UDP segmentation, GRO-to-GSO conversion; and, as an af_xdp link on a
-// veth does, the completion of an offloaded checksum that arrived unmarked. Nothing may crash, read
+// veth does, the completion of an offloaded checksum that arrived unmarked, and, as a vxlan link
+// does, the virtio header given to a kernel VTEP's unmarked super-frame. Nothing may crash, read
 // or write out of bounds, or hit undefined behaviour (run with ASan and UBSan by run.sh).
 #include <cstdint>
 #include <cstring>
@@ -23,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < sizeof(VirtioNetHdr) + 1) return 0;
   VirtioNetHdr h;
   std::memcpy(&h, data, sizeof h);
-  // bit 0: bare IP (TUN); 1: vnet fd; 2: passthrough; 3: received on an af_xdp link on a veth
+  // bit 0: bare IP (TUN); 1: vnet fd; 2: passthrough; 3: received on an af_xdp link on a veth;
+  // 4: received on a vxlan link
   const std::uint8_t pick = data[sizeof h];
   const bool l2 = (pick & 1) == 0;
   const std::uint8_t* frame = data + sizeof h + 1;
@@ -37,6 +39,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::uint8_t* slot = in.slot(0);
   std::memcpy(slot, frame, len);
   std::memcpy(slot - sizeof h, &h, sizeof h);  // where dispatchers put it: in the headroom
+  if ((pick & 16) && l2) {  // (read_vxlan: a super-frame gets the header a kernel VTEP's lost)
+    VirtioNetHdr vh;
+    if (offload::gso_header_for_unmarked(slot, len, 1450, vh)) {
+      offload::PacketInfo info;
+      FUZZ_CHECK(!offload::check_vnet(vh, slot, len, true, info));  // what it says must hold
+      std::memcpy(slot - sizeof vh, &vh, sizeof vh);
+    }
+  }
   // What every receive mode lets in (classify_rx: header checks, sizes); the rest is a named
   // drop on the receiving link.
   const RxLimits limits{in.frame_capacity(), l2 ? 1518u : 1500u, l2 ? 14u : 1u, true};

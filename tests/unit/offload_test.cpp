@@ -518,6 +518,53 @@ TEST_CASE("an offloaded checksum that XDP hands over unmarked is completed and n
   CHECK(frag == frag_before);
 }
 
+TEST_CASE("a kernel VTEP's unmarked TCP super-frame gets the virtio header it lost") {
+  // IPv4: 20 + 4 bytes of IP header, 32 of TCP: at MTU 1450, 1394 bytes of payload a segment.
+  Bytes f = tcp4_frame(5000, kAck | kPsh);
+  put16(f, 38 + 16, partial_field(f, 4, 14, 38, 6));
+  VirtioNetHdr h;
+  REQUIRE(gso_header_for_unmarked(f.data(), f.size(), 1450, h));
+  CHECK(h.flags == VirtioNetHdr::kNeedsCsum);
+  CHECK(h.gso_type == VirtioNetHdr::kGsoTcpV4);
+  CHECK(h.gso_size == 1450 - 24 - 32);
+  CHECK(h.hdr_len == 70);
+  CHECK(h.csum_start == 38);
+  CHECK(h.csum_offset == 16);
+  // What it says holds, and cutting it as it says gives valid wire segments.
+  PacketInfo info;
+  CHECK_FALSE(check_vnet(h, f.data(), f.size(), true, info));
+  Batch out(8, 2048);
+  REQUIRE(segment(f.data(), f.size(), info, h.gso_size, out));
+  CHECK(out.size() == 4);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const Bytes seg(out[i].data, out[i].data + out[i].len);
+    CHECK(seg.size() <= 1450 + 14);
+    CHECK(verify_l4(seg, 4, 14, 38, 6) == 0);
+  }
+
+  // IPv6, MTU 1430 (the kernel's VXLAN over IPv6).
+  Bytes g = tcp6_frame(4000, kAck);
+  put16(g, 54 + 16, partial_field(g, 6, 14, 54, 6));
+  REQUIRE(gso_header_for_unmarked(g.data(), g.size(), 1430, h));
+  CHECK(h.gso_type == VirtioNetHdr::kGsoTcpV6);
+  CHECK(h.gso_size == 1430 - 40 - (get16(g, 54 + 12) >> 12) * 4);
+
+  // Not such a frame: one that fits a segment, a finished checksum, UDP, Ethernet padding.
+  Bytes small = tcp4_frame(1000, kAck);
+  put16(small, 38 + 16, partial_field(small, 4, 14, 38, 6));
+  CHECK_FALSE(gso_header_for_unmarked(small.data(), small.size(), 1450, h));
+  Bytes done = tcp4_frame(5000, kAck);
+  put16(done, 38 + 16, 0);
+  put16(done, 38 + 16, verify_l4(done, 4, 14, 38, 6));
+  CHECK_FALSE(gso_header_for_unmarked(done.data(), done.size(), 1450, h));
+  Bytes u = udp_frame(4, 5000);
+  put16(u, 34 + 6, partial_field(u, 4, 14, 34, 17));
+  CHECK_FALSE(gso_header_for_unmarked(u.data(), u.size(), 1450, h));
+  Bytes padded = f;
+  padded.push_back(0);
+  CHECK_FALSE(gso_header_for_unmarked(padded.data(), padded.size(), 1450, h));
+}
+
 TEST_CASE("every malformed virtio header is named") {
   Bytes f = tcp4_frame(2000, kAck);
   PacketInfo info;
