@@ -4,6 +4,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+// The journal's CODE_FILE, CODE_LINE and CODE_FUNC are the caller's (write()'s `where`), not
+// those sd_journal_sendv's macro would record: this file.
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include <atomic>
@@ -42,9 +45,11 @@ int syslog_priority(Level l) {
 }
 
 // One journal entry: MESSAGE is the text line without its timestamp (journald stamps it),
-// every field is a field of its own, upper case (EVENT=, LINK=, SINK=, QUEUE=, ...).
+// every field is a field of its own, upper case (EVENT=, LINK=, SINK=, QUEUE=, ...), and the
+// code location is the call site's (its path as the build names it: relative to the source
+// tree, -ffile-prefix-map).
 void send_journal(Level level, std::string_view event, std::string_view msg,
-                  std::span<const Field> fields) {
+                  std::span<const Field> fields, const std::source_location& where) {
   std::vector<std::string> items;
   items.reserve(fields.size() + 4);
   std::string message = std::string(event) + ": " + std::string(msg);
@@ -58,6 +63,9 @@ void send_journal(Level level, std::string_view event, std::string_view msg,
   items.push_back("PRIORITY=" + std::to_string(syslog_priority(level)));
   items.push_back("SYSLOG_IDENTIFIER=fdlinkd");
   items.push_back("EVENT=" + std::string(event));
+  items.push_back("CODE_FILE=" + std::string(where.file_name()));
+  items.push_back("CODE_LINE=" + std::to_string(where.line()));
+  items.push_back("CODE_FUNC=" + std::string(where.function_name()));
   for (const auto& f : fields) {
     std::string k;
     for (char c : f.key)
@@ -272,11 +280,11 @@ std::string render(Format format, Level level, std::string_view event, std::stri
   return out;
 }
 
-void write(Level level, std::string_view event, std::string_view msg,
-           std::span<const Field> fields) {
+void write(Level level, std::string_view event, std::string_view msg, std::span<const Field> fields,
+           std::source_location where) {
   if (level < g_level.load()) return;
   if (g_journal.load(std::memory_order_relaxed)) {
-    send_journal(level, event, msg, fields);
+    send_journal(level, event, msg, fields, where);
     return;
   }
   const std::string line = render(g_format, level, event, msg, fields, now_iso8601());

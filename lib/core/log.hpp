@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <source_location>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,18 +44,21 @@ struct Field {
 /// Sets up the process-wide logger. Safe to call again (e.g. after the config is read).
 /// When stderr is systemd's journal stream (JOURNAL_STREAM), entries go to the journal with
 /// sd_journal_send instead: PRIORITY from the level (error 3, warn 4, info 6, debug 7),
-/// MESSAGE, EVENT and every field upper case (LINK=, SINK=, QUEUE=, ...).
+/// MESSAGE, EVENT, every field upper case (LINK=, SINK=, QUEUE=, ...) and the place that
+/// logged (CODE_FILE relative to the source tree, CODE_LINE, CODE_FUNC).
 void init(Level level, Format format);
 /// Whether log lines go to the journal as structured entries.
 bool to_journal();
 void set_level(Level level);
 Format format();
 
-void write(Level level, std::string_view event, std::string_view msg,
-           std::span<const Field> fields);
+/// `where`: the call site, which the journal records (every logging call passes it on).
+void write(Level level, std::string_view event, std::string_view msg, std::span<const Field> fields,
+           std::source_location where = std::source_location::current());
 inline void write(Level level, std::string_view event, std::string_view msg,
-                  std::initializer_list<Field> fields = {}) {
-  write(level, event, msg, std::span<const Field>(fields.begin(), fields.size()));
+                  std::initializer_list<Field> fields = {},
+                  std::source_location where = std::source_location::current()) {
+  write(level, event, msg, std::span<const Field>(fields.begin(), fields.size()), where);
 }
 
 /// Renders one line without the trailing newline (exposed for tests).
@@ -65,17 +69,21 @@ std::string render(Format format, Level level, std::string_view event, std::stri
 /// byte that is not valid UTF-8 becomes the text \xNN, so every line is valid JSON).
 void append_json_string(std::string& out, std::string_view s);
 
-inline void debug(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {
-  write(Level::debug, ev, msg, f);
+inline void debug(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {},
+                  std::source_location where = std::source_location::current()) {
+  write(Level::debug, ev, msg, f, where);
 }
-inline void info(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {
-  write(Level::info, ev, msg, f);
+inline void info(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {},
+                 std::source_location where = std::source_location::current()) {
+  write(Level::info, ev, msg, f, where);
 }
-inline void warn(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {
-  write(Level::warn, ev, msg, f);
+inline void warn(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {},
+                 std::source_location where = std::source_location::current()) {
+  write(Level::warn, ev, msg, f, where);
 }
-inline void error(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {}) {
-  write(Level::error, ev, msg, f);
+inline void error(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {},
+                  std::source_location where = std::source_location::current()) {
+  write(Level::error, ev, msg, f, where);
 }
 
 }  // namespace fdlinkd::log

@@ -194,15 +194,28 @@ def one(**want):
 f = one(EVENT="link_open_failed")
 assert f["PRIORITY"] == "3" and f["LINK"] == "x" and "no-such-if" in f["MESSAGE"], f
 assert f["SYSLOG_IDENTIFIER"] == "fdlinkd", f
+# The code location is the place that logged, named relative to the source tree.
+assert f["CODE_FILE"] == "lib/runtime/runtime.cpp" and "open_links" in f["CODE_FUNC"], f
+assert int(f["CODE_LINE"]) > 0, f
+for e in es:
+    assert not e["CODE_FILE"].startswith("/") and e["CODE_FILE"] != "lib/core/log.cpp", e
 assert one(EVENT="ready")["PRIORITY"] == "6"
 c = one(EVENT="config_error", LINE="2")
 assert c["PRIORITY"] == "3" and c["LINE"] == "2" and c["COLUMN"] == "11" and "workers" in c["MESSAGE"], c
 q = one(EVENT="queue_stats", LINK="a", QUEUE="1")
 s = one(EVENT="stats", SINK="unused-bridge")
 assert one(EVENT="fdb_end", SINK="unused-bridge")
-print("ok: %d journal entries; link_open_failed PRIORITY=3 LINK=x; config_error PRIORITY=3 LINE=2 COLUMN=11; "
-      "ready PRIORITY=6; QUEUE=, SINK= fields" % len(es))
+print("ok: %d journal entries; link_open_failed PRIORITY=3 LINK=x CODE_FILE=lib/runtime/runtime.cpp; "
+      "config_error PRIORITY=3 LINE=2 COLUMN=11; ready PRIORITY=6; QUEUE=, SINK= fields" % len(es))
 PYEOF
+  # Nothing built names the machine it was built on (Debian's reproducible builds).
+  src=$(cd "$HERE/../.." && pwd); bld=$(cd "$(dirname "$FDLINKD")/.." && pwd)
+  for b in "$FDLINKD" "${FDLINKCTL:-}"; do
+    [ -n "$b" ] || continue
+    n=$(grep -c -a -F -e "$src/" -e "$bld/" "$b" || true)
+    [ "$n" -eq 0 ] || fail "$b embeds the build path ($src or $bld) $n times"
+  done
+  pass "no build path in fdlinkd or fdlinkctl (-ffile-prefix-map)"
   exit 0
 fi
 
