@@ -1,5 +1,6 @@
 #include "ops/control_socket.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -34,7 +35,23 @@ json::object ok_reply(json::value result) {
 
 namespace {
 
-// Refuses a path where a live daemon answers; removes a stale socket file.
+std::string in_use_message(const std::string& path, const std::string& holder) {
+  return "control_socket " + path + " is in use: another fdlinkd is running" + holder +
+         " (or set [daemon] control_socket to another path)";
+}
+
+// The directory of a socket path, made if missing (mode 0750: the socket's own mode decides
+// who may connect).
+void make_parent(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = path.substr(0, slash == 0 ? 1 : slash);
+  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
+    throw std::runtime_error("control_socket " + path + ": cannot create " + dir + ": " +
+                             std::strerror(errno));
+}
+
+// Refuses a path where a live daemon answers (one of a version that took no lock); removes a
+// stale socket file.
 void clear_stale(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return;
@@ -47,10 +64,7 @@ void clear_stale(const std::string& path) {
   std::memcpy(a.sun_path, path.c_str(), path.size());
   const bool live = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   if (fd >= 0) ::close(fd);
-  if (live)
-    throw std::runtime_error("control_socket " + path +
-                             " is in use: another fdlinkd is running (or set [daemon] "
-                             "control_socket to another path)");
+  if (live) throw std::runtime_error(in_use_message(path, ""));
   ::unlink(path.c_str());
 }
 
@@ -99,13 +113,49 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 }  // namespace
 
+ControlLock::ControlLock(const std::string& socket_path) {
+  make_parent(socket_path);
+  const std::string path = socket_path + ".lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd_ < 0)
+    throw std::runtime_error("control_socket " + socket_path + ": cannot open its lock file " +
+                             path + ": " + std::strerror(errno));
+  // A POSIX record lock (not flock) so that the loser can ask the kernel who holds it
+  // (F_GETLK): the pid is exact at once, without a file the winner has yet to write.
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  int rc;
+  do {
+    rc = ::fcntl(fd_, F_SETLK, &lk);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    const int err = errno;
+    std::string holder;
+    struct flock who = lk;
+    if ((err == EAGAIN || err == EACCES) && ::fcntl(fd_, F_GETLK, &who) == 0 &&
+        who.l_type != F_UNLCK && who.l_pid > 0)
+      holder = " (pid " + std::to_string(who.l_pid) + ")";
+    ::close(fd_);
+    if (err == EAGAIN || err == EACCES)
+      throw std::runtime_error(in_use_message(socket_path, holder));
+    throw std::runtime_error("control_socket " + socket_path + ": cannot lock " + path + ": " +
+                             std::strerror(err));
+  }
+  // Who holds it, for people who look.
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    // (the lock holds without it)
+  }
+}
+
+ControlLock::~ControlLock() {
+  if (fd_ >= 0) ::close(fd_);  // (the file stays: removing it would race the next daemon)
+}
+
 ControlSocket::ControlSocket(asio::io_context& io, std::string path, int gid, Handler handler)
     : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
-  const auto slash = path_.rfind('/');
-  const std::string dir = path_.substr(0, slash == 0 ? 1 : slash);
-  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
-    throw std::runtime_error("control_socket " + path_ + ": cannot create " + dir + ": " +
-                             std::strerror(errno));
+  make_parent(path_);
   clear_stale(path_);
   acceptor_.open(stream());
   const mode_t old = ::umask(0177);  // never reachable by others, even for an instant

@@ -154,6 +154,7 @@ void Runtime::stop_workers() {
 
 int Runtime::run() {
   started_at_ = loaded_at_ = std::chrono::system_clock::now();
+  if (!lock_control()) return 1;
   if (!open_links()) return fail_start(1, start_error_, EIO);
   make_workers();
   if (!open_control()) return 1;
@@ -411,6 +412,18 @@ void Runtime::schedule_watchdog(std::chrono::microseconds period) {
 int Runtime::fail_start(int status, const std::string& why, int err) {
   sd_notifyf(0, "STATUS=failed to start: %s\nERRNO=%d", why.c_str(), err);
   return status;
+}
+
+bool Runtime::lock_control() {
+  if (config_.daemon.control_socket.empty()) return true;
+  try {
+    control_lock_ = std::make_unique<ControlLock>(config_.daemon.control_socket);
+  } catch (const std::runtime_error& e) {
+    log::error("control_open_failed", e.what(), {{"path", config_.daemon.control_socket}});
+    fail_start(1, e.what(), EADDRINUSE);
+    return false;
+  }
+  return true;
 }
 
 bool Runtime::open_control() {

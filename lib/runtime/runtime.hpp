@@ -38,6 +38,7 @@
 
 namespace fdlinkd {
 
+class ControlLock;
 class ControlSocket;
 class MetricsServer;
 
@@ -67,6 +68,8 @@ class Runtime {
   /// Gives each fd of `link` a dispatcher on the worker with the fewest so far (not started).
   std::vector<Dispatcher*> add_dispatchers(Link& link);
   bool start_workers();
+  /// Takes the control socket's lock (ControlLock): false when another daemon holds it.
+  bool lock_control();
   bool open_control();
   /// A failed start: tells systemd why (STATUS=, ERRNO=) and returns `status`.
   int fail_start(int status, const std::string& why, int err);
@@ -159,6 +162,8 @@ class Runtime {
   std::chrono::system_clock::time_point started_at_;
 
   std::string start_error_;  ///< why open_links() failed
+  /// Held from before the first link opens: one daemon per control socket path.
+  std::unique_ptr<ControlLock> control_lock_;
   std::unique_ptr<ControlSocket> control_socket_;
   std::unique_ptr<MetricsServer> metrics_;
   boost::asio::signal_set signals_;
