@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/version.hpp"
+#include "ops/instance.hpp"
 
 namespace json = boost::json;
 
@@ -140,8 +141,12 @@ std::string duration(std::uint64_t s) {
 }
 
 void show_status(const json::object& r) {
-  std::printf("fdlinkd %s, pid %s, up %s\n", str(r.at("version")).c_str(), str(r.at("pid")).c_str(),
-              duration(num(r.at("uptime_s"))).c_str());
+  const json::value* inst = r.if_contains("instance");
+  const std::string name = inst && inst->is_string() && !inst->as_string().empty()
+                               ? " (instance " + str(*inst) + ")"
+                               : "";
+  std::printf("fdlinkd %s%s, pid %s, up %s\n", str(r.at("version")).c_str(), name.c_str(),
+              str(r.at("pid")).c_str(), duration(num(r.at("uptime_s"))).c_str());
   std::printf("config %s, loaded %s (reloads: %s, last %s)\n", str(r.at("config")).c_str(),
               str(r.at("config_loaded")).c_str(), str(r.at("reloads")).c_str(),
               r.at("last_reload_ok").as_bool() ? "ok" : "FAILED");
@@ -255,7 +260,17 @@ int main(int argc, char** argv) {
     socket_path = std::string(dir).substr(0, std::string(dir).find(':')) + "/control.sock";
   bool as_json = false;
   int timeout_s = 60;
-  app.add_option("-s,--socket", socket_path, "the daemon's control socket")->capture_default_str();
+  std::string instance;
+  auto* socket_opt = app.add_option("-s,--socket", socket_path, "the daemon's control socket")
+                         ->capture_default_str();
+  app.add_option("-i,--instance", instance,
+                 "ask instance NAME (fdlinkd@NAME.service), at /run/fdlinkd-NAME/control.sock")
+      ->excludes(socket_opt)
+      ->check([](const std::string& v) {
+        return fdlinkd::valid_instance_name(v)
+                   ? std::string()
+                   : "an instance name is 1-64 letters, digits, '-', '_' or '.'";
+      });
   app.add_flag("-j,--json", as_json, "print the reply as JSON");
   app.add_option("-t,--timeout", timeout_s, "seconds to wait for a reply")
       ->capture_default_str()
@@ -296,6 +311,7 @@ Exit status:
     const int rc = app.exit(e);
     return rc == 0 ? kOk : kUsage;
   }
+  if (!instance.empty()) socket_path = fdlinkd::instance_runtime_dir(instance) + "/control.sock";
 
   json::object req;
   json::array args;

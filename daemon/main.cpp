@@ -8,11 +8,13 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "config/config.hpp"
 #include "core/log.hpp"
 #include "core/version.hpp"
+#include "ops/instance.hpp"
 #include "runtime/runtime.hpp"
 #include "sink/sink.hpp"
 
@@ -48,7 +50,14 @@ int main(int argc, char** argv) {
   bool check_only = false;
   bool show_version = false;
   std::string level_arg, format_arg;
-  app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  std::string instance;
+  app.add_option("-c,--config", config_path,
+                 "configuration file (default /etc/fdlinkd.toml; with --instance NAME, "
+                 "/etc/fdlinkd/NAME.toml)");
+  app.add_option("-i,--instance", instance,
+                 "run as instance NAME (fdlinkd@NAME.service): its own config, runtime directory "
+                 "/run/fdlinkd-NAME with its control socket, and instance_name=\"NAME\" on its "
+                 "metrics");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
   app.add_option("--log-level", level_arg, "trace|debug|info|warn|error (overrides the file)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -84,6 +93,20 @@ Exit status:
     return 0;
   }
 
+  if (!instance.empty()) {
+    if (!valid_instance_name(instance)) {
+      std::fprintf(stderr,
+                   "fdlinkd: --instance \"%s\" must be 1-64 letters, digits, '-', '_' or '.' "
+                   "(not starting with '.')\n",
+                   instance.c_str());
+      return 2;
+    }
+    if (app.count("--config") == 0) config_path = instance_config(instance);
+    // Its control socket's place, as systemd's RuntimeDirectory=fdlinkd-NAME sets it (the
+    // template unit does; run by hand, this does).
+    if (const char* dir = std::getenv("RUNTIME_DIRECTORY"); !dir || *dir != '/')
+      ::setenv("RUNTIME_DIRECTORY", instance_runtime_dir(instance).c_str(), 1);
+  }
   ConfigResult loaded = load_config(config_path);
   if (!loaded.config) {
     // JSON lines when asked for on the command line, or in the file (if it got that far);
@@ -125,8 +148,12 @@ Exit status:
 
   std::signal(SIGPIPE, SIG_IGN);
   log::init(config.daemon.log_level, config.daemon.log_format);
-  log::info("starting", "fdlinkd starting", {{"version", kVersion}, {"config", config_path}});
-  CommandLine cli{config_path, std::nullopt, std::nullopt};
+  if (instance.empty())
+    log::info("starting", "fdlinkd starting", {{"version", kVersion}, {"config", config_path}});
+  else
+    log::info("starting", "fdlinkd starting",
+              {{"version", kVersion}, {"config", config_path}, {"instance", instance}});
+  CommandLine cli{config_path, std::nullopt, std::nullopt, instance};
   if (!level_arg.empty()) cli.log_level = config.daemon.log_level;
   if (!format_arg.empty()) cli.log_format = config.daemon.log_format;
   Runtime runtime(std::move(config), std::move(cli));

@@ -123,6 +123,9 @@ struct Family {
 
 class Exposition {
  public:
+  /// `common`: labels every sample carries (an instance's name), or "".
+  explicit Exposition(std::string common) : common_(std::move(common)) {}
+
   void add(const std::string& name, std::string_view type, std::string_view help,
            const std::string& labels, std::string value) {
     auto [it, fresh] = families_.try_emplace(name);
@@ -131,7 +134,10 @@ class Exposition {
       it->second.help = help;
       it->second.type = type;
     }
-    it->second.samples.push_back(name + (labels.empty() ? "" : "{" + labels + "}") + " " + value);
+    const std::string all = common_.empty()  ? labels
+                            : labels.empty() ? common_
+                                             : common_ + "," + labels;
+    it->second.samples.push_back(name + (all.empty() ? "" : "{" + all + "}") + " " + value);
   }
   void add(const std::string& name, std::string_view type, std::string_view help,
            const std::string& labels, std::uint64_t value) {
@@ -149,6 +155,7 @@ class Exposition {
   }
 
  private:
+  std::string common_;
   std::map<std::string, Family> families_;
   std::vector<std::string> order_;
 };
@@ -178,7 +185,11 @@ constexpr PortMetric kPortMetrics[] = {
 }  // namespace
 
 std::string render_metrics(const json::object& stats, const json::object& info) {
-  Exposition e;
+  // An instance (fdlinkd@NAME) labels everything it reports, so that the instances of one
+  // host stay apart wherever their samples meet (a Prometheus target's labels, a federation).
+  const json::value* instance = info.if_contains("instance");
+  const bool named = instance && instance->is_string() && !instance->as_string().empty();
+  Exposition e(named ? "instance_name=\"" + label(instance->as_string()) + "\"" : "");
   e.add("fdlinkd_build_info", "gauge", "The fdlinkd version; always 1.",
         "version=\"" + label(info.at("version").as_string()) + "\"", 1);
   e.add("fdlinkd_up", "gauge", "1 while fdlinkd runs and forwards.", "", 1);

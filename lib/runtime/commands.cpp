@@ -215,6 +215,7 @@ json::object Runtime::status() const {
         {"stalled", static_cast<bool>(stalled_[w])}});
   }
   return {{"version", kVersion},
+          {"instance", cli_.instance},
           {"pid", ::getpid()},
           {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(now - started_at_).count()},
           {"started", iso_time(started_at_)},
@@ -280,6 +281,7 @@ json::object Runtime::stats() const {
 
 json::object Runtime::info() const {
   return {{"version", kVersion},
+          {"instance", cli_.instance},
           {"start_time_seconds", unix_seconds(started_at_)},
           {"workers", workers_.size()},
           {"reload_successful", last_reload_ok_},

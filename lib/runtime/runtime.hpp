@@ -47,6 +47,7 @@ struct CommandLine {
   std::string config_path;
   std::optional<log::Level> log_level;
   std::optional<log::Format> log_format;
+  std::string instance;  ///< --instance NAME ("" : the plain daemon)
 };
 
 class Runtime {

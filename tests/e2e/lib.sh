@@ -15,6 +15,7 @@ export RUNTIME_DIRECTORY="$TMP"
 CTL="$TMP/control.sock"
 NAMESPACES=()
 BACKGROUND=()
+REMOVE=()             # more paths to remove on exit (outside $TMP)
 DAEMON_PID=""
 
 cleanup() {
@@ -24,6 +25,7 @@ cleanup() {
   fi
   for p in "${BACKGROUND[@]}"; do kill "$p" 2>/dev/null || true; done
   for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  for p in "${REMOVE[@]}"; do rm -rf "$p"; done
   if [ $rc -ne 0 ] && [ -s "$LOG" ]; then
     echo "--- daemon log ($LOG) ---" >&2
     tail -n 40 "$LOG" >&2

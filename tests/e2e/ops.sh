@@ -12,6 +12,11 @@
 #            native socket (a listener that checks the wire format stands in for journald, in a
 #            mount namespace of the test's): PRIORITY=3 and LINK= for link_open_failed, EVENT=,
 #            QUEUE=, SINK=; nothing on stderr.
+#   instances  two daemons started at the same instant on one control socket, 10 times: exactly
+#            one runs, the other exits 1 saying the socket is in use by the winner's pid; then
+#            two named instances (--instance) side by side, each with its own runtime directory
+#            /run/fdlinkd-NAME and control socket: `fdlinkctl -i NAME` reaches each, and their
+#            metrics carry instance_name="NAME" (promtool check metrics).
 #   nonroot  as the unit runs it (a user of its own with CAP_NET_ADMIN and CAP_NET_RAW ambient):
 #            an af_packet and a TAP link forward, root's fdlinkctl reaches it; without the
 #            capabilities the error names CAP_NET_RAW / CAP_NET_ADMIN and how to grant them.
@@ -150,6 +155,69 @@ if [ "$MODE" = nonroot ]; then
   ctl status | grep -q "^t  *tap  *up" || fail "root's fdlinkctl cannot read the daemon's status"
   pass "as uid 65534 with CAP_NET_ADMIN and CAP_NET_RAW ambient: af_packet <-> TAP forwards; root's fdlinkctl works"
   stop_daemon
+  exit 0
+fi
+
+if [ "$MODE" = instances ]; then
+  { afp_link a da to-b; afp_link b db to-a; forward_sinks a b; } > "$TMP/cfg.toml"
+  for round in $(seq 10); do
+    : > "$TMP/one.log"; : > "$TMP/two.log"
+    ip netns exec "$D" "$FDLINKD" -c "$TMP/cfg.toml" 2>"$TMP/one.log" &
+    p1=$!
+    ip netns exec "$D" "$FDLINKD" -c "$TMP/cfg.toml" 2>"$TMP/two.log" &
+    p2=$!
+    # One of them exits at once; the other keeps running and answers.
+    for _ in $(seq 100); do
+      { ! kill -0 $p1 2>/dev/null || ! kill -0 $p2 2>/dev/null; } && grep -qh " ready: " "$TMP/one.log" "$TMP/two.log" && break
+      sleep 0.05
+    done
+    alive=() gone=()
+    for p in $p1 $p2; do if kill -0 $p 2>/dev/null; then alive+=($p); else gone+=($p); fi; done
+    [ ${#alive[@]} -eq 1 ] && [ ${#gone[@]} -eq 1 ] ||
+      { kill ${alive[@]} 2>/dev/null; cat "$TMP/one.log" "$TMP/two.log" >&2; fail "round $round: ${#alive[@]} daemons running, ${#gone[@]} exited (want 1 and 1)"; }
+    rc=0; wait ${gone[0]} || rc=$?
+    loser_log=$TMP/two.log; [ ${gone[0]} = $p1 ] && loser_log=$TMP/one.log
+    [ $rc -eq 1 ] || { kill ${alive[0]}; cat "$loser_log" >&2; fail "round $round: the second daemon exited $rc, want 1"; }
+    grep -q "control_socket $CTL is in use: another fdlinkd is running (pid ${alive[0]})" "$loser_log" ||
+      { kill ${alive[0]}; cat "$loser_log" >&2; fail "round $round: the loser's message does not name the socket and pid ${alive[0]}"; }
+    ctl status >/dev/null || fail "round $round: the winner does not answer on $CTL"
+    kill -TERM ${alive[0]}; rc=0; wait ${alive[0]} || rc=$?
+    [ $rc -eq 0 ] || fail "round $round: the winner exited $rc after SIGTERM"
+  done
+  pass "10 rounds of two daemons started together: each time one ran, the other exited 1 ($(grep -o 'control_socket.*' "$loser_log" | head -1))"
+
+  # Two named instances, each on its own runtime directory and socket (run by hand, as the
+  # template unit runs them, but without systemd's RUNTIME_DIRECTORY).
+  unset RUNTIME_DIRECTORY
+  i1=$ID-t1 i2=$ID-t2
+  REMOVE+=("/run/fdlinkd-$i1" "/run/fdlinkd-$i2")
+  { afp_link a da to-b; afp_link b db to-a; forward_sinks a b; printf '[daemon]\nmetrics = "127.0.0.1:19471"\n'; } > "$TMP/t1.toml"
+  { printf '[[link]]\nname = "x"\ntype = "tap"\ninterface = "%s"\nsink = "drop"\n' "$ID-tx"
+    printf '[[sink]]\nname = "drop"\ntype = "drop"\n[daemon]\nmetrics = "127.0.0.1:19472"\n'; } > "$TMP/t2.toml"
+  ip netns exec "$D" "$FDLINKD" --instance "$i1" -c "$TMP/t1.toml" --log-format json 2>"$TMP/i1.log" &
+  P1=$!; BACKGROUND+=($P1)
+  ip netns exec "$D" "$FDLINKD" --instance "$i2" -c "$TMP/t2.toml" --log-format json 2>"$TMP/i2.log" &
+  P2=$!; BACKGROUND+=($P2)
+  for _ in $(seq 100); do grep -q '"event":"ready"' "$TMP/i1.log" "$TMP/i2.log" 2>/dev/null &&
+    [ "$(grep -l '"event":"ready"' "$TMP/i1.log" "$TMP/i2.log" | wc -l)" = 2 ] && break; sleep 0.05; done
+  for n in 1 2; do
+    i=$ID-t$n
+    [ -S "/run/fdlinkd-$i/control.sock" ] || fail "instance $i has no /run/fdlinkd-$i/control.sock"
+    out=$("$FDLINKCTL" -i "$i" status) || fail "fdlinkctl -i $i status failed"
+    grep -q "(instance $i)" <<< "$out" || fail "fdlinkctl -i $i status does not name the instance: $out"
+  done
+  "$FDLINKCTL" -i "$i1" status | grep -q "^a  *af_packet" || fail "instance $i1 does not list its link a"
+  "$FDLINKCTL" -i "$i2" status | grep -q "^x  *tap" || fail "instance $i2 does not list its link x"
+  for n in 1 2; do
+    ip netns exec "$D" curl -sf "http://127.0.0.1:1947$n/metrics" > "$TMP/m$n.txt" || fail "no metrics from instance $n"
+    grep -q "^fdlinkd_build_info{instance_name=\"$ID-t$n\",version=" "$TMP/m$n.txt" || fail "instance $n's metrics do not carry instance_name"
+    ! grep -v '^#' "$TMP/m$n.txt" | grep -qv "instance_name=\"$ID-t$n\"" || fail "a sample of instance $n without its instance_name"
+    promtool check metrics < "$TMP/m$n.txt" || fail "promtool check metrics on instance $n"
+  done
+  pass "two instances side by side: /run/fdlinkd-NAME/control.sock each, fdlinkctl -i NAME reaches each, metrics labelled instance_name (promtool passes)"
+  kill -TERM $P1 $P2
+  wait $P1 || fail "instance 1 exited non-zero"
+  wait $P2 || fail "instance 2 exited non-zero"
   exit 0
 fi
 

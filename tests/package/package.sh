@@ -32,7 +32,8 @@ touch "$R/var/lib/dpkg/status"
 # (the root has no libc: the dependencies are the host's, hence --force-depends)
 dpkg --root="$R" --force-depends --force-not-root -i "$DEB" > "$TMP/dpkg.log" 2>&1 ||
   { cat "$TMP/dpkg.log"; fail "dpkg --root -i failed"; }
-for f in /usr/sbin/fdlinkd /usr/sbin/fdlinkctl /lib/systemd/system/fdlinkd.service /etc/fdlinkd.toml \
+for f in /usr/sbin/fdlinkd /usr/sbin/fdlinkctl /lib/systemd/system/fdlinkd.service \
+         /lib/systemd/system/fdlinkd@.service /etc/fdlinkd.toml \
          /usr/share/man/man8/fdlinkd.8.gz /usr/share/man/man8/fdlinkctl.8.gz \
          /usr/share/man/man5/fdlinkd.toml.5.gz /usr/share/bash-completion/completions/fdlinkctl \
          /usr/share/doc/fdlinkd/copyright; do
@@ -43,18 +44,24 @@ dpkg --root="$R" -s fdlinkd | grep -A1 '^Conffiles:' | grep -q ' /etc/fdlinkd.to
 grep -q "^ExecStart=/usr/sbin/fdlinkd -c /etc/fdlinkd.toml$" "$R/lib/systemd/system/fdlinkd.service" ||
   fail "the unit does not start /usr/sbin/fdlinkd -c /etc/fdlinkd.toml"
 grep -q "^ExecReload=/usr/sbin/fdlinkctl reload$" "$R/lib/systemd/system/fdlinkd.service" || fail "no ExecReload"
+T="$R/lib/systemd/system/fdlinkd@.service"
+grep -q "^ExecStart=/usr/sbin/fdlinkd --instance %i -c /etc/fdlinkd/%i.toml$" "$T" &&
+  grep -q "^ExecReload=/usr/sbin/fdlinkctl -i %i reload$" "$T" && grep -q "^RuntimeDirectory=fdlinkd-%i$" "$T" ||
+  fail "fdlinkd@.service does not run instance %i from /etc/fdlinkd/%i.toml in /run/fdlinkd-%i"
 "$R/usr/sbin/fdlinkd" --check-config -c "$R/etc/fdlinkd.toml" > /dev/null || fail "the installed config does not pass --check-config"
 pass "installed into a fresh root: binaries in /usr/sbin, unit in /lib/systemd/system, /etc/fdlinkd.toml a conffile"
 
 # A root with systemd has its targets; this one gets the host's.
 cp -a /lib/systemd/system/*.target /lib/systemd/system/*.slice "$R/lib/systemd/system/" 2>/dev/null || true
-MANPATH="$R/usr/share/man" systemd-analyze verify --root="$R" /lib/systemd/system/fdlinkd.service ||
-  fail "systemd-analyze verify failed"
-score=$(systemd-analyze security --offline=true --root="$R" fdlinkd.service 2>&1 |
-        sed -n 's/.*Overall exposure level for fdlinkd.service: \([0-9.]*\).*/\1/p')
-echo "exposure (systemd-analyze security --offline=true): $score"
-awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.5) }' || fail "exposure $score, want at most 2.5"
-pass "systemd-analyze verify passes; exposure $score <= 2.5"
+for unit in fdlinkd.service fdlinkd@tenant1.service; do
+  MANPATH="$R/usr/share/man" systemd-analyze verify --root="$R" "/lib/systemd/system/$unit" ||
+    fail "systemd-analyze verify $unit failed"
+  score=$(systemd-analyze security --offline=true --root="$R" "$unit" 2>&1 |
+          sed -n "s/.*Overall exposure level for $unit: \([0-9.]*\).*/\1/p")
+  echo "exposure of $unit (systemd-analyze security --offline=true): $score"
+  awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.5) }' || fail "exposure of $unit $score, want at most 2.5"
+done
+pass "systemd-analyze verify passes for fdlinkd.service and fdlinkd@tenant1.service; exposure $score <= 2.5"
 
 for b in usr/sbin/fdlinkd usr/sbin/fdlinkctl; do
   f="$R/$b"
