@@ -11,6 +11,8 @@ packages=(
   # end-to-end tests and the demo
   iproute2 iputils-ping ethtool socat iperf3 tcpdump tshark python3 python3-scapy procps kmod
   curl util-linux prometheus lintian man-db bpftool
+  # the unit under a real systemd (tests/system/systemd.sh): a Debian root, systemd-nspawn
+  mmdebstrap systemd-container
   # a real QEMU guest (tests/e2e/vm.sh): the emulator, a kernel, a busybox initramfs
   qemu-system-x86 linux-image-amd64 busybox-static cpio
 )
