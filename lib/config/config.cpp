@@ -50,7 +50,7 @@ std::size_t Config::max_rx_capacity() const {
 std::string DaemonConfig::restart_needed(const DaemonConfig& o) const {
   if (workers != o.workers) return "workers = " + std::to_string(o.workers);
   if (cpu_affinity != o.cpu_affinity) return "cpu_affinity";
-  if (busy_poll != o.busy_poll) return "busy_poll";
+  if (busy_poll != o.busy_poll || busy_poll_always != o.busy_poll_always) return "busy_poll";
   if (control_socket != o.control_socket) return "control_socket = \"" + o.control_socket + "\"";
   if (control_group != o.control_group) return "control_group = \"" + o.control_group + "\"";
   if (metrics != o.metrics) return "metrics = \"" + o.metrics + "\"";
@@ -369,9 +369,14 @@ void read_daemon(const toml::table& t, DaemonConfig& d, ConfigErrors& errors) {
   TableReader r(t, "[daemon]", errors);
   if (auto v = r.integer("workers", 1, 64)) d.workers = static_cast<unsigned>(*v);
   if (auto v = r.duration("stats_interval")) d.stats_interval = *v;
-  if (auto v = r.duration("busy_poll")) {
+  const toml::node* bp = r.table().get("busy_poll");
+  if (bp && bp->is_string() && bp->as_string()->get() == "always") {
+    d.busy_poll_always = true;
+    r.skip("busy_poll");
+  } else if (auto v = r.duration("busy_poll")) {
     if (*v > std::chrono::milliseconds(10))
-      r.errors().add(r.where("busy_poll"), "busy_poll in [daemon] must be from 0us to 10ms");
+      r.errors().add(r.where("busy_poll"),
+                     "busy_poll in [daemon] must be from 0us to 10ms, or \"always\"");
     else
       d.busy_poll = *v;
   }

@@ -34,6 +34,9 @@ struct DaemonConfig {
   /// After it last had work, a worker keeps polling its fds for this long before it sleeps:
   /// the next frame is read without a wake-up (latency), at the price of the CPU spun. 0: off.
   std::chrono::microseconds busy_poll{0};
+  /// busy_poll = "always": a worker never sleeps; it polls its fds all the time, as a DPDK
+  /// lcore does (a CPU per worker spins), so no frame waits for a wake-up.
+  bool busy_poll_always = false;
   /// The control socket fdlinkctl talks to ("" : none); default_control_socket() when unset.
   std::string control_socket = default_control_socket();
   std::string control_group;  ///< group that may use the control socket (mode 0660); "" : 0600

@@ -107,7 +107,7 @@ bool Runtime::start_workers() {
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     threads_.emplace_back([this, i] {
       auto guard = asio::make_work_guard(*workers_[i]);
-      run_worker(*workers_[i], config_.daemon.busy_poll);
+      run_worker(*workers_[i], config_.daemon);
     });
     if (cpus.empty()) continue;
     const unsigned cpu = cpus[i % cpus.size()];
@@ -125,7 +125,15 @@ bool Runtime::start_workers() {
   return true;
 }
 
-void Runtime::run_worker(asio::io_context& io, std::chrono::microseconds busy_poll) {
+void Runtime::run_worker(asio::io_context& io, const DaemonConfig& daemon) {
+  const std::chrono::microseconds busy_poll = daemon.busy_poll;
+  if (daemon.busy_poll_always) {
+    // No sleep, ever: every frame is read by a thread that is already running. poll() runs
+    // what is ready, timers included (epoll with no wait).
+    while (!io.stopped())
+      io.poll();
+    return;
+  }
   if (busy_poll.count() == 0) {
     io.run();
     return;

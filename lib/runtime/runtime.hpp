@@ -75,8 +75,9 @@ class Runtime {
   /// A failed start: tells systemd why (STATUS=, ERRNO=) and returns `status`.
   int fail_start(int status, const std::string& why, int err);
   void stop_workers();
-  /// A worker thread's loop: io.run(), or with busy_poll, polling for that long after work.
-  static void run_worker(boost::asio::io_context& io, std::chrono::microseconds busy_poll);
+  /// A worker thread's loop: io.run(), or with busy_poll, polling for that long after work,
+  /// or (busy_poll = "always") polling all the time.
+  static void run_worker(boost::asio::io_context& io, const DaemonConfig& daemon);
   void on_signal(int signo);
   void wait_signal();
   void schedule_stats();

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# ring_latency.sh v3|v2: single frames through dispatch = "packet_mmap" are not held back.
+# ring_latency.sh v3|v2|spin: single frames through dispatch = "packet_mmap" are not held back.
 #   v3 (TPACKET_V3, the default): a block goes to fdlinkd when full or when block_timeout
 #      (1 ms) expires: each of 20 pings, 200 ms apart, must return in well under 5 ms.
 #   v2 (ring.version = 2): each frame goes to fdlinkd as it lands: the median of 20 pings must
 #      be under 0.7 ms (a V3 ring's timeout alone adds 1 ms per direction). Then 5 MiB of TCP
 #      with SHA-256 checked: the sender's 64 KiB super-frames do not fit a 2 KiB slot and come
 #      through the socket's queue (TP_STATUS_COPY), in their place.
+#   spin (busy_poll = "always", two workers, v2 rings): the workers never sleep: fdlinkd uses
+#      most of a CPU per worker while nothing passes; pings, 5 MiB of TCP and SIGTERM work as
+#      ever (its timers still run: the final counters are logged).
 source "$(dirname "$0")/lib.sh"
 MODE=${1:-v3}
 
@@ -14,11 +17,13 @@ veth "$ID-h1" h1 "$ID-fw" pa
 veth "$ID-h2" h2 "$ID-fw" pb
 ip -n "$ID-h1" addr add 10.77.8.1/24 dev h1
 ip -n "$ID-h2" addr add 10.77.8.2/24 dev h2
-ring=""
-[ "$MODE" = v2 ] && ring=$'[link.ring]\nversion = 2'
+ring="" daemon=""
+[ "$MODE" = v3 ] || ring=$'[link.ring]\nversion = 2'
+[ "$MODE" = spin ] && daemon=$'workers = 2\nbusy_poll = "always"'
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "0s"
+$daemon
 $(afp_link a pa to-b 'dispatch = "packet_mmap"' "$ring")
 $(afp_link b pb to-a 'dispatch = "packet_mmap"' "$ring")
 $(forward_sinks a b)
@@ -43,7 +48,16 @@ print(links["a"]["rx_packets"], links["a"]["total_drops"] if "total_drops" in li
   # 5 MiB in fewer than 1000 frames: the super-frames came whole (a wire frame holds 1448).
   [ "$rx" -lt 1000 ] || fail "link a read $rx frames for 5 MiB: super-frames were cut or lost"
   pass "5 MiB arrived on link a as $rx frames (super-frames whole, through the socket's queue), none dropped"
+elif [ "$MODE" = spin ]; then
+  ticks() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
+  hz=$(getconf CLK_TCK)
+  t0=$(ticks); sleep 1; t1=$(ticks)
+  # Two workers that never sleep: well over one CPU-second per second while idle.
+  [ $((t1 - t0)) -ge $((hz * 3 / 2)) ] || fail "busy_poll = always: fdlinkd used $((t1 - t0)) of $hz ticks in 1 s idle; its workers sleep"
+  pass "busy_poll = always: $((t1 - t0)) ticks in 1 s with nothing to forward (two workers spinning); $(echo "$out" | tail -1)"
+  tcp_ok "$ID-h1" "$ID-h2" 10.77.8.2 5
 else
   pass "20 single pings through packet_mmap: $(echo "$out" | tail -1)"
 fi
 stop_daemon
+[ "$MODE" != spin ] || [ "$(logq final a rx_packets)" -gt 20 ] || fail "no final counters after SIGTERM"

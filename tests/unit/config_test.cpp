@@ -1061,5 +1061,11 @@ TEST_CASE("busy_poll: a worker polls for up to 10ms after work and a reload cann
   REQUIRE(off.config.has_value());
   CHECK(off.config->daemon.busy_poll.count() == 0);
   CHECK(off.config->daemon.restart_needed(r.config->daemon) == "busy_poll");
-  expect_one(with("\"11ms\""), 2, 13, "busy_poll in [daemon] must be from 0us to 10ms");
+  expect_one(with("\"11ms\""), 2, 13,
+             "busy_poll in [daemon] must be from 0us to 10ms, or \"always\"");
+  const auto always = parse_config(with("\"always\""), "x.toml");
+  REQUIRE(always.config);
+  CHECK(always.config->daemon.busy_poll_always);
+  CHECK(always.config->daemon.restart_needed(r.config->daemon) == "busy_poll");
+  CHECK_FALSE(r.config->daemon.busy_poll_always);
 }
