@@ -49,7 +49,7 @@ int syslog_priority(Level l) {
 // code location is the call site's (its path as the build names it: relative to the source
 // tree, -ffile-prefix-map).
 void send_journal(Level level, std::string_view event, std::string_view msg,
-                  std::span<const Field> fields, const std::source_location& where) {
+                  std::span<const Field> fields, const Where& where) {
   std::vector<std::string> items;
   items.reserve(fields.size() + 4);
   std::string message = std::string(event) + ": " + std::string(msg);
@@ -63,9 +63,9 @@ void send_journal(Level level, std::string_view event, std::string_view msg,
   items.push_back("PRIORITY=" + std::to_string(syslog_priority(level)));
   items.push_back("SYSLOG_IDENTIFIER=fdlinkd");
   items.push_back("EVENT=" + std::string(event));
-  items.push_back("CODE_FILE=" + std::string(where.file_name()));
-  items.push_back("CODE_LINE=" + std::to_string(where.line()));
-  items.push_back("CODE_FUNC=" + std::string(where.function_name()));
+  items.push_back("CODE_FILE=" + std::string(where.file));
+  items.push_back("CODE_LINE=" + std::to_string(where.line));
+  items.push_back("CODE_FUNC=" + std::string(where.function));
   for (const auto& f : fields) {
     std::string k;
     for (char c : f.key)
@@ -281,7 +281,7 @@ std::string render(Format format, Level level, std::string_view event, std::stri
 }
 
 void write(Level level, std::string_view event, std::string_view msg, std::span<const Field> fields,
-           std::source_location where) {
+           Where where) {
   if (level < g_level.load()) return;
   if (g_journal.load(std::memory_order_relaxed)) {
     send_journal(level, event, msg, fields, where);

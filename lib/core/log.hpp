@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
-#include <source_location>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,6 +24,20 @@ enum class Format { text, json };
 std::optional<Level> parse_level(std::string_view s);
 std::optional<Format> parse_format(std::string_view s);
 std::string_view level_name(Level l);
+
+/// Where a logging call is in the source: what std::source_location::current() says, from the
+/// builtins it is made of (clang 14, which builds the sanitizer passes, has no
+/// std::source_location). As a default argument it names the caller.
+struct Where {
+  const char* file;
+  unsigned line;
+  const char* function;
+  static constexpr Where here(const char* file = __builtin_FILE(),
+                              unsigned line = __builtin_LINE(),
+                              const char* function = __builtin_FUNCTION()) {
+    return {file, line, function};
+  }
+};
 
 /// One key=value of a log line. Numbers stay numbers in JSON.
 struct Field {
@@ -54,10 +67,10 @@ Format format();
 
 /// `where`: the call site, which the journal records (every logging call passes it on).
 void write(Level level, std::string_view event, std::string_view msg, std::span<const Field> fields,
-           std::source_location where = std::source_location::current());
+           Where where = Where::here());
 inline void write(Level level, std::string_view event, std::string_view msg,
                   std::initializer_list<Field> fields = {},
-                  std::source_location where = std::source_location::current()) {
+                  Where where = Where::here()) {
   write(level, event, msg, std::span<const Field>(fields.begin(), fields.size()), where);
 }
 
@@ -70,19 +83,19 @@ std::string render(Format format, Level level, std::string_view event, std::stri
 void append_json_string(std::string& out, std::string_view s);
 
 inline void debug(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {},
-                  std::source_location where = std::source_location::current()) {
+                  Where where = Where::here()) {
   write(Level::debug, ev, msg, f, where);
 }
 inline void info(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {},
-                 std::source_location where = std::source_location::current()) {
+                 Where where = Where::here()) {
   write(Level::info, ev, msg, f, where);
 }
 inline void warn(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {},
-                 std::source_location where = std::source_location::current()) {
+                 Where where = Where::here()) {
   write(Level::warn, ev, msg, f, where);
 }
 inline void error(std::string_view ev, std::string_view msg, std::initializer_list<Field> f = {},
-                  std::source_location where = std::source_location::current()) {
+                  Where where = Where::here()) {
   write(Level::error, ev, msg, f, where);
 }
 

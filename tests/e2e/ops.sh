@@ -131,6 +131,9 @@ if [ "$MODE" = nonroot ]; then
     printf '[[sink]]\nname = "to-t"\ntype = "forward"\nto = "t"\n[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n'
   } > "$TMP/cfg.toml"
   chmod 644 "$TMP/cfg.toml"
+  # Its runtime directory is its own, as systemd's RuntimeDirectory= makes it for the unit.
+  mkdir -m 750 "$TMP/run"; chown 65534:65534 "$TMP/run"
+  export RUNTIME_DIRECTORY="$TMP/run"; CTL="$TMP/run/control.sock"
   rc=0; out=$(as_user "$FDLINKD" -c "$TMP/cfg.toml" 2>&1) || rc=$?
   [ $rc -eq 1 ] && grep -q "needs CAP_NET_RAW" <<< "$out" || fail "without capabilities: exit $rc: $out"
   pass "without capabilities: $(echo "$out" | grep -o 'AF_PACKET socket: .*CAP_NET_RAW)' | head -1)"
@@ -138,9 +141,6 @@ if [ "$MODE" = nonroot ]; then
   rc=0; out=$(as_user "$FDLINKD" -c "$TMP/tap.toml" 2>&1) || rc=$?
   [ $rc -eq 1 ] && grep -q "needs CAP_NET_ADMIN" <<< "$out" || fail "TAP without CAP_NET_ADMIN: exit $rc: $out"
   pass "TAP without capabilities names CAP_NET_ADMIN"
-  # Its runtime directory is its own, as systemd's RuntimeDirectory= makes it for the unit.
-  mkdir -m 750 "$TMP/run"; chown 65534:65534 "$TMP/run"
-  export RUNTIME_DIRECTORY="$TMP/run"; CTL="$TMP/run/control.sock"
   ip netns exec "$D" setpriv --reuid=65534 --regid=65534 --clear-groups \
     --inh-caps=+net_admin,+net_raw --ambient-caps=+net_admin,+net_raw \
     "$FDLINKD" -c "$TMP/cfg.toml" --log-format json 2>"$LOG" &

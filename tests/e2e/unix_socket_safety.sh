@@ -37,10 +37,12 @@ mode=$(stat -c %a "$SOCK")
 [ "$mode" = 600 ] || fail "socket mode $mode under umask 000, expected 600"
 pass "socket file mode 0600 under umask 000"
 
-# A second daemon with the same path: exit 1, naming the path; the first socket untouched.
+# A second daemon with the same path (and a control socket of its own, so that its link is
+# what meets the first one): exit 1, naming the path; the first socket untouched.
 inode=$(stat -c %i "$SOCK")
 rc=0
-ip netns exec "$ID-fw" timeout 10 "$FDLINKD" -c "$TMP/a.toml" --log-format json 2>"$TMP/second.log" || rc=$?
+sed "s|^\[daemon\]$|[daemon]\ncontrol_socket = \"$TMP/second.sock\"|" "$TMP/a.toml" > "$TMP/second.toml"
+ip netns exec "$ID-fw" timeout 10 "$FDLINKD" -c "$TMP/second.toml" --log-format json 2>"$TMP/second.log" || rc=$?
 [ $rc -eq 1 ] || fail "second daemon: exit $rc, expected 1: $(tail -3 "$TMP/second.log")"
 grep -q "\"event\":\"link_open_failed\".*$SOCK is in use" "$TMP/second.log" || fail "second daemon did not name the path: $(tail -3 "$TMP/second.log")"
 [ "$(stat -c %i "$SOCK")" = "$inode" ] || fail "the first daemon's socket file was replaced"

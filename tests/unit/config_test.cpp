@@ -1008,7 +1008,7 @@ TEST_CASE("ring version 2: a TPACKET_V2 receive ring with slots that hold a fram
   expect_one(with_ring("version = 2\nframe_size = 1024"), 9, 1,
              "frame_size (1024) in [link \"a\".ring] cannot hold one frame of the link's MTU");
   expect_one(with_ring("version = 2\nframe_size = 3072"), 9, 1,
-             "block_size (262144) in [link \"a\".ring] must be a multiple of frame_size (3072)");
+             "block_size (131072) in [link \"a\".ring] must be a multiple of frame_size (3072)");
   expect_one(with_ring("version = 1"), 10, 11,
              "version = 1 in [link \"a\".ring] is out of range (2..3)");
 }
