@@ -32,8 +32,7 @@ struct Where {
   const char* file;
   unsigned line;
   const char* function;
-  static constexpr Where here(const char* file = __builtin_FILE(),
-                              unsigned line = __builtin_LINE(),
+  static constexpr Where here(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE(),
                               const char* function = __builtin_FUNCTION()) {
     return {file, line, function};
   }
@@ -69,8 +68,7 @@ Format format();
 void write(Level level, std::string_view event, std::string_view msg, std::span<const Field> fields,
            Where where = Where::here());
 inline void write(Level level, std::string_view event, std::string_view msg,
-                  std::initializer_list<Field> fields = {},
-                  Where where = Where::here()) {
+                  std::initializer_list<Field> fields = {}, Where where = Where::here()) {
   write(level, event, msg, std::span<const Field>(fields.begin(), fields.size()), where);
 }
 
