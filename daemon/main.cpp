@@ -14,7 +14,9 @@
 #include "config/config.hpp"
 #include "core/log.hpp"
 #include "core/version.hpp"
+#include "link/link_types.hpp"
 #include "ops/instance.hpp"
+#include "runtime/kinds.hpp"
 #include "runtime/runtime.hpp"
 #include "sink/sink.hpp"
 
@@ -25,6 +27,18 @@ std::string sink_type_help() {
   for (const fdlinkd::SinkType* t : fdlinkd::sink_types())
     s += "  " + std::string(t->name) + "  " + std::string(t->help) + "\n";
   return s;
+}
+
+// --list-links: every link type, its one-line help and its own keys (besides name, type,
+// sink, netns, mtu and rx_batch, which every link has).
+void list_links() {
+  for (const fdlinkd::LinkType* t : fdlinkd::link_types()) {
+    std::printf("%.*s: %.*s\n", static_cast<int>(t->name.size()), t->name.data(),
+                static_cast<int>(t->help.size()), t->help.data());
+    for (const fdlinkd::ConfigKey& k : t->keys)
+      std::printf("    %-16.*s %.*s\n", static_cast<int>(k.name.size()), k.name.data(),
+                  static_cast<int>(k.help.size()), k.help.data());
+  }
 }
 
 // --list-sinks: every sink type, its one-line help and its keys.
@@ -64,8 +78,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", format_arg, "text|json (overrides the file)")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--version", show_version, "print the version and exit");
-  bool show_sinks = false;
+  bool show_sinks = false, show_links = false;
   app.add_flag("--list-sinks", show_sinks, "list the sink types with their keys and exit");
+  app.add_flag("--list-links", show_links, "list the link types with their keys and exit");
   app.footer(sink_type_help() + R"(
 Signals:
   SIGHUP   reload the config file (as fdlinkctl reload, which also reports the outcome)
@@ -90,6 +105,10 @@ Exit status:
   }
   if (show_sinks) {
     list_sinks();
+    return 0;
+  }
+  if (show_links) {
+    list_links();
     return 0;
   }
 

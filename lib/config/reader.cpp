@@ -308,6 +308,11 @@ const toml::table* TableReader::subtable(std::string_view key) {
 
 std::optional<std::string> TableReader::choice(std::string_view key,
                                                std::initializer_list<std::string_view> choices) {
+  return choice(key, std::span<const std::string_view>(choices.begin(), choices.size()));
+}
+
+std::optional<std::string> TableReader::choice(std::string_view key,
+                                               std::span<const std::string_view> choices) {
   auto v = string(key);
   if (!v) return std::nullopt;
   for (auto c : choices)

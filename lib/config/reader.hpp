@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,6 +96,10 @@ class TableReader {
   /// A string that must be one of `choices`.
   std::optional<std::string> choice(std::string_view key,
                                     std::initializer_list<std::string_view> choices);
+  std::optional<std::string> choice(std::string_view key,
+                                    std::span<const std::string_view> choices);
+  /// Whether `key` was read, skipped or rejected already.
+  bool known(std::string_view key) const { return known_.count(key) != 0; }
 
   /// Reports `key` as present but not allowed here (with `why`), and marks it known.
   void reject(std::string_view key, std::string_view why);

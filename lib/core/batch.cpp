@@ -4,12 +4,11 @@
 
 namespace fdlinkd {
 
-Batch::Batch(std::size_t capacity, std::size_t frame_capacity, std::size_t worker)
+Batch::Batch(std::size_t capacity, std::size_t slot_capacity, std::size_t worker)
     : capacity_(capacity),
-      frame_capacity_(frame_capacity),
+      slot_capacity_(slot_capacity),
       worker_(worker),
-      storage_(frame_capacity ? new std::uint8_t[capacity * (kHeadroom + frame_capacity)]
-                              : nullptr),
+      storage_(slot_capacity ? new std::uint8_t[capacity * (kHeadroom + slot_capacity)] : nullptr),
       frames_(new Frame[capacity]),
       iov_(new iovec[2 * capacity]),
       msgs_(new mmsghdr[capacity]),

@@ -44,16 +44,17 @@ class Batch {
   /// encapsulation, a VLAN tag) can prepend without a copy.
   static constexpr std::size_t kHeadroom = 128;
 
-  /// `capacity` frames of up to `frame_capacity` bytes each, used on worker thread `worker`.
-  /// frame_capacity 0 makes a view batch: descriptors only, no slots.
-  Batch(std::size_t capacity, std::size_t frame_capacity, std::size_t worker = 0);
+  /// `capacity` frames of up to `slot_capacity` bytes each, used on worker thread `worker`.
+  /// slot_capacity 0 makes a view batch: descriptors only, no slots.
+  Batch(std::size_t capacity, std::size_t slot_capacity, std::size_t worker = 0);
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
   Batch(Batch&&) = default;
   Batch& operator=(Batch&&) = default;
 
   std::size_t capacity() const { return capacity_; }
-  std::size_t frame_capacity() const { return frame_capacity_; }
+  /// The bytes a slot holds (a frame, after the headroom).
+  std::size_t slot_capacity() const { return slot_capacity_; }
   std::size_t size() const { return size_; }
   /// The worker thread this batch belongs to; selects per-worker TX state.
   std::size_t worker() const { return worker_; }
@@ -96,10 +97,10 @@ class Batch {
   mmsghdr* msgs() { return msgs_.get(); }
 
  private:
-  std::size_t stride() const { return kHeadroom + frame_capacity_; }
+  std::size_t stride() const { return kHeadroom + slot_capacity_; }
 
   std::size_t capacity_;
-  std::size_t frame_capacity_;
+  std::size_t slot_capacity_;
   std::size_t size_ = 0;
   std::size_t worker_;
   std::unique_ptr<std::uint8_t[]> storage_;

@@ -14,10 +14,10 @@ CopyArea::CopyArea(std::size_t small, std::size_t small_capacity, std::size_t la
 bool CopyArea::copy(Frame& f) {
   std::uint8_t* dst;
   Frame* owner;
-  if (f.len <= small_.frame_capacity() && small_used_ < small_.capacity()) {
+  if (f.len <= small_.slot_capacity() && small_used_ < small_.capacity()) {
     owner = &owners_[small_used_];
     dst = small_.slot(small_used_++);
-  } else if (f.len <= large_.frame_capacity() && large_used_ < large_.capacity()) {
+  } else if (f.len <= large_.slot_capacity() && large_used_ < large_.capacity()) {
     owner = &owners_[small_.capacity() + large_used_];
     dst = large_.slot(large_used_++);
   } else {

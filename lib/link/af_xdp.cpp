@@ -16,8 +16,12 @@
 #include <mutex>
 #include <string_view>
 
+#include "config/link_keys.hpp"
 #include "core/log.hpp"
 #include "link/netdev.hpp"
+#include "link/rx.hpp"
+#include "offload/checksum.hpp"
+#include "writer/flow_hash.hpp"
 
 namespace fdlinkd {
 
@@ -44,7 +48,102 @@ std::string where(const std::string& ifname, const std::string& netns) {
   return ifname + (netns.empty() ? "" : " (netns " + netns + ")");
 }
 
+// --- keys ------------------------------------------------------------------------------------
+
+// The keys of an af_xdp link (besides interface and promisc).
+std::shared_ptr<const LinkOptions> read(TableReader& lr, LinkConfig& c) {
+  auto o = std::make_shared<AfXdpOptions>();
+  AfXdpOptions& l = *o;
+  c.socket = true;
+  read_interface(lr, c, true, true);
+  if (auto v = lr.boolean("promisc")) l.promisc = *v;
+  if (auto v = lr.integer("queues", 1, 64)) l.queues = c.fds = static_cast<unsigned>(*v);
+  if (auto v = lr.choice("mode", {"native", "skb"})) l.xdp_skb = *v == "skb";
+  if (auto v = lr.choice("zero_copy", {"auto", "on", "off"}))
+    l.zero_copy = *v == "on" ? ZeroCopy::on : *v == "off" ? ZeroCopy::off : ZeroCopy::automatic;
+  if (l.xdp_skb && l.zero_copy == ZeroCopy::on)
+    lr.reject("zero_copy", "zero_copy = \"on\" needs mode = \"native\" (generic XDP copies)");
+  const std::string why = "an af_xdp link reads its frames from AF_XDP rings, one socket per queue";
+  lr.reject("fds", why + ": give queues instead");
+  lr.reject("dispatch", why);
+  lr.reject("vnet_hdr", why + ", and they carry no virtio-net header");
+  lr.reject("gso_max_size", why + ": XDP sees no GSO super-frames");
+  lr.reject("persist",
+            "an af_xdp link does not take it (fdlinkd does not create the interfaces it attaches "
+            "XDP to)");
+  reject_backpressure(lr, "an af_xdp link is a wire");
+  return o;
+}
+
+constexpr ConfigKey kKeys[] = {
+    {"interface", "the interface (required)"},
+    {"queues", "AF_XDP sockets on receive queues 0..queues-1 (all the interface has)"},
+    {"mode", "native or skb (native)"},
+    {"zero_copy", "auto, on or off (auto)"},
+    {"promisc", "promiscuous mode while fdlinkd runs (true)"},
+};
+
+std::unique_ptr<Link> make(const LinkConfig& c) {
+  return std::make_unique<AfXdpLink>(c);
+}
+
+// The frames of a queue's AF_XDP RX ring, where they lie in the UMEM; they go back to the
+// fill ring once the batch has been sent. On a veth or TUN, a checksum the peer's stack
+// offloaded is completed first, for the frames the XDP program marked (af_xdp_meta.h).
+class XskRxQueue : public RxQueue {
+ public:
+  XskRxQueue(AfXdpLink& link, std::size_t port, Batch& batch)
+      : link_(link), port_(port), limits_(rx_limits(link, batch.slot_capacity())) {}
+  void attach(int fd) override {
+    fd_ = fd;
+    xsk_ = link_.xsk(port_);  // (a reopened link has new sockets)
+    partial_ = link_.sees_unmarked_partials();
+  }
+  RxEnd receive(Batch& batch, CounterValues& tally) override;
+  void release() override {
+    if (xsk_) xsk_->release();
+  }
+
+ private:
+  AfXdpLink& link_;
+  std::size_t port_;
+  RxLimits limits_;
+  int fd_ = -1;
+  XskSocket* xsk_ = nullptr;
+  bool partial_ = false;
+  int last_error_ = 0;
+};
+
+RxEnd XskRxQueue::receive(Batch& batch, CounterValues& tally) {
+  std::uint8_t* data = nullptr;
+  std::uint32_t len = 0;
+  RxEnd end = RxEnd::full;
+  while (batch.size() < batch.capacity()) {
+    if (!xsk_->next(data, len)) {
+      end = batch.empty() ? pending_error(fd_, tally, link_, port_, last_error_) : RxEnd::drained;
+      break;
+    }
+    last_error_ = 0;
+    if (partial_ && len >= limits_.min_frame && XskSocket::may_hold_partial(data))
+      offload::complete_unmarked_partial(data, len, true);
+    accept_frame(batch, limits_, data, len, false, tally, false);
+  }
+  stamp_now(batch);
+  return end;
+}
+
 }  // namespace
+
+const LinkType AfXdpLink::kType = {
+    {"af_xdp", "an existing interface through AF_XDP sockets and fdlinkd's XDP program", kKeys,
+     read},
+    make,
+    AfXdpLink::plan_shared_umem,
+    true};
+
+std::unique_ptr<RxQueue> AfXdpLink::make_rx_queue(std::size_t port, Worker&, Batch& batch) {
+  return std::make_unique<XskRxQueue>(*this, port, batch);
+}
 
 bpf_object* open_xdp_program(unsigned queues, bool mark_partials) {
   bpf_object_open_opts oo{};
@@ -122,14 +221,13 @@ void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
 
   bpf_link_create_opts lo{};
   lo.sz = sizeof lo;
-  lo.flags = config_.xdp_skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+  lo.flags = o_.xdp_skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
   const int fd =
       bpf_link_create(bpf_program__fd(bpf_object__find_program_by_name(program_, kXdpProgramName)),
                       static_cast<int>(ifindex_), BPF_XDP, &lo);
   if (fd < 0) {
     const int err = errno;
-    std::string what = "cannot attach XDP to " + on + " in " +
-                       (config_.xdp_skb ? "skb" : "native") +
+    std::string what = "cannot attach XDP to " + on + " in " + (o_.xdp_skb ? "skb" : "native") +
                        " mode: " + errno_text(err, "CAP_NET_ADMIN and CAP_BPF");
     if (err == ERANGE)
       what +=
@@ -139,7 +237,7 @@ void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
       what += " (its driver has no native XDP: set mode = \"skb\")";
     else if (err == EBUSY || err == EEXIST)
       what += " (another XDP program is attached: see `bpftool net`)";
-    else if (err == EINVAL && !config_.xdp_skb)
+    else if (err == EINVAL && !o_.xdp_skb)
       what += " (the driver refused it; mode = \"skb\" works with any driver)";
     throw LinkError(what);
   }
@@ -152,10 +250,9 @@ constexpr unsigned kMaxQueues = 64;
 void AfXdpLink::plan_shared_umem(const Config& config) {
   std::size_t sockets = 0;
   for (const auto& lc : config.links) {
-    if (lc.type != LinkType::af_xdp) continue;
-    const unsigned q = lc.queues          ? lc.queues
-                       : lc.netns.empty() ? netdev::rx_queues(lc.interface)
-                                          : 1;
+    if (lc.type != &kType) continue;
+    const AfXdpOptions& o = lc.options_as<AfXdpOptions>();
+    const unsigned q = o.queues ? o.queues : lc.netns.empty() ? netdev::rx_queues(lc.interface) : 1;
     sockets += q > kMaxQueues ? kMaxQueues : q;
   }
   XskArea::get().plan(sockets);
@@ -164,7 +261,7 @@ void AfXdpLink::plan_shared_umem(const Config& config) {
 void AfXdpLink::open_fds() {
   const std::string& ifname = config_.interface;
   ifindex_ = existing_ifindex();
-  unsigned queues = config_.queues ? config_.queues : netdev::rx_queues(ifname);
+  unsigned queues = o_.queues ? o_.queues : netdev::rx_queues(ifname);
   if (queues > kMaxQueues) {  // (only the default can ask for more)
     log::warn("af_xdp_queues", "the interface has more receive queues than a link can read",
               {{"link", name()}, {"interface", ifname}, {"queues", queues}, {"used", kMaxQueues}});
@@ -175,17 +272,14 @@ void AfXdpLink::open_fds() {
       throw LinkError("interface " + ifname + " now has " + std::to_string(queues) + " queues, " +
                       std::to_string(ports_.size()) +
                       " when the link opened: restart fdlinkd to follow it");
-    ports_.clear();  // (first open: no dispatcher exists yet)
-    for (unsigned q = 0; q < queues; ++q)
-      ports_.push_back(std::make_unique<Port>());
-    set_workers(workers_);
+    resize_ports(queues);  // (first open: no dispatcher exists yet)
   }
   ever_opened_ = true;
 
   const std::string driver = netdev::driver_of(ifname);
   local_peer_ = driver == "veth" || driver == "tun";
   attach_program(queues, local_peer_);
-  if (config_.promisc) {
+  if (o_.promisc) {
     promisc_fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // receives nothing
     packet_mreq mr{};
     mr.mr_ifindex = static_cast<int>(ifindex_);
@@ -198,7 +292,7 @@ void AfXdpLink::open_fds() {
   bool copy = false, shared = true;
   unsigned budget = 0;
   for (unsigned q = 0; q < queues; ++q) {
-    auto s = std::make_unique<XskSocket>(ifname, q, config_.zero_copy);
+    auto s = std::make_unique<XskSocket>(ifname, q, o_.zero_copy);
     const int fd = s->fd();
     if (bpf_map_update_elem(map_fd_, &q, &fd, BPF_ANY) != 0)
       throw LinkError("cannot enter the AF_XDP socket of queue " + std::to_string(q) +
@@ -215,12 +309,12 @@ void AfXdpLink::open_fds() {
             {{"link", name()},
              {"interface", ifname},
              {"driver", driver},
-             {"mode", config_.xdp_skb ? "skb" : "native"},
+             {"mode", o_.xdp_skb ? "skb" : "native"},
              {"queues", queues},
              {"zero_copy", !copy},
              {"shared_umem", shared},
              {"tx_kick_budget", budget}});
-  if (driver == "veth" && !config_.xdp_skb)
+  if (driver == "veth" && !o_.xdp_skb)
     log::info("af_xdp_veth",
               "native XDP on a veth: its peer no longer makes GSO super-frames (the kernel "
               "turns software GSO off), and its MTU may not exceed about 3.5 KB while fdlinkd "
@@ -235,7 +329,8 @@ void AfXdpLink::open_fds() {
 
 void AfXdpLink::send_batch(Worker& w, Batch& batch) {
   const std::size_t n = ports_.size();
-  for (std::uint64_t used = spread(batch); used != 0; used &= used - 1) {
+  for (std::uint64_t used = spread(batch, n, config_.layer == Layer::ethernet); used != 0;
+       used &= used - 1) {
     const auto q = static_cast<std::size_t>(std::countr_zero(used));
     CounterValues tally;
     XskSocket* s = ports_[q]->fd.load(std::memory_order_relaxed) >= 0 ? xsk(q) : nullptr;

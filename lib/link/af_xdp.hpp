@@ -18,13 +18,17 @@
 // (xsk.hpp: the sockets share one memory area). They carry no virtio-net header: frames that still
 // need a checksum or segmentation are finished in software on their way out (writer/egress.hpp).
 //
-// Keys: interface (required), queues, mode, zero_copy, promisc, plus the common link keys.
+// Receiving: XskRxQueue reads the frames of a queue's RX ring where they lie in the UMEM, and
+// gives them back to the fill ring once the batch has been sent.
+//
+// Keys: interface (required), queues, mode, zero_copy, promisc.
 #pragma once
 
 #include <memory>
 #include <vector>
 
 #include "link/link.hpp"
+#include "link/link_types.hpp"
 #include "link/xsk.hpp"
 
 struct bpf_object;
@@ -40,14 +44,27 @@ inline constexpr const char* kXdpSocketMap = "fdlinkd_xsks";
 /// (af_xdp_meta.h); not loaded yet (bpf_object__load). Throws LinkError.
 bpf_object* open_xdp_program(unsigned queues, bool mark_partials);
 
+struct AfXdpOptions : LinkOptions {
+  bool promisc = true;
+  /// One AF_XDP socket per receive queue 0..queues-1 (0: all of the interface's).
+  unsigned queues = 0;
+  bool xdp_skb = false;  ///< mode = "skb": generic XDP (any driver) instead of the driver's
+  ZeroCopy zero_copy = ZeroCopy::automatic;
+};
+
 class AfXdpLink : public Link {
  public:
-  using Link::Link;
+  static const LinkType kType;
+
+  explicit AfXdpLink(const LinkConfig& config)
+      : Link(config), o_(config_.options_as<AfXdpOptions>()) {}
   ~AfXdpLink() override;
 
   /// Plans the memory the config's af_xdp sockets share (XskArea): one slot per queue it will
   /// bind (`queues`, or what the interface has; 1 for an interface in another namespace).
   static void plan_shared_umem(const Config& config);
+  std::unique_ptr<RxQueue> make_rx_queue(std::size_t port, Worker& w, Batch& batch) override;
+  std::string_view reader_name() const override { return "af_xdp"; }
 
   /// Queue `port`'s socket (nullptr while the link is down and closed).
   XskSocket* xsk(std::size_t port) const {
@@ -72,6 +89,7 @@ class AfXdpLink : public Link {
   void attach_program(unsigned queues, bool mark_partials);
   void detach_program();
 
+  const AfXdpOptions& o_;
   unsigned ifindex_ = 0;
   bpf_object* program_ = nullptr;
   int bpf_link_fd_ = -1;  ///< the attachment; closing it detaches the program

@@ -8,9 +8,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config/daemon.hpp"
+#include "config/link_keys.hpp"
 #include "core/log.hpp"
 #include "core/worker.hpp"
-#include "dispatch/dispatcher.hpp"
+#include "link/rx.hpp"
+#include "link/stream_framer.hpp"
 #include "writer/stream.hpp"
 
 namespace fdlinkd {
@@ -61,17 +64,219 @@ int socket_type(UnixSocket s) {
                                     : SOCK_DGRAM;
 }
 
+constexpr std::size_t kSunPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1
+
+// Frames a unix link keeps per worker for a full peer: 4 batches of 64.
+constexpr unsigned kDefaultBacklog = 256;
+
+// --- keys ------------------------------------------------------------------------------------
+
+// socket_mode: 0o600 (a TOML octal integer) or "0600" (a string of octal digits); at most 0777.
+void read_socket_mode(TableReader& lr, UnixOptions& l) {
+  const std::string& label = lr.what();
+  ConfigErrors& errors = lr.errors();
+  const toml::node* n = lr.table().get("socket_mode");
+  lr.skip("socket_mode");
+  if (!n) return;
+  std::int64_t mode = -1;
+  if (n->is_integer()) {
+    mode = n->as_integer()->get();
+  } else if (n->is_string()) {
+    const std::string& v = n->as_string()->get();
+    if (!v.empty() && v.size() <= 4 && v.find_first_not_of("01234567") == std::string::npos)
+      mode = std::stoll(v, nullptr, 8);
+  }
+  if (mode < 0 || mode > 0777) {
+    errors.add(n->source(), "socket_mode in " + label +
+                                " must be a file mode such as 0o600 or \"0660\" (at most 0777)");
+    return;
+  }
+  l.socket_mode = static_cast<unsigned>(mode);
+}
+
+std::shared_ptr<const LinkOptions> read(TableReader& lr, LinkConfig& u) {
+  auto o = std::make_shared<UnixOptions>();
+  UnixOptions& l = *o;
+  const std::string& label = lr.what();
+  ConfigErrors& errors = lr.errors();
+  const std::string no = "a unix link does not take it";
+  u.socket = true;
+  if (auto p = lr.string("path", true)) {
+    if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax || has_control_char(*p))
+      errors.add(lr.where("path"), "path \"" + shown(*p) + "\" in " + label +
+                                       " must be an absolute path of at most 107 bytes, "
+                                       "without control characters");
+    else
+      l.path = *p;
+  }
+  if (auto s = lr.choice("socket", {"seqpacket", "dgram", "stream"}))
+    l.socket = *s == "dgram"    ? UnixSocket::dgram
+               : *s == "stream" ? UnixSocket::stream
+                                : UnixSocket::seqpacket;
+  // stream: `listen = true` (the default) or `connect = true`, not both.
+  const auto listen = lr.boolean("listen");
+  const auto connect = lr.boolean("connect");
+  if ((listen || connect) && l.socket != UnixSocket::stream) {
+    errors.add(lr.where(listen ? "listen" : "connect"),
+               std::string(listen ? "listen" : "connect") + " in " + label +
+                   " needs socket = \"stream\" (a seqpacket link listens, a dgram link binds)");
+  } else if (listen && connect && *listen == *connect) {
+    errors.add(lr.where("connect"),
+               "listen and connect in " + label + " say the same thing twice: give one of them");
+  } else {
+    l.connect = connect ? *connect : (listen && !*listen);
+  }
+  if (auto p = lr.string("peer")) {
+    if (l.socket != UnixSocket::dgram)
+      errors.add(lr.where("peer"), "peer in " + label +
+                                       " needs socket = \"dgram\" (a seqpacket link sends "
+                                       "to whoever connected)");
+    else if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax || has_control_char(*p))
+      errors.add(lr.where("peer"), "peer \"" + shown(*p) + "\" in " + label +
+                                       " must be an absolute path of at most 107 bytes, "
+                                       "without control characters");
+    else
+      l.peer = *p;
+  }
+  if (l.connect) {
+    for (auto k : {"socket_mode", "socket_group"})
+      lr.reject(k, "fdlinkd does not make the socket it connects to");
+  } else {
+    read_socket_mode(lr, l);
+    if (auto gid = read_group(lr, "socket_group", l.socket_group)) l.socket_gid = *gid;
+  }
+  lr.reject("interface", no + " (unix links use path)");
+  lr.reject("vnet_hdr", "virtio-net headers belong to TAP/TUN devices and AF_PACKET sockets");
+  lr.reject("gso_max_size", "a unix link never receives GSO super-frames");
+  if (auto v = lr.integer("fds", 1, 64); v && *v != 1)
+    errors.add(lr.where("fds"), "fds = " + std::to_string(*v) + " in " + label +
+                                    ": a unix link has one socket (for its one peer); use 1");
+  read_dispatch(lr, u, false);
+  if (l.socket == UnixSocket::stream && u.dispatch == DispatchMode::recvmmsg)
+    errors.add(lr.where("dispatch"),
+               "dispatch = \"recvmmsg\" in " + label +
+                   " reads messages; a stream link reads bytes and cuts them into frames: use "
+                   "\"readv\"");
+  read_backpressure(lr, u, kDefaultBacklog);
+  return o;
+}
+
+constexpr ConfigKey kKeys[] = {
+    {"path", "the socket file (required)"},
+    {"socket", "seqpacket, dgram or stream (seqpacket)"},
+    {"connect", "stream: fdlinkd connects to path (false: it listens)"},
+    {"listen", "stream: fdlinkd listens on path (the default)"},
+    {"peer", "dgram: the path frames are sent to"},
+    {"socket_mode", "mode of the socket file (0600)"},
+    {"socket_group", "group of the socket file"},
+    {"fds", "1"},
+    {"dispatch", "readv or recvmmsg (readv)"},
+    {"tx_backlog", "frames kept per worker while the peer is full (256)"},
+    {"tx_stall_timeout", "a peer that takes nothing this long stops holding back (1s)"},
+};
+
+std::unique_ptr<Link> make(const LinkConfig& c) {
+  return std::make_unique<UnixLink>(c);
+}
+
+// A stream socket (QEMU's -netdev stream, passt): reads what is there into one buffer and
+// cuts it at each 32-bit big-endian length (StreamFramer); the batch's frames point into that
+// buffer, and a frame split across reads is moved to the front once the batch is sent.
+class StreamRxQueue : public RxQueue {
+ public:
+  StreamRxQueue(UnixLink& link, Batch& batch)
+      : link_(link),
+        limits_(rx_limits(link, batch.slot_capacity())),
+        framer_(std::make_unique<StreamFramer>(link.config().rx_capacity())) {}
+  void attach(int fd) override {
+    fd_ = fd;
+    framer_->reset();  // (a new connection starts at a frame)
+  }
+  RxEnd receive(Batch& batch, CounterValues& tally) override {
+    const RxEnd end = read(batch, tally);
+    stamp_now(batch);
+    return end;
+  }
+
+ private:
+  RxEnd read(Batch& batch, CounterValues& tally);
+
+  UnixLink& link_;
+  RxLimits limits_;
+  std::unique_ptr<StreamFramer> framer_;
+  int fd_ = -1;
+  int last_error_ = 0;
+};
+
+RxEnd StreamRxQueue::read(Batch& batch_, CounterValues& tally) {
+  framer_->compact();  // the last batch is sent: keep only a frame not yet complete
+  for (;;) {
+    std::uint8_t* data = nullptr;
+    std::size_t len = 0;
+    while (!batch_.full()) {
+      const auto next = framer_->next(data, len);
+      if (next == StreamFramer::Next::need_more) break;
+      if (next == StreamFramer::Next::bad_length) {
+        ++tally.rx_errors;
+        log::warn("unix_protocol_error", "stream frame length out of range: closing the connection",
+                  {{"link", link_.name()},
+                   {"path", link_.options().path},
+                   {"length", len},
+                   {"max", link_.config().rx_capacity()}});
+        return RxEnd::closed;
+      }
+      accept_frame(batch_, limits_, data, len, false, tally, false);
+    }
+    // A full batch, or frames held in a buffer with no room left: send them first.
+    if (batch_.full() || framer_->space_left() == 0) return RxEnd::full;
+    const ssize_t n = ::read(fd_, framer_->space(), framer_->space_left());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return rx_error(errno, tally, link_, 0, last_error_);
+    }
+    if (n == 0) {
+      if (framer_->buffered()) {
+        ++tally.rx_errors;
+        log::warn("unix_protocol_error", "the peer hung up in the middle of a frame",
+                  {{"link", link_.name()},
+                   {"path", link_.options().path},
+                   {"bytes", framer_->buffered()}});
+      }
+      return RxEnd::closed;
+    }
+    last_error_ = 0;
+    framer_->commit(static_cast<std::size_t>(n));
+  }
+}
+
 }  // namespace
+
+const LinkType UnixLink::kType = {
+    {"unix", "a unix socket: seqpacket, dgram, or stream (QEMU, passt)", kKeys, read}, make};
+
+UnixLink::UnixLink(const LinkConfig& config) : Link(config), o_(config_.options_as<UnixOptions>()) {
+  tx_always_ = stream();  // (it waits for room to finish a frame a write cut short)
+  set_workers(workers_);
+}
+
+std::unique_ptr<RxQueue> UnixLink::make_rx_queue(std::size_t port, Worker& w, Batch& batch) {
+  if (stream()) return std::make_unique<StreamRxQueue>(*this, batch);
+  return Link::make_rx_queue(port, w, batch);
+}
+
+std::string UnixLink::describe() const {
+  return "unix " + o_.path + (config_.netns.empty() ? "" : " (netns " + config_.netns + ")");
+}
 
 UnixLink::~UnixLink() {
   if (acceptor_) acceptor_->release();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (retired_fd_ >= 0) ::close(retired_fd_);
-  if (bound_) ::unlink(config_.path.c_str());
+  if (bound_) ::unlink(o_.path.c_str());
 }
 
 bool UnixLink::stream() const {
-  return config_.socket == UnixSocket::stream;
+  return o_.socket == UnixSocket::stream;
 }
 
 void UnixLink::stop() {
@@ -83,16 +288,16 @@ void UnixLink::stop() {
   }
   if (listen_fd_ >= 0) ::close(listen_fd_);
   listen_fd_ = -1;
-  if (bound_) ::unlink(config_.path.c_str());
+  if (bound_) ::unlink(o_.path.c_str());
   bound_ = false;
 }
 
 void UnixLink::open_fds() {
   if (stream()) {
-    writer_ = std::make_unique<StreamWriter>(config_.frame_capacity());
-    if (config_.connect) return;  // start() connects
+    writer_ = std::make_unique<StreamWriter>(config_.wire_capacity());
+    if (o_.connect) return;  // start() connects
   }
-  const int type = socket_type(config_.socket);
+  const int type = socket_type(o_.socket);
   const bool listens = type != SOCK_DGRAM;
   const int fd = ::socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw LinkError("unix socket: " + errno_text(errno));
@@ -101,31 +306,31 @@ void UnixLink::open_fds() {
   else
     ports_[0]->fd = fd;
 
-  remove_stale(config_.path, type);
+  remove_stale(o_.path, type);
   socklen_t len = 0;
-  const sockaddr_un addr = address_of(config_.path, len);
+  const sockaddr_un addr = address_of(o_.path, len);
   // The file is created with the umask applied; a umask that lets everyone in must not leave
   // the socket open for a moment before the chmod below. (Links open before workers start.)
   const mode_t old_mask = ::umask(0177);
   const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len);
   const int bind_errno = errno;
   ::umask(old_mask);
-  if (rc != 0) throw LinkError("cannot bind " + config_.path + ": " + errno_text(bind_errno));
+  if (rc != 0) throw LinkError("cannot bind " + o_.path + ": " + errno_text(bind_errno));
   bound_ = true;
-  if (::chmod(config_.path.c_str(), config_.socket_mode) != 0)
-    throw LinkError("cannot set mode of " + config_.path + ": " + errno_text(errno));
-  if (config_.socket_gid >= 0 && ::chown(config_.path.c_str(), static_cast<uid_t>(-1),
-                                         static_cast<gid_t>(config_.socket_gid)) != 0)
-    throw LinkError("cannot give " + config_.path + " to group " + config_.socket_group + ": " +
+  if (::chmod(o_.path.c_str(), o_.socket_mode) != 0)
+    throw LinkError("cannot set mode of " + o_.path + ": " + errno_text(errno));
+  if (o_.socket_gid >= 0 &&
+      ::chown(o_.path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(o_.socket_gid)) != 0)
+    throw LinkError("cannot give " + o_.path + " to group " + o_.socket_group + ": " +
                     errno_text(errno));
   if (listens && ::listen(fd, 4) != 0)
-    throw LinkError("cannot listen on " + config_.path + ": " + errno_text(errno));
-  if (!config_.peer.empty()) peer_ = address_of(config_.peer, peer_len_);
+    throw LinkError("cannot listen on " + o_.path + ": " + errno_text(errno));
+  if (!o_.peer.empty()) peer_ = address_of(o_.peer, peer_len_);
 }
 
 bool UnixLink::zero_read_is_eof(int fd) const {
   if (stream()) return true;  // a stream has no empty messages
-  return config_.socket == UnixSocket::seqpacket && peer_hung_up(fd);
+  return o_.socket == UnixSocket::seqpacket && peer_hung_up(fd);
 }
 
 const sockaddr* UnixLink::tx_address(socklen_t& len) const {
@@ -133,18 +338,18 @@ const sockaddr* UnixLink::tx_address(socklen_t& len) const {
   return peer_len_ ? reinterpret_cast<const sockaddr*>(&peer_) : nullptr;
 }
 
-void UnixLink::start(const std::vector<Dispatcher*>& dispatchers) {
-  if (config_.socket == UnixSocket::dgram) {
-    Link::start(dispatchers);
+void UnixLink::start(const std::vector<PortReader*>& readers) {
+  if (o_.socket == UnixSocket::dgram) {
+    Link::start(readers);
     return;
   }
-  dispatcher_ = dispatchers[0];
-  if (stream() && config_.connect) {
-    retry_ = std::make_unique<asio::steady_timer>(dispatcher_->io());
+  reader_ = readers[0];
+  if (stream() && o_.connect) {
+    retry_ = std::make_unique<asio::steady_timer>(reader_->io());
     try_connect();
     return;
   }
-  acceptor_ = std::make_unique<asio::posix::stream_descriptor>(dispatcher_->io(), listen_fd_);
+  acceptor_ = std::make_unique<asio::posix::stream_descriptor>(reader_->io(), listen_fd_);
   accept_peer();  // one may have connected already: the edge-triggered wait would miss it
   wait_for_peer();
 }
@@ -170,21 +375,21 @@ void UnixLink::accept_peer() {
     }
     if (ports_[0]->fd.load() >= 0) {
       log::warn("unix_peer_refused", "a peer is already connected; refusing another",
-                {{"link", name()}, {"path", config_.path}});
+                {{"link", name()}, {"path", o_.path}});
       ::close(fd);
       continue;
     }
     ports_[0]->fd = fd;
     if (retired_fd_ >= 0) ::close(retired_fd_);
     retired_fd_ = -1;
-    log::info("unix_peer_connected", "peer connected", {{"link", name()}, {"path", config_.path}});
-    dispatcher_->attach(fd);
+    log::info("unix_peer_connected", "peer connected", {{"link", name()}, {"path", o_.path}});
+    reader_->attach(fd);
   }
 }
 
-void UnixLink::port_closed(std::size_t i, Dispatcher& d) {
-  if (config_.socket == UnixSocket::dgram) {
-    Link::port_closed(i, d);
+void UnixLink::port_closed(std::size_t i, PortReader& r) {
+  if (o_.socket == UnixSocket::dgram) {
+    Link::port_closed(i, r);
     return;
   }
   // Other workers may still be sending on the old fd number: shut it down now (their sends
@@ -199,9 +404,9 @@ void UnixLink::port_closed(std::size_t i, Dispatcher& d) {
     std::lock_guard lock(tx_mutex_);
     writer_->reset();  // the rest of a frame cut short has no one to go to now
   }
-  if (stream() && config_.connect) {
+  if (stream() && o_.connect) {
     log::info("unix_peer_disconnected", "peer went away; connecting again",
-              {{"link", name()}, {"path", config_.path}});
+              {{"link", name()}, {"path", o_.path}});
     backoff_ = std::chrono::milliseconds(100);
     retry_->expires_after(backoff_);
     retry_->async_wait([this](const boost::system::error_code& ec) {
@@ -210,7 +415,7 @@ void UnixLink::port_closed(std::size_t i, Dispatcher& d) {
     return;
   }
   log::info("unix_peer_disconnected", "peer disconnected; waiting for the next one",
-            {{"link", name()}, {"path", config_.path}});
+            {{"link", name()}, {"path", o_.path}});
 }
 
 void UnixLink::try_connect() {
@@ -218,7 +423,7 @@ void UnixLink::try_connect() {
   int err = fd < 0 ? errno : 0;
   if (fd >= 0) {
     socklen_t len = 0;
-    const sockaddr_un a = address_of(config_.path, len);
+    const sockaddr_un a = address_of(o_.path, len);
     // A unix stream connect completes at once or fails (EAGAIN: the listener's backlog is
     // full; try again later like any other failure).
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), len) != 0) {
@@ -230,7 +435,7 @@ void UnixLink::try_connect() {
     if (err != connect_error_)  // once per kind of failure, not per attempt
       log::warn("unix_connect_failed", "cannot connect; trying again",
                 {{"link", name()},
-                 {"path", config_.path},
+                 {"path", o_.path},
                  {"error", errno_text(err)},
                  {"retry_ms", backoff_.count()}});
     connect_error_ = err;
@@ -246,8 +451,8 @@ void UnixLink::try_connect() {
   ports_[0]->fd = fd;
   if (retired_fd_ >= 0) ::close(retired_fd_);
   retired_fd_ = -1;
-  log::info("unix_peer_connected", "connected to peer", {{"link", name()}, {"path", config_.path}});
-  dispatcher_->attach(fd);
+  log::info("unix_peer_connected", "connected to peer", {{"link", name()}, {"path", o_.path}});
+  reader_->attach(fd);
 }
 
 void UnixLink::send_batch(Worker& w, Batch& batch) {
@@ -256,7 +461,7 @@ void UnixLink::send_batch(Worker& w, Batch& batch) {
     return;
   }
   CounterValues tally;
-  TxQueue* tq = tx_queue(w, 0);  // (a stream link always has one: to finish a cut write)
+  TxQueue* tq = backpressure_.queue(w, 0);  // (a stream link always has one: a cut write)
   int fd;
   bool waiting = false;
   {
@@ -271,7 +476,7 @@ void UnixLink::send_batch(Worker& w, Batch& batch) {
       waiting = writer_->pending() || !tq->backlog.empty();
     }
   }
-  if (waiting) hold_back(*tq, 0, fd);
+  if (waiting) backpressure_.hold_back(*tq, 0, fd);
   counters(batch.worker(), 0).add(tally);
 }
 
@@ -289,7 +494,7 @@ bool UnixLink::flush_tx(TxQueue& tq, std::size_t q, int fd, int& err, CounterVal
 }
 
 int UnixLink::tx_watch_fd(std::size_t q, int fd) {
-  if (config_.socket != UnixSocket::dgram) return Link::tx_watch_fd(q, fd);
+  if (o_.socket != UnixSocket::dgram) return Link::tx_watch_fd(q, fd);
   const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (probe >= 0) tx_watch_rearm(probe);
   return probe;
@@ -298,7 +503,7 @@ int UnixLink::tx_watch_fd(std::size_t q, int fd) {
 void UnixLink::tx_watch_rearm(int watch_fd) {
   // Connected again each time: a peer that restarted has a new socket at the same path. If
   // the peer is not there the probe is writable at once and the send says no_peer.
-  if (config_.socket == UnixSocket::dgram && peer_len_)
+  if (o_.socket == UnixSocket::dgram && peer_len_)
     ::connect(watch_fd, reinterpret_cast<const sockaddr*>(&peer_), peer_len_);
 }
 

@@ -8,10 +8,10 @@
 // anyone; it sends to `peer` (a path the other process bound). Without `peer` the link only
 // receives.
 // socket = "stream": QEMU's `-netdev stream`, passt's and libkrun's protocol: each frame after
-// its 32-bit big-endian length on a SOCK_STREAM connection (dispatch/stream_framer.hpp,
-// writer/stream.hpp). fdlinkd listens on `path` as for seqpacket, or with `connect = true`
-// connects to `path` (QEMU with server=on, passt) and connects again, after 100 ms doubling
-// up to 5 s, whenever the peer is not there or goes away.
+// its 32-bit big-endian length on a SOCK_STREAM connection (stream_framer.hpp, read by
+// StreamRxQueue in unix.cpp; writer/stream.hpp). fdlinkd listens on `path` as for seqpacket, or
+// with `connect = true` connects to `path` (QEMU with server=on, passt) and connects again, after
+// 100 ms doubling up to 5 s, whenever the peer is not there or goes away.
 //
 // A stale socket file at `path` (left by a crash: a connect to it is refused) is replaced; a
 // live one (another process listening) is never touched, and the link fails to open. The
@@ -40,19 +40,37 @@
 #include <vector>
 
 #include "link/link.hpp"
+#include "link/link_types.hpp"
 #include "writer/stream.hpp"
 
 namespace fdlinkd {
 
+enum class UnixSocket { seqpacket, dgram, stream };
+
+struct UnixOptions : LinkOptions {
+  std::string path;
+  UnixSocket socket = UnixSocket::seqpacket;
+  std::string peer;             ///< dgram: where frames are sent (else: the last sender)
+  bool connect = false;         ///< stream: fdlinkd connects to `path` (else it listens)
+  unsigned socket_mode = 0600;  ///< mode of the socket file, whatever the umask
+  std::string socket_group;     ///< group of the socket file (empty: fdlinkd's)
+  int socket_gid = -1;          ///< socket_group resolved when the config is read
+};
+
 class UnixLink : public Link {
  public:
-  using Link::Link;
+  static const LinkType kType;
+
+  explicit UnixLink(const LinkConfig& config);
   ~UnixLink() override;
 
-  void start(const std::vector<Dispatcher*>& dispatchers) override;
-  void port_closed(std::size_t i, Dispatcher& d) override;
+  std::unique_ptr<RxQueue> make_rx_queue(std::size_t port, Worker& w, Batch& batch) override;
+  void start(const std::vector<PortReader*>& readers) override;
+  void port_closed(std::size_t i, PortReader& r) override;
   void stop() override;
   bool zero_read_is_eof(int fd) const override;
+  std::string describe() const override;
+  const UnixOptions& options() const { return o_; }
 
  protected:
   void open_fds() override;
@@ -61,9 +79,11 @@ class UnixLink : public Link {
   bool flush_tx(TxQueue& tq, std::size_t q, int fd, int& err, CounterValues& tally) override;
   int tx_watch_fd(std::size_t q, int fd) override;
   void tx_watch_rearm(int watch_fd) override;
+  DropReason tx_gone_reason() const override { return DropReason::no_peer; }
 
  private:
   bool stream() const;
+  const UnixOptions& o_;
   void wait_for_peer();
   void accept_peer();
   /// connect = true: one attempt; on failure, the next after the backoff.
@@ -73,7 +93,7 @@ class UnixLink : public Link {
   bool bound_ = false;
   sockaddr_un peer_{};
   socklen_t peer_len_ = 0;
-  Dispatcher* dispatcher_ = nullptr;
+  PortReader* reader_ = nullptr;
   std::unique_ptr<boost::asio::posix::stream_descriptor> acceptor_;
   // connect = true
   std::unique_ptr<boost::asio::steady_timer> retry_;

@@ -22,9 +22,9 @@
 //
 // Several VNIs on one port: vxlan links on the same address, port and interface (in the same
 // namespace) share one receiving socket (VxlanSocket), each holding a dup of it. Whichever
-// link's dispatcher reads a datagram hands it to the link with its VNI (Dispatcher::read_vxlan
-// and its member table); a VNI no link has is vxlan_unknown_vni. Their dispatchers run on one
-// worker, so a flow's datagrams stay in order.
+// link's receive queue reads a datagram hands it to the link with its VNI (VxlanRxQueue: its
+// member table); a VNI no link has is vxlan_unknown_vni. Their dispatchers run on one worker,
+// so a flow's datagrams stay in order.
 //
 // Keys: vni (required), local (required), port, remotes, learning, ttl, udp_checksum, inner_vlan,
 // source_ports, interface (the underlay device to bind to), plus the common link keys.
@@ -40,10 +40,29 @@
 #include <vector>
 
 #include "link/link.hpp"
+#include "link/link_types.hpp"
 
 namespace fdlinkd {
 
 class VxlanLink;
+
+struct VxlanOptions : LinkOptions {
+  std::uint32_t vni = 0;
+  std::string local;                 ///< underlay address the UDP socket binds (IPv4 or IPv6)
+  std::uint16_t port = 4789;         ///< UDP port, local and remote
+  std::vector<std::string> remotes;  ///< VTEPs that get broadcast, multicast, unknown unicast
+  bool learning = true;              ///< inner source MAC -> the VTEP it came from
+  unsigned ttl = 64;
+  /// udp_checksum = "zero": send UDP checksum 0; over IPv6 also accept it (RFC 6935/6936)
+  bool udp_zero_checksum = false;
+  toml::source_region udp_checksum_where;
+  bool inner_vlan_keep = false;  ///< inner_vlan = "keep": inner VLAN tags pass (else: out)
+  /// The UDP source ports datagrams leave from, inclusive (by inner flow hash).
+  std::uint16_t source_port_min = 49152, source_port_max = 65535;
+  std::string interface;          ///< the underlay device to send through ("" : any)
+  toml::source_region vni_where;  ///< its `vni` key
+  bool ipv6() const { return local.find(':') != std::string::npos; }
+};
 
 /// The UDP socket vxlan links on one address and port receive on, and who they are.
 class VxlanSocket {
@@ -69,6 +88,8 @@ class VxlanSocket {
 
 class VxlanLink : public Link {
  public:
+  static const LinkType kType;
+
   static constexpr std::size_t kHeaderLen = 8;
   static constexpr std::uint8_t kFlagI = 0x08;   ///< "a valid VNI" (RFC 7348 5.)
   static constexpr std::size_t kMaxVteps = 256;  ///< static remotes and learned ones
@@ -78,7 +99,15 @@ class VxlanLink : public Link {
   ~VxlanLink() override;
   static constexpr std::size_t kSourcePorts = 16;  ///< sending sockets, at most
 
-  std::uint32_t vni() const { return config_.vni; }
+  /// What vxlan links that share one receiving socket have in common (namespace, address in
+  /// its canonical text, port, interface): links with the same key share it.
+  static std::string socket_key(const LinkConfig& config);
+
+  std::uint32_t vni() const { return o_.vni; }
+  const VxlanOptions& options() const { return o_; }
+  std::unique_ptr<RxQueue> make_rx_queue(std::size_t port, Worker& w, Batch& batch) override;
+  std::string_view reader_name() const override { return "recvmmsg"; }
+  std::string describe() const override;
   /// The socket it receives on, shared with the other vxlan links on its address and port.
   const VxlanSocket* socket() const { return rx_.get(); }
   const void* rx_group() const override { return rx_.get(); }
@@ -102,13 +131,10 @@ class VxlanLink : public Link {
                                      std::size_t worker = 0);
   /// What went to and came from each VTEP (datagrams and their inner bytes), summed over the
   /// workers; static remotes first, then learned ones.
-  struct RemoteStats {
-    std::string remote;
-    std::uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;
-  };
-  std::vector<RemoteStats> remote_stats() const;
+  std::vector<RemoteStats> remote_stats() const override;
+  bool has_remotes() const override { return true; }
   /// The VTEP a MAC was learned behind, as "address" (for fdb output), or "".
-  std::string vtep_of(const std::uint8_t* mac) const;
+  std::string remote_of(const std::uint8_t* mac) const override;
 
  protected:
   void open_fds() override;
@@ -121,6 +147,7 @@ class VxlanLink : public Link {
   /// The index of VTEP `addr` (the port set to the link's), added if new; -1 when full.
   int vtep_index(const sockaddr_storage& addr);
 
+  const VxlanOptions& o_;
   int family_;
   std::array<std::uint8_t, kHeaderLen> header_{};  ///< what every datagram starts with
   // VTEPs: static remotes first; learned ones appended (never changed once published).
@@ -171,7 +198,7 @@ class VxlanLink : public Link {
   std::size_t tx_count_ = 0;
   /// How many ports source_ports holds.
   std::uint32_t source_span() const {
-    return std::uint32_t{config_.source_port_max} - config_.source_port_min + 1;
+    return std::uint32_t{o_.source_port_max} - o_.source_port_min + 1;
   }
   void close_tx_fds();
   /// Joins (or makes) the receiving socket of its address and port; returns a dup of it.

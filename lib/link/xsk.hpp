@@ -48,12 +48,14 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
 #include "core/batch.hpp"
 #include "core/counters.hpp"
 #include "link/af_xdp_meta.h"
 
 namespace fdlinkd {
+
+/// af_xdp: whether the AF_XDP sockets bind in zero-copy mode.
+enum class ZeroCopy { automatic, on, off };
 
 /// The memory AF_XDP sockets share: one mapping of `slots` UMEMs, registered whole by each
 /// socket that takes a slot. Planned once, at start, for the af_xdp sockets of the config;

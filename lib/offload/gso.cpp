@@ -22,7 +22,7 @@ bool segment(const std::uint8_t* frame, std::size_t len, const PacketInfo& info,
   const std::size_t end = ip_packet_end(frame, len, info);
   const std::size_t payload = end > hdrs ? end - hdrs : 0;
   const std::size_t n = segment_count(payload, mss);
-  if (out.size() + n > out.capacity() || hdrs + mss > out.frame_capacity()) return false;
+  if (out.size() + n > out.capacity() || hdrs + mss > out.slot_capacity()) return false;
 
   const std::uint32_t seq = tcp ? load32(frame + info.l4 + 4) : 0;
   const std::uint8_t flags = tcp ? frame[info.l4 + 13] : 0;

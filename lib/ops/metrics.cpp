@@ -218,20 +218,27 @@ std::string render_metrics(const json::object& stats, const json::object& info) 
       for (const PortMetric& m : kPortMetrics)
         e.add(m.name, "counter", m.help, labels, u64(f.at(m.key)));
     }
-    if (const json::value* rv = l.if_contains("remotes"))
+    if (const json::value* rv = l.if_contains("remotes")) {
+      // A tunnel's remote endpoints (a vxlan link's VTEPs), named after the link's type.
+      const std::string type(l.at("type").as_string());
+      const std::string m = "fdlinkd_" + type + "_remote_";
       for (const auto& r : rv->as_array()) {
         const json::object& o = r.as_object();
         const std::string labels = link + ",remote=\"" + label(o.at("remote").as_string()) + "\"";
-        e.add("fdlinkd_vxlan_remote_transmit_packets_total", "counter",
-              "VXLAN datagrams sent to a remote VTEP.", labels, u64(o.at("tx_packets")));
-        e.add("fdlinkd_vxlan_remote_transmit_bytes_total", "counter",
-              "Bytes of the inner frames sent to a remote VTEP.", labels, u64(o.at("tx_bytes")));
-        e.add("fdlinkd_vxlan_remote_receive_packets_total", "counter",
-              "VXLAN datagrams received from a remote VTEP.", labels, u64(o.at("rx_packets")));
-        e.add("fdlinkd_vxlan_remote_receive_bytes_total", "counter",
-              "Bytes of the inner frames received from a remote VTEP.", labels,
+        e.add(m + "transmit_packets_total", "counter",
+              "Datagrams sent to a remote endpoint of the tunnel (" + type + ").", labels,
+              u64(o.at("tx_packets")));
+        e.add(m + "transmit_bytes_total", "counter",
+              "Bytes of the inner frames sent to a remote endpoint.", labels,
+              u64(o.at("tx_bytes")));
+        e.add(m + "receive_packets_total", "counter",
+              "Datagrams received from a remote endpoint of the tunnel (" + type + ").", labels,
+              u64(o.at("rx_packets")));
+        e.add(m + "receive_bytes_total", "counter",
+              "Bytes of the inner frames received from a remote endpoint.", labels,
               u64(o.at("rx_bytes")));
       }
+    }
     const json::object& drops = l.at("drops").as_object();
     for (std::size_t r = 0; r < kDropReasonCount; ++r) {
       const auto reason = drop_reason_name(static_cast<DropReason>(r));

@@ -14,7 +14,6 @@
 
 #include "core/log.hpp"
 #include "core/version.hpp"
-#include "link/vxlan.hpp"
 #include "ops/control_socket.hpp"
 #include "runtime/runtime.hpp"
 
@@ -190,7 +189,7 @@ json::object Runtime::status() const {
     for (std::size_t q = 0; q < l->port_count(); ++q)
       fds.push_back(l->port(q).fd.load());
     links.push_back(json::object{{"name", l->name()},
-                                 {"type", link_type_name(l->config().type)},
+                                 {"type", l->config().type_name()},
                                  {"what", l->describe()},
                                  {"state", l->is_down() ? "down" : "up"},
                                  {"down_count", l->down_count()},
@@ -234,7 +233,7 @@ json::object Runtime::stats() const {
   for (Link* l : links_.all()) {
     l->collect_kernel_counters();
     json::object o{{"name", l->name()},
-                   {"type", link_type_name(l->config().type)},
+                   {"type", l->config().type_name()},
                    {"state", l->is_down() ? "down" : "up"},
                    {"down_count", l->down_count()}};
     const json::object totals = counters_json(l->totals());
@@ -248,9 +247,9 @@ json::object Runtime::stats() const {
       fds.push_back(std::move(f));
     }
     o["fds"] = std::move(fds);
-    if (l->config().type == LinkType::vxlan) {
+    if (l->has_remotes()) {  // (a tunnel: each remote endpoint's counters)
       json::array remotes;
-      for (const auto& r : static_cast<const VxlanLink*>(l)->remote_stats())
+      for (const auto& r : l->remote_stats())
         remotes.push_back(json::object{{"remote", r.remote},
                                        {"tx_packets", r.tx_packets},
                                        {"tx_bytes", r.tx_bytes},
@@ -343,19 +342,19 @@ void Runtime::fdb(const std::string& bridge, bool flush, std::function<void(json
 }
 
 void Runtime::add_remotes(json::array& bridges) const {
-  // A MAC on a vxlan port lives behind a remote VTEP: say which (control thread: the links
-  // are stable here; the VTEP table is read lock-free).
+  // A MAC on a tunnel's port (vxlan) lives behind a remote endpoint: say which (control
+  // thread: the links are stable here; a VTEP table is read lock-free).
   for (auto& b : bridges)
     for (auto& ev : b.as_object().at("entries").as_array()) {
       json::object& e = ev.as_object();
       const Link* l = links_.find(json::value_to<std::string>(e.at("port")));
-      if (!l || l->config().type != LinkType::vxlan) continue;
+      if (!l || !l->has_remotes()) continue;
       std::uint8_t mac[6];
       const std::string text = json::value_to<std::string>(e.at("mac"));
       if (std::sscanf(text.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2],
                       &mac[3], &mac[4], &mac[5]) != 6)
         continue;
-      const std::string vtep = static_cast<const VxlanLink*>(l)->vtep_of(mac);
+      const std::string vtep = l->remote_of(mac);
       if (!vtep.empty()) e["remote"] = vtep;
     }
 }

@@ -25,6 +25,8 @@
 #include <ctime>
 
 #include "core/log.hpp"
+#include "link/link_types.hpp"
+#include "runtime/kinds.hpp"
 #include "runtime/runtime.hpp"
 
 namespace fdlinkd {
@@ -113,14 +115,14 @@ void Runtime::start_reload(std::string why) {
   for (const Link* l : links_.all())
     if (!next->find_link(l->name())) plan->removed.push_back(l->name());
 
-  // An added af_xdp link on the interface of a removed one (a rename) cannot open while the
-  // old one holds the interface's XDP hook: it opens once the old one has closed, as a changed
-  // link does.
+  // An added link of a type that holds its interface alone (af_xdp: its XDP hook) on the
+  // interface of a removed one (a rename) cannot open while the old one holds it: it opens once
+  // the old one has closed, as a changed link does.
   for (const auto& name : plan->added) {
     const LinkConfig& lc = *next->find_link(name);
     for (const auto& gone : plan->removed) {
       const LinkConfig& oc = links_.find(gone)->config();
-      if (lc.type == LinkType::af_xdp && oc.type == LinkType::af_xdp &&
+      if (link_type_of(lc).exclusive_interface && lc.type == oc.type &&
           lc.interface == oc.interface && lc.netns == oc.netns) {
         plan->handed.push_back(name);
         break;
@@ -218,7 +220,7 @@ void Runtime::start_reload(std::string why) {
       Link* link = links_.find(name);
       link_dispatchers_[link] = add_dispatchers(*link);
     }
-    const std::size_t wire = next->max_frame_capacity(), rx = next->max_rx_capacity();
+    const std::size_t wire = next->max_wire_capacity(), rx = next->max_rx_capacity();
 
     // The switch, on each worker between two batches.
     for (auto& c : contexts_) {
@@ -238,7 +240,7 @@ void Runtime::start_reload(std::string why) {
     after_workers([this, next, plan, fresh_links] {
       for (const auto& name : fresh_links) {
         Link* link = links_.find(name);
-        if (!link->is_down()) link->start(link_dispatchers_[link]);
+        if (!link->is_down()) link->start(readers_of(*link));
       }
       // Once more: whatever a worker posted to another through the old graph has run.
       after_workers([this, next, plan] {

@@ -11,7 +11,7 @@
 #include <csignal>
 
 #include "core/log.hpp"
-#include "link/af_xdp.hpp"
+#include "link/link_types.hpp"
 #include "ops/control_socket.hpp"
 #include "ops/metrics.hpp"
 
@@ -39,7 +39,8 @@ bool Runtime::running(const Link* link) const {
 }
 
 bool Runtime::open_links() {
-  AfXdpLink::plan_shared_umem(config_);
+  for (const LinkType* t : link_types())
+    if (t->prepare) t->prepare(config_);
   for (const auto& lc : config_.links) {
     auto link = make_link(lc);
     try {
@@ -53,8 +54,7 @@ bool Runtime::open_links() {
               {{"link", lc.name},
                {"what", link->describe()},
                {"fds", link->port_count()},  // (af_xdp: its queues, known once open)
-               {"dispatch", lc.type == LinkType::af_xdp ? std::string_view("af_xdp")
-                                                        : dispatch_mode_name(lc.dispatch)},
+               {"dispatch", link->reader_name()},
                {"sink", lc.sink}});
     links_.add(std::move(link));
   }
@@ -62,7 +62,7 @@ bool Runtime::open_links() {
 }
 
 void Runtime::make_workers() {
-  const std::size_t wire = config_.max_frame_capacity(), rx = config_.max_rx_capacity();
+  const std::size_t wire = config_.max_wire_capacity(), rx = config_.max_rx_capacity();
   std::vector<Worker*> list;
   heartbeat_.reset(new std::atomic<std::int64_t>[config_.daemon.workers]);
   for (unsigned i = 0; i < config_.daemon.workers; ++i) {
@@ -167,7 +167,7 @@ int Runtime::run() {
   make_workers();
   if (!open_control()) return 1;
   for (Link* link : links_.all())
-    link->start(link_dispatchers_[link]);
+    link->start(readers_of(*link));
   if (!start_workers()) return fail_start(1, "a worker could not be pinned to its CPU", EINVAL);
 
   wait_signal();
@@ -196,6 +196,11 @@ int Runtime::run() {
   log_stats(true);
   log::info("stopped", "all links closed", {});
   return 0;
+}
+
+std::vector<PortReader*> Runtime::readers_of(Link& link) {
+  const auto& ds = link_dispatchers_[&link];
+  return {ds.begin(), ds.end()};
 }
 
 void Runtime::after_workers(std::function<void()> done) {
@@ -232,7 +237,7 @@ void Runtime::on_interface(const std::string& netns, const InterfaceEvent& ev) {
     Link& link = *lp;
     if (!link.has_interface() || link.config().netns != netns || link.config().interface != ev.name)
       continue;
-    const bool tap = link.config().type == LinkType::tap || link.config().type == LinkType::tun;
+    const bool tap = link.keeps_fds_while_down();
     if (ev.index == 0) {
       take_down(link, "interface deleted");
     } else if (!ev.up) {  // (a TAP keeps its fds: closing them would delete its device)

@@ -32,7 +32,7 @@
 #include "config/config.hpp"
 #include "core/worker.hpp"
 #include "dispatch/dispatcher.hpp"
-#include "link/link.hpp"
+#include "link/link_set.hpp"
 #include "link/watch.hpp"
 #include "sink/graph.hpp"
 
@@ -68,6 +68,8 @@ class Runtime {
   void make_workers();
   /// Gives each fd of `link` a dispatcher on the worker with the fewest so far (not started).
   std::vector<Dispatcher*> add_dispatchers(Link& link);
+  /// The dispatchers of `link`, as the link sees them.
+  std::vector<PortReader*> readers_of(Link& link);
   bool start_workers();
   /// Takes the control socket's lock (ControlLock): false when another daemon holds it.
   bool lock_control();

@@ -4,7 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include "config/config.hpp"
-#include "link/link.hpp"
+#include "link/link_set.hpp"
 
 namespace fdlinkd {
 
@@ -53,7 +53,7 @@ std::unique_ptr<Graph> Graph::build(const Config& config, LinkSet& links, unsign
     const Node* old = nullptr;
     if (previous) {
       const std::size_t i = previous->find(sc.name);
-      if (i != npos && previous->nodes_[i].type == sc.type) old = &previous->nodes_[i];
+      if (i != npos && previous->nodes_[i].type == &sink_type_of(sc)) old = &previous->nodes_[i];
     }
     if (old && old->settings == sc.settings) {  // unchanged: the same sink, counters and all
       const std::size_t n = g->add(sc.name, old->sink, std::move(outputs));
@@ -61,14 +61,14 @@ std::unique_ptr<Graph> Graph::build(const Config& config, LinkSet& links, unsign
         g->nodes_[n].per_worker[w].counters = old->per_worker[w].counters;
       ++g->kept_;
     } else {
-      const std::size_t n = g->add(sc.name, sc.type->create(sc, setup), std::move(outputs));
+      const std::size_t n = g->add(sc.name, sink_type_of(sc).create(sc, setup), std::move(outputs));
       if (old) {
         g->nodes_[n].predecessor = old->sink;
         for (unsigned w = 0; w < workers; ++w)
           g->nodes_[n].predecessor_counters.push_back(old->per_worker[w].counters);
       }
     }
-    g->nodes_.back().type = sc.type;
+    g->nodes_.back().type = &sink_type_of(sc);
     g->nodes_.back().settings = sc.settings;
   }
   return g;

@@ -19,7 +19,7 @@ std::unique_ptr<SinkOptions> configure(TableReader&) {
 std::vector<OutputRef> outputs(const SinkConfig& sink, const Config& config) {
   std::vector<OutputRef> out;
   for (const auto& l : config.links)
-    if (l.layer() == Layer::ethernet) out.push_back({l.name, sink.where});
+    if (l.layer == Layer::ethernet) out.push_back({l.name, sink.where});
   return out;
 }
 
@@ -27,7 +27,7 @@ std::unique_ptr<Sink> create(const SinkConfig&, const SinkSetup& setup) {
   std::vector<std::size_t> outs;  // link index -> output
   std::size_t next = 0;
   for (const auto& l : setup.config.links)
-    outs.push_back(l.layer() == Layer::ethernet ? next++ : ~std::size_t{0});
+    outs.push_back(l.layer == Layer::ethernet ? next++ : ~std::size_t{0});
   return std::make_unique<ReflectSink>(std::move(outs));
 }
 

@@ -10,8 +10,8 @@
 // which copies it only if someone else still holds it unchanged.
 //
 // sink_types() is the one explicit table mapping a type name to its help line, its keys, its
-// config reader, its outputs and its factory. A sink type lives in one file pair named after
-// its TOML type (forward.{hpp,cpp}, tee, ...).
+// config reader, its outputs and its factory (config sees its rows as SinkKind). A sink type lives
+// in one file pair named after its TOML type (forward.{hpp,cpp}, tee, ...).
 #pragma once
 
 #include <toml++/toml.h>
@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/kinds.hpp"
 #include "config/reader.hpp"
 #include "core/batch.hpp"
 #include "core/counters.hpp"
@@ -36,11 +37,6 @@ class Graph;
 class LinkSet;
 struct Config;
 struct SinkConfig;
-
-/// The typed, validated options of one sink type (each type derives its own).
-struct SinkOptions {
-  virtual ~SinkOptions() = default;
-};
 
 /// What a sink's process() gets besides its frames: the worker it runs on, where the frames
 /// came in, and the way out to its outputs and its counters. Made by the graph for each call.
@@ -129,10 +125,7 @@ class Sink {
 };
 
 /// One key of a sink type, for --list-sinks.
-struct SinkKey {
-  std::string_view name;
-  std::string_view help;
-};
+using SinkKey = ConfigKey;
 
 /// What a sink type's factory may use besides its own options.
 struct SinkSetup {
@@ -146,24 +139,18 @@ struct SinkSetup {
   std::size_t link_slots() const;
 };
 
-struct SinkType {
-  std::string_view name;          ///< the TOML `type`
-  std::string_view help;          ///< one line for --help and --list-sinks
-  std::span<const SinkKey> keys;  ///< its own keys, for --list-sinks
-  bool ethernet_only = false;     ///< cannot take IP packets (from a TUN link)
-  /// Reads this type's own keys (the common `name` and `type` are already read).
-  std::unique_ptr<SinkOptions> (*configure)(TableReader& table) = nullptr;
-  /// The links and sinks it sends to, in the order of its outputs (checked by the config:
-  /// each exists, no cycle, frames of the right kind).
-  std::vector<OutputRef> (*outputs)(const SinkConfig& sink, const Config& config) = nullptr;
-  /// Checks of its own against the whole config; may be nullptr.
-  void (*validate)(const SinkConfig& sink, const Config& config, ConfigErrors& errors) = nullptr;
+/// A row of the table of sink types: what config reads (config/kinds.hpp: name, help, keys,
+/// reader, outputs, checks), and the factory.
+struct SinkType : SinkKind {
   /// Builds the sink once every link is open.
   std::unique_ptr<Sink> (*create)(const SinkConfig& sink, const SinkSetup& setup) = nullptr;
 };
 
 /// Every sink type fdlinkd knows, in the order --list-sinks prints them.
 std::span<const SinkType* const> sink_types();
-const SinkType* find_sink_type(std::string_view name);
+/// The same rows as config sees them.
+std::span<const SinkKind* const> sink_kinds();
+/// The row of `config`'s type (config.type is one of sink_kinds()).
+const SinkType& sink_type_of(const SinkConfig& config);
 
 }  // namespace fdlinkd

@@ -1,5 +1,6 @@
 // The table of sink types: the only place that lists them. A new sink type is one file pair
 // named after its TOML type plus one line here.
+#include "config/config.hpp"
 #include "sink/bridge.hpp"
 #include "sink/drop.hpp"
 #include "sink/filter.hpp"
@@ -31,10 +32,13 @@ std::span<const SinkType* const> sink_types() {
   return kSinkTypes;
 }
 
-const SinkType* find_sink_type(std::string_view name) {
-  for (const SinkType* t : kSinkTypes)
-    if (t->name == name) return t;
-  return nullptr;
+std::span<const SinkKind* const> sink_kinds() {
+  static const auto kinds = kinds_of<SinkKind>(kSinkTypes);
+  return kinds;
+}
+
+const SinkType& sink_type_of(const SinkConfig& config) {
+  return static_cast<const SinkType&>(*config.type);
 }
 
 }  // namespace fdlinkd

@@ -40,19 +40,19 @@ bool is_tunnel_gso(const VirtioNetHdr& h, const offload::PacketInfo& outer) {
 bool gso_fits(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
   offload::PacketInfo info;
   return offload::parse_headers(f.data, f.len, caps.l2, info) && !is_tunnel_gso(h, info) &&
-         std::size_t{info.headers} + h.gso_size <= caps.frame_capacity;
+         std::size_t{info.headers} + h.gso_size <= caps.wire_capacity;
 }
 
 // Passed through as it is (header included) to an egress that takes offloads: a GSO frame
 // the egress can segment, and anything within the MTU.
 bool passes_through(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
   if (!f.vnet || !caps.passthrough || is_sctp_crc(h)) return false;
-  return is_gso(h) ? gso_fits(f, h, caps) : f.len <= caps.frame_capacity;
+  return is_gso(h) ? gso_fits(f, h, caps) : f.len <= caps.wire_capacity;
 }
 
 // What a frame that is not passed through needs done before the wire takes it.
 bool work_left(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
-  return f.len > caps.frame_capacity || (h.flags & VirtioNetHdr::kNeedsCsum) || is_gso(h);
+  return f.len > caps.wire_capacity || (h.flags & VirtioNetHdr::kNeedsCsum) || is_gso(h);
 }
 
 bool needs_work(const Frame& f, const EgressCaps& caps) {
@@ -138,7 +138,7 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, Worker& w, CounterValu
       continue;
     }
     offload::PacketInfo info;
-    if (!gso && f.len <= caps.frame_capacity) {  // only the checksum is left to do
+    if (!gso && f.len <= caps.wire_capacity) {  // only the checksum is left to do
       if (!make_writable(f, w.copies)) {
         ++tally.drop(DropReason::no_buffer);
         continue;
@@ -160,7 +160,7 @@ void prepare_egress(Batch& batch, const EgressCaps& caps, Worker& w, CounterValu
     // its gso_size (a plain UDP datagram cannot be cut). Segments fit both the wire and the
     // spill batch's slots.
     const std::size_t room =
-        caps.frame_capacity < out->frame_capacity() ? caps.frame_capacity : out->frame_capacity();
+        caps.wire_capacity < out->slot_capacity() ? caps.wire_capacity : out->slot_capacity();
     if (!offload::parse_headers(f.data, f.len, caps.l2, info) || info.headers >= room) {
       ++tally.drop(DropReason::too_big);
       continue;

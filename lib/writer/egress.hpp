@@ -28,10 +28,10 @@
 namespace fdlinkd {
 
 struct EgressCaps {
-  bool vnet_fd = false;      ///< the fd takes a virtio-net header before each frame
-  bool passthrough = false;  ///< checksum offload and GSO go to the fd as they are
-  bool l2 = true;            ///< frames start with an Ethernet header
-  std::size_t frame_capacity = 0;
+  bool vnet_fd = false;           ///< the fd takes a virtio-net header before each frame
+  bool passthrough = false;       ///< checksum offload and GSO go to the fd as they are
+  bool l2 = true;                 ///< frames start with an Ethernet header
+  std::size_t wire_capacity = 0;  ///< the largest frame the link puts on the wire
 };
 
 struct Worker;

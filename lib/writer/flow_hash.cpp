@@ -1,5 +1,6 @@
 #include "writer/flow_hash.hpp"
 
+#include "core/batch.hpp"
 #include "offload/headers.hpp"
 
 namespace fdlinkd {
@@ -63,6 +64,17 @@ std::uint32_t flow_hash(const std::uint8_t* frame, std::size_t len, bool l2) {
     return finish(mix(kSeed, frame, len < 14 ? len : 12));
   if (type == offload::kEthIPv4 || type == offload::kEthIPv6) return hash_ip(frame + l3, len - l3);
   return finish(mix(kSeed, frame, 12));  // destination and source MAC
+}
+
+std::uint64_t spread(Batch& batch, std::size_t ports, bool l2) {
+  if (ports == 1) return 1;
+  std::uint64_t used = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto q = static_cast<std::uint8_t>(flow_hash(batch[i].data, batch[i].len, l2) % ports);
+    batch.out_port(i) = q;
+    used |= std::uint64_t{1} << q;
+  }
+  return used;
 }
 
 }  // namespace fdlinkd

@@ -12,7 +12,13 @@
 
 namespace fdlinkd {
 
+class Batch;
+
 /// `l2` = the frame starts with an Ethernet header (false for TUN: it starts with IP).
 std::uint32_t flow_hash(const std::uint8_t* frame, std::size_t len, bool l2);
+
+/// Picks each frame's fd of `ports` (at most 64) by flow hash (Batch::out_port). Returns the
+/// fds that get frames, as bit q for fd q.
+std::uint64_t spread(Batch& batch, std::size_t ports, bool l2);
 
 }  // namespace fdlinkd

@@ -39,6 +39,13 @@ bool tx_error_ends_batch(int err) {
 
 namespace {
 
+// Whether frame `f` fits what `t` takes; else it is counted too_big.
+bool fits(const TxTarget& t, const Frame& f, CounterValues& tally) {
+  if (f.len <= t.max_frame) return true;
+  ++tally.drop(DropReason::too_big);
+  return false;
+}
+
 // Keeps frames from..n of a send (their iovecs, 2 per frame: header, bytes) in the backlog;
 // what does not fit is tx_backlog_full.
 void keep(const TxTarget& t, const iovec* iov, std::size_t from, std::size_t n,
@@ -96,12 +103,8 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
   scratch.fit(b.size(), gro);
   std::size_t n = 0, ni = 0;  // messages, iovecs
   for (std::size_t k = 0; k < b.size(); ++k) {
-    if (!b.goes_to(k, port)) continue;
+    if (!b.goes_to(k, port) || !fits(t, b[k], tally)) continue;
     const Frame& f = b[k];
-    if (f.len > t.frame_capacity) {
-      ++tally.drop(DropReason::too_big);
-      continue;
-    }
     msghdr& h = msgs[n].msg_hdr;
     h.msg_name = const_cast<sockaddr*>(t.address);
     h.msg_namelen = t.address_len;
@@ -119,7 +122,7 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
       std::size_t last = k;
       for (std::size_t j = k + 1; j < b.size(); ++j) {
         if (!b.goes_to(j, port)) continue;
-        if (b[j].len > t.frame_capacity || !scratch.coalescible_at(b, j) ||
+        if (b[j].len > t.max_frame || !scratch.coalescible_at(b, j) ||
             !continues(b[last], seg[last], b[j], seg[j], mss, total))
           break;
         total += seg[j].payload;
@@ -192,12 +195,8 @@ void send_mmsg(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
 void write_each(const TxTarget& t, Batch& b, int port, CounterValues& tally) {
   bool waiting = backlog_waits(t, tally);
   for (std::size_t k = 0; k < b.size(); ++k) {
-    if (!b.goes_to(k, port)) continue;
+    if (!b.goes_to(k, port) || !fits(t, b[k], tally)) continue;
     const Frame& f = b[k];
-    if (f.len > t.frame_capacity) {
-      ++tally.drop(DropReason::too_big);
-      continue;
-    }
     const iovec iov[2] = {{&b.tx_header(k), sizeof(VirtioNetHdr)}, {f.data, f.len}};
     if (waiting) {
       keep(t, iov, 0, 1, tally);

@@ -22,8 +22,8 @@ struct TxTarget {
   int fd = -1;
   const sockaddr* address = nullptr;  ///< sendmmsg destination; nullptr for bound/connected fds
   socklen_t address_len = 0;
-  std::size_t frame_capacity = 0;  ///< larger frames are dropped as too_big
-  bool is_socket = true;           ///< sendmmsg, else one write per frame
+  std::size_t max_frame = 0;  ///< larger frames are dropped as too_big
+  bool is_socket = true;      ///< sendmmsg, else one write per frame
   bool vnet = false;  ///< the fd takes a virtio-net header (Batch::tx_header) before each frame
   /// Where frames wait when the fd is full (EAGAIN), instead of being dropped; nullptr: none.
   TxBacklog* backlog = nullptr;

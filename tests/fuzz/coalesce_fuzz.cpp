@@ -72,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   TxTarget t;
   t.fd = pair_fd[0];
-  t.frame_capacity = 2048;
+  t.max_frame = 2048;
   t.vnet = true;
   t.gro = true;
   CounterValues tally;

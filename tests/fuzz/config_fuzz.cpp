@@ -11,6 +11,7 @@
 #include "check.hpp"
 #include "config/config.hpp"
 #include "core/log.hpp"
+#include "runtime/kinds.hpp"
 
 using namespace fdlinkd;
 
@@ -27,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(!l.name.empty());
       FUZZ_CHECK(r.config->find_link(l.name) == &l);
       FUZZ_CHECK(r.config->find_sink(l.sink) != nullptr);
-      FUZZ_CHECK(l.frame_capacity() <= l.rx_capacity());
+      FUZZ_CHECK(l.wire_capacity() <= l.rx_capacity());
     }
     for (const auto& s : r.config->sinks) {
       FUZZ_CHECK(s.type != nullptr && s.options != nullptr);

@@ -11,7 +11,7 @@
 
 #include "check.hpp"
 #include "core/virtio_net.hpp"
-#include "dispatch/classify.hpp"
+#include "link/rx.hpp"
 #include "offload/headers.hpp"
 #include "writer/flow_hash.hpp"
 

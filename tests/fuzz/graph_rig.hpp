@@ -16,8 +16,10 @@
 #include "config/config.hpp"
 #include "core/batch.hpp"
 #include "core/worker.hpp"
-#include "dispatch/classify.hpp"
 #include "link/link.hpp"
+#include "link/link_set.hpp"
+#include "link/rx.hpp"
+#include "runtime/kinds.hpp"
 #include "sink/graph.hpp"
 
 namespace fdlinkd::fuzz {
@@ -44,7 +46,7 @@ class GraphRig {
     }
     graph_ = Graph::build(config_, links_, 1);
     worker_ =
-        std::make_unique<Worker>(io_, 0, config_.max_frame_capacity(), config_.max_rx_capacity());
+        std::make_unique<Worker>(io_, 0, config_.max_wire_capacity(), config_.max_rx_capacity());
     graph_->set_workers({worker_.get()});
     batch_ = std::make_unique<Batch>(kBatch, config_.max_rx_capacity(), 0);
   }
@@ -70,9 +72,9 @@ class GraphRig {
   /// in (classify_rx: not a runt, not oversize); false otherwise or when the batch is full.
   bool add(std::size_t ingress, const std::uint8_t* data, std::size_t len) {
     const LinkConfig& l = config_.links[ingress];
-    const RxLimits limits{batch_->frame_capacity(), l.frame_capacity(),
-                          l.layer() == Layer::ethernet ? 14u : 1u, false};
-    if (batch_->full() || len > batch_->frame_capacity()) return false;
+    const RxLimits limits{batch_->slot_capacity(), l.wire_capacity(),
+                          l.layer == Layer::ethernet ? 14u : 1u, false};
+    if (batch_->full() || len > batch_->slot_capacity()) return false;
     std::uint8_t* slot = batch_->slot(batch_->size());
     if (len) std::memcpy(slot, data, len);
     if (classify_rx(slot, len, false, limits)) return false;

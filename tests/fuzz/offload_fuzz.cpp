@@ -13,7 +13,7 @@
 #include "core/counters.hpp"
 #include "core/virtio_net.hpp"
 #include "core/worker.hpp"
-#include "dispatch/classify.hpp"
+#include "link/rx.hpp"
 #include "offload/checksum.hpp"
 #include "offload/vnet.hpp"
 #include "writer/egress.hpp"
@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static Batch in(1, 65536);
   static boost::asio::io_context io;
   static Worker worker(io, 0, 1518, 65536);
-  if (len > in.frame_capacity()) return 0;
+  if (len > in.slot_capacity()) return 0;
   in.clear();
   std::uint8_t* slot = in.slot(0);
   std::memcpy(slot, frame, len);
@@ -49,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // What every receive mode lets in (classify_rx: header checks, sizes); the rest is a named
   // drop on the receiving link.
-  const RxLimits limits{in.frame_capacity(), l2 ? 1518u : 1500u, l2 ? 14u : 1u, true};
+  const RxLimits limits{in.slot_capacity(), l2 ? 1518u : 1500u, l2 ? 14u : 1u, true};
   if (classify_rx(slot, len, false, limits)) return 0;
   if (pick & 8) {  // (read_xsk: completes an offloaded checksum left unmarked; once is enough)
     if (offload::complete_unmarked_partial(slot, len, l2))
@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   caps.l2 = l2;
   caps.vnet_fd = (pick & 2) != 0;
   caps.passthrough = caps.vnet_fd && (pick & 4) != 0;
-  caps.frame_capacity = l2 ? 1514 : 1500;
+  caps.wire_capacity = l2 ? 1514 : 1500;
   CounterValues tally;
   prepare_egress(in, caps, worker, tally, [](Batch& b) {
     std::uint32_t sum = 0;  // read every byte sent, so ASan checks the frames' bounds

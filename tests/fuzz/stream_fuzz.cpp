@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "check.hpp"
-#include "dispatch/stream_framer.hpp"
+#include "link/stream_framer.hpp"
 
 using namespace fdlinkd;
 

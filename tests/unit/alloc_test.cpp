@@ -83,12 +83,9 @@ void check_no_allocation(DispatchMode mode, unsigned egress_fds) {
   std::vector<Pair> b;
   for (unsigned i = 0; i < egress_fds; ++i)
     b.emplace_back(SOCK_SEQPACKET, 4 << 20);
-  LinkConfig ca, cb;
-  ca.name = "a";
-  ca.sink = "to-b";
-  ca.type = cb.type = LinkType::unix_socket;
+  LinkConfig ca = config_of("a", "unix", "to-b", "tx_backlog = 0"),
+             cb = config_of("b", "unix", "to-a", "tx_backlog = 0");
   ca.dispatch = mode;
-  cb.name = "b";
   cb.fds = egress_fds;
   std::vector<int> b_inside, b_outside;
   for (auto& p : b) {
@@ -124,14 +121,8 @@ TEST_CASE("segmenting TCP super-frames from a vnet link allocates nothing per se
   // A TAP-like link with virtio-net headers hands 5000-byte TCP super-frames (GSO, MSS 1448)
   // to a plain link: each becomes 4 segments built in the dispatcher's spill batch.
   Pair a(SOCK_SEQPACKET, 4 << 20), b(SOCK_SEQPACKET, 4 << 20);
-  LinkConfig ca, cb;
-  ca.name = "a";
-  ca.sink = "to-b";
-  ca.type = LinkType::tap;
-  ca.vnet_hdr = true;
-  ca.rx_batch = 16;
-  cb.name = "b";
-  cb.type = LinkType::unix_socket;
+  LinkConfig ca = config_of("a", "tap", "to-b", "vnet_hdr = true\nrx_batch = 16"),
+             cb = config_of("b", "unix", "to-a", "tx_backlog = 0");
   PairLink la(ca, {a.inside}), lb(cb, {b.inside});
   test::ForwardPath path(lb);
   auto& io = path.io;
@@ -174,12 +165,8 @@ TEST_CASE("waiting for a slow peer (back-pressure) allocates nothing per frame")
   // b's socket holds a few frames; the rest wait in b's backlog while a's dispatcher is held
   // back, and go when the peer reads.
   Pair a(SOCK_SEQPACKET, 4 << 20), b(SOCK_SEQPACKET, 8192);
-  LinkConfig ca, cb;
-  ca.name = "a";
-  ca.sink = "to-b";
-  ca.type = cb.type = LinkType::unix_socket;
-  cb.name = "b";
-  cb.tx_backlog = 64;
+  LinkConfig ca = config_of("a", "unix", "to-b", "tx_backlog = 0"),
+             cb = config_of("b", "unix", "to-a", "tx_backlog = 64");
   PairLink la(ca, {a.inside}), lb(cb, {b.inside});
   test::ForwardPath path(lb);
   auto& io = path.io;
@@ -241,11 +228,7 @@ std::size_t allocations_through(Graph& g, Worker& w, PairLink& in, Pair& a,
 }
 
 LinkConfig unix_link(const std::string& name, const std::string& sink) {
-  LinkConfig c;
-  c.name = name;
-  c.type = LinkType::unix_socket;
-  c.sink = sink;
-  return c;
+  return config_of(name, "unix", sink, "tx_backlog = 0");
 }
 
 }  // namespace

@@ -111,13 +111,11 @@ namespace {
 struct SlowPeer {
   /// b_type tap: b's fd is written one frame at a time, as a TAP's (write(), not sendmmsg).
   explicit SlowPeer(unsigned backlog, std::chrono::milliseconds stall,
-                    LinkType b_type = LinkType::unix_socket)
-      : a(SOCK_SEQPACKET, 4 << 20), b(SOCK_SEQPACKET, 8192) {
-    ca.name = "a";
-    ca.sink = "to-b";
-    ca.type = LinkType::unix_socket;
-    cb.type = b_type;
-    cb.name = "b";
+                    const std::string& b_type = "unix")
+      : a(SOCK_SEQPACKET, 4 << 20),
+        b(SOCK_SEQPACKET, 8192),
+        ca(config_of("a", "unix", "to-b", "tx_backlog = 0")),
+        cb(config_of("b", b_type, "to-a")) {
     cb.tx_backlog = backlog;
     cb.tx_stall_timeout = stall;
     la = std::make_unique<PairLink>(ca, a.inside);
@@ -158,8 +156,8 @@ struct SlowPeer {
 }  // namespace
 
 TEST_CASE("back-pressure: a slow peer gets every frame in order while the feeder waits") {
-  const LinkType type = GENERATE(LinkType::unix_socket, LinkType::tap);
-  INFO("b is written as a " << (type == LinkType::tap ? "tap (write per frame)" : "socket"));
+  const std::string type = GENERATE(std::string("unix"), std::string("tap"));
+  INFO("b is written as a " << (type == "tap" ? "tap (write per frame)" : "socket"));
   SlowPeer t(64, std::chrono::seconds(5), type);
   t.send(0, 2000);
   t.run_for(std::chrono::milliseconds(100));

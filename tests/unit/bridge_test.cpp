@@ -46,10 +46,7 @@ struct Rig {
     std::vector<std::uint16_t> link_port;
     for (std::size_t i = 0; i < n; ++i) {
       pairs.emplace_back();
-      LinkConfig c;
-      c.name = "p" + std::to_string(i);
-      c.type = LinkType::unix_socket;
-      c.sink = "sw";
+      LinkConfig c = config_of("p" + std::to_string(i), "unix", "sw", "tx_backlog = 0");
       links.push_back(std::make_unique<PairLink>(c, pairs.back().inside));
       links.back()->set_index(i);
       links.back()->set_workers(workers);

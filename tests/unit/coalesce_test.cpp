@@ -88,7 +88,7 @@ std::vector<Sent> send_gro(const std::vector<Bytes>& frames, CounterValues& tall
   }
   TxTarget t;
   t.fd = sv[0];
-  t.frame_capacity = 1514;
+  t.max_frame = 1514;
   t.vnet = true;
   t.gro = true;
   write_batch(t, b, -1, tally);

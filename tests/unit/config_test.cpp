@@ -3,12 +3,28 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "link/af_packet.hpp"
+#include "link/af_xdp.hpp"
+#include "link/tap.hpp"
+#include "link/unix.hpp"
+#include "link/vxlan.hpp"
+#include "runtime/kinds.hpp"
 
 using fdlinkd::ConfigError;
 using fdlinkd::LinkConfig;
-using fdlinkd::LinkType;
 using fdlinkd::parse_config;
 using fdlinkd::ZeroCopy;
+
+// A link's own options, as its type read them.
+template <class T>
+const T& opts(const LinkConfig& l) {
+  return l.options_as<T>();
+}
+using fdlinkd::AfPacketOptions;
+using fdlinkd::AfXdpOptions;
+using fdlinkd::TapOptions;
+using fdlinkd::UnixOptions;
+using fdlinkd::VxlanOptions;
 
 namespace {
 
@@ -83,7 +99,7 @@ TEST_CASE("valid config parses into typed values") {
   REQUIRE(c.links.size() == 2);
   CHECK(c.links[0].interface == "veth-a");
   CHECK(c.links[0].mtu == 1500);
-  CHECK(c.links[0].frame_capacity() == 1518);
+  CHECK(c.links[0].wire_capacity() == 1518);
   CHECK(c.links[0].dispatch == fdlinkd::DispatchMode::readv);
   CHECK(c.find_sink("to-b")->type->name == "forward");
 }
@@ -127,13 +143,13 @@ to = "t"
                         "t.toml");
   REQUIRE(r.config.has_value());
   const auto& u = r.config->links[0];
-  CHECK(u.socket == fdlinkd::UnixSocket::dgram);
-  CHECK(u.peer == "/run/vm.sock");
-  CHECK(r.config->links[1].socket == fdlinkd::UnixSocket::seqpacket);
+  CHECK(opts<UnixOptions>(u).socket == fdlinkd::UnixSocket::dgram);
+  CHECK(opts<UnixOptions>(u).peer == "/run/vm.sock");
+  CHECK(opts<UnixOptions>(r.config->links[1]).socket == fdlinkd::UnixSocket::seqpacket);
   const auto& t = r.config->links[2];
-  CHECK(t.layer() == fdlinkd::Layer::ip);
-  CHECK(t.frame_capacity() == 9000);
-  CHECK(t.persist);
+  CHECK(t.layer == fdlinkd::Layer::ip);
+  CHECK(t.wire_capacity() == 9000);
+  CHECK(opts<TapOptions>(t).persist);
   CHECK(t.netns == "blue");
 }
 
@@ -153,14 +169,14 @@ to = "a"
   };
   auto r = link("");
   REQUIRE(r.config.has_value());
-  CHECK(r.config->links[0].socket == fdlinkd::UnixSocket::stream);
-  CHECK_FALSE(r.config->links[0].connect);
+  CHECK(opts<UnixOptions>(r.config->links[0]).socket == fdlinkd::UnixSocket::stream);
+  CHECK_FALSE(opts<UnixOptions>(r.config->links[0]).connect);
   r = link("connect = true\n");
   REQUIRE(r.config.has_value());
-  CHECK(r.config->links[0].connect);
+  CHECK(opts<UnixOptions>(r.config->links[0]).connect);
   r = link("listen = false\n");
   REQUIRE(r.config.has_value());
-  CHECK(r.config->links[0].connect);
+  CHECK(opts<UnixOptions>(r.config->links[0]).connect);
   auto error = [&](const std::string& keys) {
     auto e = link(keys);
     REQUIRE_FALSE(e.config.has_value());
@@ -550,15 +566,16 @@ TEST_CASE("af_packet fast-path keys parse") {
   REQUIRE(r.config.has_value());
   const auto& a = r.config->links[0];
   CHECK(a.fds == 2);
-  CHECK(a.fanout == fdlinkd::Fanout::lb);
+  const auto& ao = opts<AfPacketOptions>(a);
+  CHECK(ao.fanout == fdlinkd::Fanout::lb);
   CHECK(a.dispatch == fdlinkd::DispatchMode::packet_mmap);
-  CHECK(a.tx_ring);
-  CHECK(a.qdisc_bypass);
-  CHECK(a.ring.block_size == 1u << 20);
-  CHECK(a.ring.block_count == 8);
-  CHECK(a.ring.frame_size == 4096);
-  CHECK(a.ring.block_timeout == std::chrono::milliseconds(2));
-  CHECK(a.ring.tx_frame_count == 256);
+  CHECK(ao.tx_ring);
+  CHECK(ao.qdisc_bypass);
+  CHECK(ao.ring.block_size == 1u << 20);
+  CHECK(ao.ring.block_count == 8);
+  CHECK(ao.ring.frame_size == 4096);
+  CHECK(ao.ring.block_timeout == std::chrono::milliseconds(2));
+  CHECK(ao.ring.tx_frame_count == 256);
   CHECK(r.config->daemon.cpu_affinity == std::vector<unsigned>{1});
 }
 
@@ -611,13 +628,13 @@ to = "t"
   REQUIRE(r.config.has_value());
   const auto& t = r.config->links[0];
   CHECK(t.vnet_hdr);
-  CHECK(t.offload_csum);
-  CHECK(t.offload_tso4);
-  CHECK_FALSE(t.offload_tso6);
-  CHECK(t.offload_uso);
+  CHECK(opts<TapOptions>(t).offload_csum);
+  CHECK(opts<TapOptions>(t).offload_tso4);
+  CHECK_FALSE(opts<TapOptions>(t).offload_tso6);
+  CHECK(opts<TapOptions>(t).offload_uso);
   CHECK(t.gso_max_size == 32768);
   CHECK(t.rx_capacity() == 32768);
-  CHECK(t.frame_capacity() == 1518);
+  CHECK(t.wire_capacity() == 1518);
 }
 
 namespace {
@@ -856,21 +873,22 @@ sink = "s"
                         "t.toml");
   REQUIRE(r.config.has_value());
   const auto& t4 = r.config->links[0];
-  CHECK(t4.vni == 42);
-  CHECK(t4.port == 4789);
-  CHECK(t4.remotes == std::vector<std::string>{"192.0.2.2", "192.0.2.3"});
-  CHECK(t4.learning);
-  CHECK(t4.ttl == 64);
+  CHECK(opts<VxlanOptions>(t4).vni == 42);
+  CHECK(opts<VxlanOptions>(t4).port == 4789);
+  CHECK(opts<VxlanOptions>(t4).remotes == std::vector<std::string>{"192.0.2.2", "192.0.2.3"});
+  CHECK(opts<VxlanOptions>(t4).learning);
+  CHECK(opts<VxlanOptions>(t4).ttl == 64);
   CHECK(t4.mtu == 1450);  // 1500 - 50
   const auto& t6 = r.config->links[1];
   CHECK(t6.mtu == 1430);  // 1500 - 70
-  CHECK(t6.port == 8472);
-  CHECK_FALSE(t6.learning);
-  CHECK(t6.ttl == 8);
-  CHECK(t6.inner_vlan_keep);
-  CHECK_FALSE(t4.inner_vlan_keep);
-  CHECK(t4.source_port_min == 49152);  // RFC 6335's dynamic range, as RFC 7348 5 suggests
-  CHECK(t4.source_port_max == 65535);
+  CHECK(opts<VxlanOptions>(t6).port == 8472);
+  CHECK_FALSE(opts<VxlanOptions>(t6).learning);
+  CHECK(opts<VxlanOptions>(t6).ttl == 8);
+  CHECK(opts<VxlanOptions>(t6).inner_vlan_keep);
+  CHECK_FALSE(opts<VxlanOptions>(t4).inner_vlan_keep);
+  CHECK(opts<VxlanOptions>(t4).source_port_min ==
+        49152);  // RFC 6335's dynamic range, as RFC 7348 5 suggests
+  CHECK(opts<VxlanOptions>(t4).source_port_max == 65535);
 }
 
 TEST_CASE("vxlan links share an address and port with different VNIs but not the same one") {
@@ -890,9 +908,10 @@ sink = "s"
 )";
   auto r = parse_config(with_drop_sink(two), "t.toml");
   REQUIRE(r.config.has_value());
-  CHECK(r.config->links[0].source_port_min == 50000);
-  CHECK(r.config->links[0].source_port_max == 50099);
-  CHECK(r.config->links[0].vxlan_socket_key() == r.config->links[1].vxlan_socket_key());
+  CHECK(opts<VxlanOptions>(r.config->links[0]).source_port_min == 50000);
+  CHECK(opts<VxlanOptions>(r.config->links[0]).source_port_max == 50099);
+  CHECK(fdlinkd::VxlanLink::socket_key(r.config->links[0]) ==
+        fdlinkd::VxlanLink::socket_key(r.config->links[1]));
   // The same VNI: refused at the second one's vni (one address, written two ways).
   std::string same = two;
   same.replace(same.find("vni = 20"), 8, "vni = 10");
@@ -979,8 +998,8 @@ TEST_CASE("gro is an af_packet key that needs vnet_hdr") {
   text.replace(text.find("sink = \"to-b\""), 0, "gro = true\n");
   auto r = parse_config(text, "t.toml");
   REQUIRE(r.config.has_value());
-  CHECK(r.config->links[0].gro);
-  CHECK_FALSE(r.config->links[1].gro);
+  CHECK(opts<AfPacketOptions>(r.config->links[0]).gro);
+  CHECK_FALSE(opts<AfPacketOptions>(r.config->links[1]).gro);
   // With tx_ring (no virtio-net headers there), or vnet_hdr = false: refused at gro.
   auto ring = kLinks;
   ring.replace(ring.find("sink = \"to-b\""), 0, "tx_ring = true\ngro = true\n");
@@ -1000,8 +1019,8 @@ TEST_CASE("ring version 2: a TPACKET_V2 receive ring with slots that hold a fram
   };
   auto r = parse_config(with_ring("version = 2"), "t.toml");
   REQUIRE(r.config.has_value());
-  CHECK(r.config->links[0].ring.version == 2);
-  CHECK(r.config->links[1].ring.version == 3);  // (the default)
+  CHECK(opts<AfPacketOptions>(r.config->links[0]).ring.version == 2);
+  CHECK(opts<AfPacketOptions>(r.config->links[1]).ring.version == 3);  // (the default)
   expect_one(with_ring("version = 2\nblock_timeout = \"2ms\""), 11, 17,
              "block_timeout is not allowed in [link \"a\".ring]: a TPACKET_V2 ring hands over each "
              "frame as it lands");
@@ -1023,21 +1042,21 @@ TEST_CASE("af_xdp links: queues mode and zero_copy and the keys they do not take
   auto r = parse_config(xdp(""), "t.toml");
   REQUIRE(r.config.has_value());
   const LinkConfig& a = r.config->links[0];
-  CHECK(a.type == LinkType::af_xdp);
-  CHECK(a.queues == 0);  // all of the interface's, counted when it opens
-  CHECK_FALSE(a.xdp_skb);
-  CHECK(a.zero_copy == ZeroCopy::automatic);
-  CHECK(a.promisc);
+  CHECK(a.type == &fdlinkd::AfXdpLink::kType);
+  CHECK(opts<AfXdpOptions>(a).queues == 0);  // all of the interface's, counted when it opens
+  CHECK_FALSE(opts<AfXdpOptions>(a).xdp_skb);
+  CHECK(opts<AfXdpOptions>(a).zero_copy == ZeroCopy::automatic);
+  CHECK(opts<AfXdpOptions>(a).promisc);
   CHECK_FALSE(a.vnet_fd());  // frames from AF_XDP rings carry no virtio-net header
 
   r = parse_config(xdp("queues = 4\nmode = \"skb\"\nzero_copy = \"off\"\npromisc = false\n"),
                    "t.toml");
   REQUIRE(r.config.has_value());
-  CHECK(r.config->links[0].queues == 4);
+  CHECK(opts<AfXdpOptions>(r.config->links[0]).queues == 4);
   CHECK(r.config->links[0].fds == 4);  // one socket (port) per queue
-  CHECK(r.config->links[0].xdp_skb);
-  CHECK(r.config->links[0].zero_copy == ZeroCopy::off);
-  CHECK_FALSE(r.config->links[0].promisc);
+  CHECK(opts<AfXdpOptions>(r.config->links[0]).xdp_skb);
+  CHECK(opts<AfXdpOptions>(r.config->links[0]).zero_copy == ZeroCopy::off);
+  CHECK_FALSE(opts<AfXdpOptions>(r.config->links[0]).promisc);
 
   expect_one(xdp("mode = \"skb\"\nzero_copy = \"on\"\n"), 7, 13,
              "zero_copy is not allowed in link \"a\": zero_copy = \"on\" needs mode = \"native\"");

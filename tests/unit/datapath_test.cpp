@@ -13,6 +13,7 @@
 #include "core/virtio_net.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "link/link.hpp"
+#include "link/link_types.hpp"
 #include "offload/vlan.hpp"
 #include "sink/forward.hpp"
 #include "test_worker.hpp"
@@ -23,13 +24,9 @@ using namespace fdlinkd::test;
 
 namespace {
 
-LinkConfig link_config(const std::string& name, LinkType type = LinkType::unix_socket) {
-  LinkConfig c;
-  c.name = name;
-  c.type = type;
-  c.rx_batch = 8;
-  c.sink = "to-b";
-  return c;
+LinkConfig link_config(const std::string& name, const std::string& type = "unix") {
+  return config_of(name, type, "to-b",
+                   type == "unix" ? "rx_batch = 8\ntx_backlog = 0" : "rx_batch = 8");
 }
 
 std::vector<std::uint8_t> frame(std::size_t len, std::uint8_t tag) {
@@ -212,12 +209,13 @@ TEST_CASE("an egress link without an fd drops under no_peer or link_down") {
   Batch batch(4, 1518);
   batch.push(batch.slot(0), 60);
   batch.push(batch.slot(1), 60);
-  PairLink unix_link(link_config("u"), -1);
-  unix_link.transmit(test::worker(), batch);
-  CHECK(unix_link.totals().drop(DropReason::no_peer) == 2);
-  PairLink afp(link_config("p", LinkType::af_packet), -1);
-  afp.transmit(test::worker(), batch);
-  CHECK(afp.totals().drop(DropReason::link_down) == 2);
+  // (the real link types, not opened: no fd)
+  auto unix_link = make_link(link_config("u"));
+  unix_link->transmit(test::worker(), batch);
+  CHECK(unix_link->totals().drop(DropReason::no_peer) == 2);
+  auto afp = make_link(link_config("p", "af_packet"));
+  afp->transmit(test::worker(), batch);
+  CHECK(afp->totals().drop(DropReason::link_down) == 2);
 }
 
 TEST_CASE("a peer that went away counts as no_peer on transmit") {

@@ -29,13 +29,9 @@ using namespace fdlinkd::test;
 namespace {
 
 LinkConfig link_config(const std::string& name, const std::string& sink,
-                       LinkType type = LinkType::unix_socket, bool vnet = false) {
-  LinkConfig c;
-  c.name = name;
-  c.type = type;
-  c.vnet_hdr = vnet;
-  c.sink = sink;
-  return c;
+                       const std::string& type = "unix", bool vnet = false) {
+  return config_of(name, type, sink,
+                   std::string("tx_backlog = 0\n") + (vnet ? "vnet_hdr = true\n" : ""));
 }
 
 Bytes recv_bytes(int fd) {
@@ -74,9 +70,9 @@ VirtioNetHdr needs_csum_header() {
 TEST_CASE("a tee sends a NEEDS_CSUM frame to a plain and a vnet link - in both orders - intact") {
   for (bool plain_first : {true, false}) {
     Pair in, plain, vnet;
-    PairLink lin(link_config("in", "tee", LinkType::tap, true), in.inside);
+    PairLink lin(link_config("in", "tee", "tap", true), in.inside);
     PairLink lplain(link_config("plain", "x"), plain.inside);
-    PairLink lvnet(link_config("vnet", "x", LinkType::tap, true), vnet.inside);
+    PairLink lvnet(link_config("vnet", "x", "tap", true), vnet.inside);
     boost::asio::io_context io;
     Worker w(io, 0, 2048, 65600);
     Graph g(1, 64);
@@ -357,7 +353,7 @@ TEST_CASE("filter: a bad expression carries libpcap's message") {
 TEST_CASE("a tee that needs more copies than a worker has drops the rest as no_buffer") {
   Pair in(SOCK_SEQPACKET, 4 << 20);
   std::vector<Pair> outs(3);
-  LinkConfig cin = link_config("in", "tee", LinkType::tap, true);
+  LinkConfig cin = link_config("in", "tee", "tap", true);
   cin.rx_batch = 1024;
   PairLink lin(cin, in.inside);
   std::vector<std::unique_ptr<PairLink>> links;

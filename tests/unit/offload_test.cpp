@@ -48,7 +48,7 @@ std::vector<Bytes> egress_one(const Bytes& f, const VirtioNetHdr& h, CounterValu
   in.push(in.slot(0), static_cast<std::uint32_t>(f.size()), true);
   EgressCaps caps;
   caps.vnet_fd = caps.passthrough = vnet_egress;
-  caps.frame_capacity = capacity;
+  caps.wire_capacity = capacity;
   std::vector<Bytes> sent;
   prepare_egress(in, caps, test::worker(), tally, [&](Batch& b) {
     for (std::size_t i = 0; i < b.size(); ++i)
@@ -265,7 +265,7 @@ TEST_CASE("an inner checksum left to finish (VXLAN) is accepted and finished for
   std::memcpy(in.slot(0) - sizeof h, &h, sizeof h);
   in.push(in.slot(0), static_cast<std::uint32_t>(f.size()), true);
   EgressCaps caps;
-  caps.frame_capacity = 1514;
+  caps.wire_capacity = 1514;
   CounterValues tally;
   Bytes out;
   prepare_egress(in, caps, test::worker(), tally, [&](Batch& b) { out = frame_of(b, 0); });
@@ -655,7 +655,7 @@ TEST_CASE("a GRO super-frame passed on as GSO gets the partial checksum GSO need
   in.push(slot, static_cast<std::uint32_t>(f.size()), true);
   EgressCaps caps;
   caps.vnet_fd = caps.passthrough = true;
-  caps.frame_capacity = 1518;
+  caps.wire_capacity = 1518;
   CounterValues tally;
   std::size_t sent = 0;
   prepare_egress(in, caps, test::worker(), tally, [&](Batch& b) { sent += b.size(); });

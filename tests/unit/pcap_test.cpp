@@ -34,10 +34,7 @@ struct TempDir {
 // Sends `frames` through link "in" into a pcap sink with `s`; returns the sink's counters.
 std::vector<std::uint64_t> capture(const PcapSettings& s, const std::vector<Bytes>& frames) {
   Pair in;
-  LinkConfig c;
-  c.name = "in";
-  c.type = LinkType::unix_socket;
-  c.sink = "cap";
+  LinkConfig c = config_of("in", "unix", "cap", "tx_backlog = 0");
   PairLink link(c, in.inside);
   boost::asio::io_context io;
   Worker w(io, 0, 2048, 2048);

@@ -56,7 +56,7 @@ config = { dst = "02:aa:bb:cc:dd:ee" }
   boost::asio::io_context io;
   Worker w(io, 0, 2048, 2048);
   Graph g(1, 64);
-  g.add("rw", sc.type->create(sc, SinkSetup{*r.config, 1}), {{&lb}});
+  g.add("rw", sink_type_of(sc).create(sc, SinkSetup{*r.config, 1}), {{&lb}});
   // (these af_packet links are socketpairs: every read and write has a virtio header)
   Dispatcher d(w, la, 0, g);
   d.attach(a.inside);

@@ -11,8 +11,9 @@
 
 #include "config/config.hpp"
 #include "dispatch/dispatcher.hpp"
-#include "dispatch/stream_framer.hpp"
 #include "frames.hpp"
+#include "link/stream_framer.hpp"
+#include "link/unix.hpp"
 #include "test_worker.hpp"
 #include "writer/backlog.hpp"
 #include "writer/stream.hpp"
@@ -94,28 +95,23 @@ TEST_CASE("stream framer: many frames in one read - a zero length and a huge one
 namespace {
 
 LinkConfig stream_config(const std::string& name) {
-  LinkConfig c;
-  c.name = name;
-  c.type = LinkType::unix_socket;
-  c.socket = UnixSocket::stream;
-  c.rx_batch = 8;
-  c.sink = "to-b";
-  return c;
+  return config_of(name, "unix", "to-b", "socket = \"stream\"\nrx_batch = 8\ntx_backlog = 0");
 }
+
+// A unix stream link (not opened: the test hands its dispatcher the fd) that says when its
+// fd ended.
+struct StreamLink : UnixLink {
+  using UnixLink::UnixLink;
+  bool eof = false;
+  void port_closed(std::size_t, PortReader&) override { eof = true; }
+};
 
 // Link a, a stream read by a dispatcher, forwarding to link b (a seqpacket pair: one frame per
 // message, so what arrives is easy to check).
 struct StreamIn {
   Pair a{SOCK_STREAM}, b;
-  PairLink la{stream_config("a"), a.inside};
-  PairLink lb{[] {
-                LinkConfig c;
-                c.name = "b";
-                c.type = LinkType::unix_socket;
-                c.sink = "x";
-                return c;
-              }(),
-              b.inside};
+  StreamLink la{stream_config("a")};
+  PairLink lb{config_of("b", "unix", "x", "tx_backlog = 0"), b.inside};
   ForwardPath path{lb};
   Dispatcher d{path.worker, la, 0, path.graph};
   StreamIn() { d.attach(a.inside); }

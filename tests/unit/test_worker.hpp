@@ -14,10 +14,32 @@
 
 #include "core/worker.hpp"
 #include "link/link.hpp"
+#include "runtime/kinds.hpp"
 #include "sink/forward.hpp"
 #include "sink/graph.hpp"
 
 namespace fdlinkd::test {
+
+/// The config of link `name` of `type` whose frames go to sink `sink`, as the config reader
+/// makes it: with the traits its type gives it (a unix link is a socket, a TAP a character
+/// device, an af_packet link always reads virtio headers). `keys`: more lines of its [[link]]
+/// table (before any sub-table); the type's required keys are made up unless given.
+inline LinkConfig config_of(const std::string& name, const std::string& type = "unix",
+                            const std::string& sink = "to-b", const std::string& keys = "") {
+  std::string t =
+      "[[link]]\nname = \"" + name + "\"\ntype = \"" + type + "\"\nsink = \"" + sink + "\"\n";
+  const bool given = keys.find("path") != std::string::npos ||
+                     keys.find("interface") != std::string::npos ||
+                     keys.find("local") != std::string::npos;
+  if (!given && type == "unix") t += "path = \"/tmp/fdlinkd-unit-" + name + ".sock\"\n";
+  if (!given && type != "unix" && type != "vxlan") t += "interface = \"u-" + name + "\"\n";
+  t += keys + "\n[[sink]]\nname = \"" + sink + "\"\ntype = \"drop\"\n";
+  const auto r = parse_config(t, "unit.toml");
+  for (const auto& e : r.errors)
+    UNSCOPED_INFO(e.to_string());
+  REQUIRE(r.config);
+  return r.config->links[0];
+}
 
 /// A link over the inside ends of socketpairs, one per port.
 class PairLink : public Link {
@@ -29,7 +51,7 @@ class PairLink : public Link {
   PairLink(const LinkConfig& c, int fd) : PairLink(c, std::vector<int>{fd}) {}
   bool eof = false;  ///< a dispatcher saw the fd end
   bool zero_read_is_eof(int fd) const override { return peer_hung_up(fd); }
-  void port_closed(std::size_t, Dispatcher&) override { eof = true; }
+  void port_closed(std::size_t, PortReader&) override { eof = true; }
 
  protected:
   void open_fds() override {}

@@ -73,16 +73,17 @@ Bytes eth(std::uint8_t dst_last, bool broadcast = false) {
 }
 
 // A vxlan link on 127.0.0.1 (not yet opened).
-LinkConfig loopback_vxlan(std::uint32_t vni, std::uint16_t port, std::vector<std::string> remotes) {
-  LinkConfig c;
-  c.name = "tun";
-  c.type = LinkType::vxlan;
-  c.vni = vni;
-  c.local = "127.0.0.1";
-  c.port = port;
-  c.remotes = std::move(remotes);
-  c.mtu = 1450;
-  return c;
+// `keys`: more lines of its [[link]] table; `local`: its address.
+LinkConfig loopback_vxlan(std::uint32_t vni, std::uint16_t port, std::vector<std::string> remotes,
+                          const std::string& keys = "", const std::string& name = "tun",
+                          const std::string& sink = "to-b",
+                          const std::string& local = "127.0.0.1") {
+  std::string list;
+  for (const auto& r : remotes)
+    list += (list.empty() ? "\"" : ", \"") + r + "\"";
+  return config_of(name, "vxlan", sink,
+                   "vni = " + std::to_string(vni) + "\nlocal = \"" + local + "\"\nport = " +
+                       std::to_string(port) + "\nremotes = [" + list + "]\nmtu = 1450\n" + keys);
 }
 
 void send_one(Link& link, Bytes f) {
@@ -125,7 +126,7 @@ TEST_CASE("vxlan link: floods to each remote once and unicasts to a learned VTEP
   std::memcpy(&src, &r3.addr, sizeof r3.addr);
   reinterpret_cast<sockaddr_in&>(src).sin_port = htons(51234);  // (any source port)
   CHECK_FALSE(link.check_rx(want.data(), src, from_r3.data(), from_r3.size()).has_value());
-  CHECK(link.vtep_of(from_r3.data() + 6) == "127.0.0.3");
+  CHECK(link.remote_of(from_r3.data() + 6) == "127.0.0.3");
   send_one(link, eth(0x07));
   CHECK(r2.received().empty());
   got3 = r3.received();
@@ -212,8 +213,7 @@ TEST_CASE("vxlan link: inner VLAN tags are left out unless inner_vlan is keep") 
   tagged.insert(tagged.begin() + 12, {0x81, 0x00, 0x00, 0x05});  // VLAN 5
   for (const bool keep : {false, true}) {
     INFO("inner_vlan = " << (keep ? "keep" : "drop"));
-    LinkConfig c = loopback_vxlan(9, port, {"127.0.0.2"});
-    c.inner_vlan_keep = keep;
+    LinkConfig c = loopback_vxlan(9, port, {"127.0.0.2"}, keep ? "inner_vlan = \"keep\"" : "");
     VxlanLink link(c);
     link.open(1);
     // Into the tunnel: the tag goes, or stays.
@@ -261,11 +261,8 @@ std::vector<int> sequence(const Pair& p) {
 TEST_CASE("vxlan links with different VNIs on one port share its socket and each gets its own") {
   const std::uint16_t port = static_cast<std::uint16_t>(test_port() + 3);
   Vtep r2("127.0.0.2", port);
-  LinkConfig c10 = loopback_vxlan(10, port, {"127.0.0.2"});
-  c10.sink = "to-a";
-  LinkConfig c20 = loopback_vxlan(20, port, {"127.0.0.2"});
-  c20.name = "tun20";
-  c20.sink = "to-b";
+  LinkConfig c10 = loopback_vxlan(10, port, {"127.0.0.2"}, "", "tun", "to-a");
+  LinkConfig c20 = loopback_vxlan(20, port, {"127.0.0.2"}, "", "tun20", "to-b");
   auto tun10 = std::make_unique<VxlanLink>(c10);
   VxlanLink tun20(c20);
   tun10->set_index(0);
@@ -274,16 +271,13 @@ TEST_CASE("vxlan links with different VNIs on one port share its socket and each
   tun20.open(1);  // (the same address and port: no EADDRINUSE)
   REQUIRE(tun10->socket() == tun20.socket());
   // A third link with a VNI already there is refused by name.
-  LinkConfig c10b = loopback_vxlan(10, port, {});
-  c10b.name = "again";
+  LinkConfig c10b = loopback_vxlan(10, port, {}, "", "again");
   VxlanLink again(c10b);
   CHECK_THROWS_WITH(again.open(1), Catch::Contains("already link \"tun\"'s"));
 
   Pair a(SOCK_DGRAM), b(SOCK_DGRAM);
-  LinkConfig ca, cb;
-  ca.name = "a";
-  cb.name = "b";
-  ca.type = cb.type = LinkType::unix_socket;
+  LinkConfig ca = config_of("a", "unix", "x", "tx_backlog = 0"),
+             cb = config_of("b", "unix", "y", "tx_backlog = 0");
   PairLink la(ca, a.inside), lb(cb, b.inside);
   TestWorker tw;
   Graph graph(1, 1024);
@@ -349,9 +343,7 @@ TEST_CASE("vxlan links with different VNIs on one port share its socket and each
 TEST_CASE("vxlan link: datagrams leave from source ports inside source_ports") {
   const std::uint16_t port = static_cast<std::uint16_t>(test_port() + 4);
   Vtep r2("127.0.0.2", port);
-  LinkConfig c = loopback_vxlan(5, port, {"127.0.0.2"});
-  c.source_port_min = 61000;
-  c.source_port_max = 61003;
+  LinkConfig c = loopback_vxlan(5, port, {"127.0.0.2"}, "source_ports = [61000, 61003]");
   // One of the four is taken by someone else: the link uses the other three.
   Vtep squatter("127.0.0.1", 61001);
   VxlanLink link(c);
@@ -371,9 +363,7 @@ TEST_CASE("vxlan link: datagrams leave from source ports inside source_ports") {
   for (auto p : seen)
     CHECK((p >= 61000 && p <= 61003 && p != 61001));
   // A range with no free port left is a clear error.
-  c.vni = 6;
-  c.source_port_min = c.source_port_max = 61001;
-  VxlanLink none(c);
+  VxlanLink none(loopback_vxlan(6, port, {"127.0.0.2"}, "source_ports = [61001, 61001]"));
   CHECK_THROWS_WITH(none.open(1), Catch::Contains("no free UDP source port"));
 }
 
@@ -386,9 +376,8 @@ TEST_CASE("vxlan link over IPv6: zero UDP checksums only with udp_checksum zero"
   REQUIRE(::setsockopt(tx, SOL_UDP, UDP_NO_CHECK6_TX, &one, sizeof one) == 0);
   for (const bool zero : {false, true}) {
     INFO("udp_checksum = " << (zero ? "zero" : "on"));
-    LinkConfig c = loopback_vxlan(3, port, {});
-    c.local = "::1";
-    c.udp_zero_checksum = zero;
+    LinkConfig c =
+        loopback_vxlan(3, port, {}, zero ? "udp_checksum = \"zero\"" : "", "tun", "to-b", "::1");
     VxlanLink link(c);
     link.open(1);
     const Bytes dg = datagram(3, eth(1));

@@ -1,4 +1,4 @@
-#include "dispatch/stream_framer.hpp"
+#include "link/stream_framer.hpp"
 
 #include <algorithm>
 #include <cstring>
