@@ -14,6 +14,7 @@
 #   fdlinkd-mmsgring (recvmmsg + TX ring), fdlinkd-xdp (af_xdp links: native XDP, copy mode),
 #   fdlinkd-xdp-alt (the same from the binary FDLINKD_ALT and with the link lines FDLINKD_ALT_LINK:
 #   an A/B of two builds or settings), fdlinkd-xdp-alt2 (from FDLINKD_ALT2, a third build),
+#   fdlinkd-ring-alt (fdlinkd-ring from the binary FDLINKD_ALT: an A/B of two builds),
 #   fdlinkd-xdp-bp, fdlinkd-readv-bp, fdlinkd-ring2-bp (with [daemon] busy_poll = "200us"), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
 #   bridge's placement: veth GRO and NAPI on the forwarder's CPU; GSO passed through)
 #   Append "-rps" to any name (fdlinkd-ring-rps) to run it in `topo.sh place rps`: the
@@ -281,6 +282,8 @@ start_fdlinkd-xdp-alt() {
   FDLINKD=${FDLINKD_ALT:-$FDLINKD} FDLINKD_XDP_LINK=${FDLINKD_ALT_LINK:-} start_fdlinkd af_xdp -
 }
 stop_fdlinkd-xdp-alt() { stop_fdlinkd; }
+start_fdlinkd-ring-alt() { FDLINKD=${FDLINKD_ALT:?set FDLINKD_ALT to another build} start_fdlinkd packet_mmap true; }
+stop_fdlinkd-ring-alt() { stop_fdlinkd; }
 start_fdlinkd-xdp-alt2() { FDLINKD=${FDLINKD_ALT2:?set FDLINKD_ALT2 to a third build} start_fdlinkd af_xdp -; }
 stop_fdlinkd-xdp-alt2() { stop_fdlinkd; }
 # The same with [daemon] busy_poll = "200us": after work, the worker polls before it sleeps.
