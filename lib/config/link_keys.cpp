@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "config/daemon.hpp"
+
 namespace fdlinkd {
 
 namespace {
@@ -73,6 +75,42 @@ void read_backpressure(TableReader& r, LinkConfig& l, unsigned backlog) {
 void reject_backpressure(TableReader& r, std::string_view what) {
   for (auto k : {"tx_backlog", "tx_stall_timeout"})
     r.reject(k, std::string(what) + ": a wire does not wait, it drops and counts (tx_queue_full)");
+}
+
+std::string read_socket_path(TableReader& r, std::string_view key, bool required) {
+  constexpr std::size_t kSunPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1
+  auto p = r.string(key, required);
+  if (!p) return "";
+  if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax || has_control_char(*p)) {
+    r.errors().add(r.where(key), std::string(key) + " \"" + shown(*p) + "\" in " + r.what() +
+                                     " must be an absolute path of at most 107 bytes, "
+                                     "without control characters");
+    return "";
+  }
+  return *p;
+}
+
+void read_socket_file(TableReader& r, SocketFile& f) {
+  // socket_mode: 0o600 (a TOML octal integer) or "0600" (a string of octal digits).
+  const toml::node* n = r.table().get("socket_mode");
+  r.skip("socket_mode");
+  if (n) {
+    std::int64_t mode = -1;
+    if (n->is_integer()) {
+      mode = n->as_integer()->get();
+    } else if (n->is_string()) {
+      const std::string& v = n->as_string()->get();
+      if (!v.empty() && v.size() <= 4 && v.find_first_not_of("01234567") == std::string::npos)
+        mode = std::stoll(v, nullptr, 8);
+    }
+    if (mode < 0 || mode > 0777)
+      r.errors().add(n->source(), "socket_mode in " + r.what() +
+                                      " must be a file mode such as 0o600 or \"0660\" (at most "
+                                      "0777)");
+    else
+      f.mode = static_cast<unsigned>(mode);
+  }
+  if (auto gid = read_group(r, "socket_group", f.group)) f.gid = *gid;
 }
 
 }  // namespace fdlinkd

@@ -2,6 +2,7 @@
 // messages) by each type that takes them. A type's own reader (link/<type>.cpp) calls these.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "config/config.hpp"
@@ -30,6 +31,19 @@ void read_gso_max_size(TableReader& r, LinkConfig& l);
 /// `tx_backlog` (0-65536; `backlog` when absent) and `tx_stall_timeout` (1ms-60s): a link to a
 /// local peer that waits for it (back-pressure).
 void read_backpressure(TableReader& r, LinkConfig& l, unsigned backlog);
+
+/// A unix socket's path under `key`: absolute, at most 107 bytes, no control characters; ""
+/// when absent or invalid (reported).
+std::string read_socket_path(TableReader& r, std::string_view key, bool required);
+
+/// The file of a socket fdlinkd makes (unix, vhost_user): `socket_mode` (0o600 or "0600", at
+/// most 0777) and `socket_group` (a group name, resolved now).
+struct SocketFile {
+  unsigned mode = 0600;
+  std::string group;  ///< empty: fdlinkd's own
+  int gid = -1;
+};
+void read_socket_file(TableReader& r, SocketFile& f);
 
 /// Refuses tx_backlog and tx_stall_timeout on a link that is a wire: `what` says why
 /// ("an af_packet link is a wire").

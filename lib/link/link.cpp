@@ -142,14 +142,18 @@ void Link::transmit(Worker& w, Batch& batch) {
     counters(w.id, 0).add(tally);
     return;
   }
+  CounterValues tally;
+  prepare_egress(batch, egress_caps(), w, tally, [this, &w](Batch& b) { send_batch(w, b); });
+  if (tally.total_drops() != 0 || tally.gso_segments != 0) counters(w.id, 0).add(tally);
+}
+
+EgressCaps Link::egress_caps() const {
   EgressCaps caps;
   caps.vnet_fd = config_.vnet_fd();
   caps.passthrough = config_.vnet_hdr;
   caps.l2 = config_.layer == Layer::ethernet;
   caps.wire_capacity = config_.wire_capacity();
-  CounterValues tally;
-  prepare_egress(batch, caps, w, tally, [this, &w](Batch& b) { send_batch(w, b); });
-  if (tally.total_drops() != 0 || tally.gso_segments != 0) counters(w.id, 0).add(tally);
+  return caps;
 }
 
 void Link::send_batch(Worker& w, Batch& batch) {

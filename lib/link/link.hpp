@@ -22,6 +22,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -31,6 +32,7 @@
 #include "core/port_reader.hpp"
 #include "core/worker.hpp"
 #include "writer/backpressure.hpp"
+#include "writer/egress.hpp"
 #include "writer/writer.hpp"
 
 namespace fdlinkd {
@@ -104,6 +106,9 @@ class Link : protected TxPort {
   virtual const void* rx_group() const { return nullptr; }
 
   // --- Sending -----------------------------------------------------------------------------
+  /// What the link's fds take of what a frame may carry (virtio-net header, offloads, size);
+  /// the default says what the config does. (vhost_user: what the guest negotiated.)
+  virtual EgressCaps egress_caps() const;
   /// Sends every frame of `batch` out of this link on worker `w`, and counts the outcome per
   /// port: first fitted to the link (egress.hpp: checksums finished, super-frames segmented,
   /// headers), then sent by send_batch(). Frames another output also holds are not changed.
@@ -161,6 +166,15 @@ class Link : protected TxPort {
     std::uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;
   };
   virtual std::vector<RemoteStats> remote_stats() const { return {}; }
+  /// What the link knows of its peer beyond the counters (a vhost-user frontend: connected,
+  /// the features it took; each queue's state), for status, stats and metrics.
+  struct Facts {
+    std::vector<std::pair<std::string, std::string>> link;
+    std::vector<std::vector<std::pair<std::string, std::string>>> ports;  ///< by port
+  };
+  virtual Facts facts() const { return {}; }
+  /// Named counts of what happened to the link's peer (connects, resets by reason).
+  virtual std::vector<std::pair<std::string, std::uint64_t>> events() const { return {}; }
   /// Whether the link is a tunnel with remote endpoints (remote_stats(), remote_of()).
   virtual bool has_remotes() const { return false; }
   /// The remote endpoint a MAC was learned behind ("" : none, or not a tunnel).

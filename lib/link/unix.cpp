@@ -14,6 +14,7 @@
 #include "core/worker.hpp"
 #include "link/rx.hpp"
 #include "link/stream_framer.hpp"
+#include "link/unix_path.hpp"
 #include "writer/stream.hpp"
 
 namespace fdlinkd {
@@ -22,77 +23,16 @@ namespace asio = boost::asio;
 
 namespace {
 
-sockaddr_un address_of(const std::string& path, socklen_t& len) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::memcpy(a.sun_path, path.data(), path.size());  // length checked by the config
-  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
-  return a;
-}
-
-// Whether a process is serving the socket at `path`: a connect that is refused means nobody
-// is (a file left by a crash); one that is accepted, or refused for being of another type,
-// means somebody is.
-bool in_use(const std::string& path, int type) {
-  const int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return false;
-  socklen_t len = 0;
-  const sockaddr_un a = address_of(path, len);
-  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), len);
-  const int err = rc == 0 ? 0 : errno;
-  ::close(fd);
-  return err != ECONNREFUSED && err != ENOENT;
-}
-
-// A socket file left by an earlier run is removed; a live one, or anything that is not a
-// socket, is an error: fdlinkd never takes over another process's socket.
-void remove_stale(const std::string& path, int type) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return;
-  if (!S_ISSOCK(st.st_mode))
-    throw LinkError(path + " exists and is not a socket; fdlinkd will not remove it");
-  if (in_use(path, type))
-    throw LinkError(path +
-                    " is in use: another process (another fdlinkd?) is listening on it; "
-                    "fdlinkd will not take it over");
-  ::unlink(path.c_str());
-}
-
 int socket_type(UnixSocket s) {
   return s == UnixSocket::seqpacket ? SOCK_SEQPACKET
          : s == UnixSocket::stream  ? SOCK_STREAM
                                     : SOCK_DGRAM;
 }
 
-constexpr std::size_t kSunPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1
-
 // Frames a unix link keeps per worker for a full peer: 4 batches of 64.
 constexpr unsigned kDefaultBacklog = 256;
 
 // --- keys ------------------------------------------------------------------------------------
-
-// socket_mode: 0o600 (a TOML octal integer) or "0600" (a string of octal digits); at most 0777.
-void read_socket_mode(TableReader& lr, UnixOptions& l) {
-  const std::string& label = lr.what();
-  ConfigErrors& errors = lr.errors();
-  const toml::node* n = lr.table().get("socket_mode");
-  lr.skip("socket_mode");
-  if (!n) return;
-  std::int64_t mode = -1;
-  if (n->is_integer()) {
-    mode = n->as_integer()->get();
-  } else if (n->is_string()) {
-    const std::string& v = n->as_string()->get();
-    if (!v.empty() && v.size() <= 4 && v.find_first_not_of("01234567") == std::string::npos)
-      mode = std::stoll(v, nullptr, 8);
-  }
-  if (mode < 0 || mode > 0777) {
-    errors.add(n->source(), "socket_mode in " + label +
-                                " must be a file mode such as 0o600 or \"0660\" (at most 0777)");
-    return;
-  }
-  l.socket_mode = static_cast<unsigned>(mode);
-}
 
 std::shared_ptr<const LinkOptions> read(TableReader& lr, LinkConfig& u) {
   auto o = std::make_shared<UnixOptions>();
@@ -101,14 +41,7 @@ std::shared_ptr<const LinkOptions> read(TableReader& lr, LinkConfig& u) {
   ConfigErrors& errors = lr.errors();
   const std::string no = "a unix link does not take it";
   u.socket = true;
-  if (auto p = lr.string("path", true)) {
-    if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax || has_control_char(*p))
-      errors.add(lr.where("path"), "path \"" + shown(*p) + "\" in " + label +
-                                       " must be an absolute path of at most 107 bytes, "
-                                       "without control characters");
-    else
-      l.path = *p;
-  }
+  l.path = read_socket_path(lr, "path", true);
   if (auto s = lr.choice("socket", {"seqpacket", "dgram", "stream"}))
     l.socket = *s == "dgram"    ? UnixSocket::dgram
                : *s == "stream" ? UnixSocket::stream
@@ -126,24 +59,19 @@ std::shared_ptr<const LinkOptions> read(TableReader& lr, LinkConfig& u) {
   } else {
     l.connect = connect ? *connect : (listen && !*listen);
   }
-  if (auto p = lr.string("peer")) {
-    if (l.socket != UnixSocket::dgram)
-      errors.add(lr.where("peer"), "peer in " + label +
-                                       " needs socket = \"dgram\" (a seqpacket link sends "
-                                       "to whoever connected)");
-    else if (p->empty() || (*p)[0] != '/' || p->size() > kSunPathMax || has_control_char(*p))
-      errors.add(lr.where("peer"), "peer \"" + shown(*p) + "\" in " + label +
-                                       " must be an absolute path of at most 107 bytes, "
-                                       "without control characters");
-    else
-      l.peer = *p;
+  if (lr.has("peer") && l.socket != UnixSocket::dgram) {
+    lr.skip("peer");
+    errors.add(lr.where("peer"), "peer in " + label +
+                                     " needs socket = \"dgram\" (a seqpacket link sends "
+                                     "to whoever connected)");
+  } else {
+    l.peer = read_socket_path(lr, "peer", false);
   }
   if (l.connect) {
     for (auto k : {"socket_mode", "socket_group"})
       lr.reject(k, "fdlinkd does not make the socket it connects to");
   } else {
-    read_socket_mode(lr, l);
-    if (auto gid = read_group(lr, "socket_group", l.socket_group)) l.socket_gid = *gid;
+    read_socket_file(lr, l.file);
   }
   lr.reject("interface", no + " (unix links use path)");
   lr.reject("vnet_hdr", "virtio-net headers belong to TAP/TUN devices and AF_PACKET sockets");
@@ -306,26 +234,11 @@ void UnixLink::open_fds() {
   else
     ports_[0]->fd = fd;
 
-  remove_stale(o_.path, type);
-  socklen_t len = 0;
-  const sockaddr_un addr = address_of(o_.path, len);
-  // The file is created with the umask applied; a umask that lets everyone in must not leave
-  // the socket open for a moment before the chmod below. (Links open before workers start.)
-  const mode_t old_mask = ::umask(0177);
-  const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len);
-  const int bind_errno = errno;
-  ::umask(old_mask);
-  if (rc != 0) throw LinkError("cannot bind " + o_.path + ": " + errno_text(bind_errno));
+  bind_unix_path(fd, o_.path, type, o_.file);
   bound_ = true;
-  if (::chmod(o_.path.c_str(), o_.socket_mode) != 0)
-    throw LinkError("cannot set mode of " + o_.path + ": " + errno_text(errno));
-  if (o_.socket_gid >= 0 &&
-      ::chown(o_.path.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(o_.socket_gid)) != 0)
-    throw LinkError("cannot give " + o_.path + " to group " + o_.socket_group + ": " +
-                    errno_text(errno));
   if (listens && ::listen(fd, 4) != 0)
     throw LinkError("cannot listen on " + o_.path + ": " + errno_text(errno));
-  if (!o_.peer.empty()) peer_ = address_of(o_.peer, peer_len_);
+  if (!o_.peer.empty()) peer_ = unix_address(o_.peer, peer_len_);
 }
 
 bool UnixLink::zero_read_is_eof(int fd) const {
@@ -422,14 +335,9 @@ void UnixLink::try_connect() {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int err = fd < 0 ? errno : 0;
   if (fd >= 0) {
-    socklen_t len = 0;
-    const sockaddr_un a = address_of(o_.path, len);
     // A unix stream connect completes at once or fails (EAGAIN: the listener's backlog is
     // full; try again later like any other failure).
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), len) != 0) {
-      err = errno;
-      ::close(fd);
-    }
+    if ((err = connect_unix_path(fd, o_.path)) != 0) ::close(fd);
   }
   if (err != 0) {
     if (err != connect_error_)  // once per kind of failure, not per attempt
@@ -496,11 +404,11 @@ bool UnixLink::flush_tx(TxQueue& tq, std::size_t q, int fd, int& err, CounterVal
 int UnixLink::tx_watch_fd(std::size_t q, int fd) {
   if (o_.socket != UnixSocket::dgram) return Link::tx_watch_fd(q, fd);
   const int probe = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (probe >= 0) tx_watch_rearm(probe);
+  if (probe >= 0) tx_watch_rearm(q, probe);
   return probe;
 }
 
-void UnixLink::tx_watch_rearm(int watch_fd) {
+void UnixLink::tx_watch_rearm(std::size_t /*q*/, int watch_fd) {
   // Connected again each time: a peer that restarted has a new socket at the same path. If
   // the peer is not there the probe is writable at once and the send says no_peer.
   if (o_.socket == UnixSocket::dgram && peer_len_)

@@ -39,6 +39,7 @@
 #include <mutex>
 #include <vector>
 
+#include "config/link_keys.hpp"
 #include "link/link.hpp"
 #include "link/link_types.hpp"
 #include "writer/stream.hpp"
@@ -50,11 +51,9 @@ enum class UnixSocket { seqpacket, dgram, stream };
 struct UnixOptions : LinkOptions {
   std::string path;
   UnixSocket socket = UnixSocket::seqpacket;
-  std::string peer;             ///< dgram: where frames are sent (else: the last sender)
-  bool connect = false;         ///< stream: fdlinkd connects to `path` (else it listens)
-  unsigned socket_mode = 0600;  ///< mode of the socket file, whatever the umask
-  std::string socket_group;     ///< group of the socket file (empty: fdlinkd's)
-  int socket_gid = -1;          ///< socket_group resolved when the config is read
+  std::string peer;      ///< dgram: where frames are sent (else: the last sender)
+  bool connect = false;  ///< stream: fdlinkd connects to `path` (else it listens)
+  SocketFile file;       ///< mode and group of the socket file fdlinkd makes
 };
 
 class UnixLink : public Link {
@@ -78,7 +77,7 @@ class UnixLink : public Link {
   void send_batch(Worker& w, Batch& batch) override;
   bool flush_tx(TxQueue& tq, std::size_t q, int fd, int& err, CounterValues& tally) override;
   int tx_watch_fd(std::size_t q, int fd) override;
-  void tx_watch_rearm(int watch_fd) override;
+  void tx_watch_rearm(std::size_t q, int watch_fd) override;
   DropReason tx_gone_reason() const override { return DropReason::no_peer; }
 
  private:

@@ -218,6 +218,31 @@ std::string render_metrics(const json::object& stats, const json::object& info) 
       for (const PortMetric& m : kPortMetrics)
         e.add(m.name, "counter", m.help, labels, u64(f.at(m.key)));
     }
+    if (const json::value* ev = l.if_contains("events"))  // what happened to the link's peer
+      for (const auto& [k, v] : ev->as_object())
+        e.add("fdlinkd_link_peer_events_total", "counter",
+              "Events of the link's peer (vhost_user: connects, and resets by reason).",
+              link + ",event=\"" + label(k) + "\"", u64(v));
+    if (const json::value* pv = l.if_contains("peer")) {  // what the link knows of its peer
+      std::string labels = link;
+      for (const auto& [k, v] : pv->as_object())
+        labels += "," + std::string(k) + "=\"" + label(v.as_string()) + "\"";
+      e.add("fdlinkd_link_peer_info", "gauge",
+            "What the link knows of its peer (vhost_user: the frontend's state, the features "
+            "its driver took); always 1.",
+            labels, 1);
+    }
+    if (const json::value* qv = l.if_contains("queues"))
+      for (const auto& q : qv->as_array()) {
+        std::string labels = link;
+        for (const auto& [k, v] : q.as_object())
+          labels += "," + std::string(k) + "=\"" +
+                    (v.is_string() ? label(v.as_string()) : std::to_string(u64(v))) + "\"";
+        e.add("fdlinkd_link_queue_info", "gauge",
+              "The state of each queue of the link (vhost_user: rx is the guest's receive queue, "
+              "tx its transmit queue: stopped, disabled, enabled or broken); always 1.",
+              labels, 1);
+      }
     if (const json::value* rv = l.if_contains("remotes")) {
       // A tunnel's remote endpoints (a vxlan link's VTEPs), named after the link's type.
       const std::string type(l.at("type").as_string());

@@ -181,6 +181,28 @@ void Runtime::handle(const json::object& req, std::function<void(json::object)> 
   }
 }
 
+namespace {
+
+// What a link knows of its peer (Link::facts): "peer" for the link, "queues" by port.
+void add_facts(const Link& l, json::object& o) {
+  const Link::Facts f = l.facts();
+  if (f.link.empty() && f.ports.empty()) return;
+  json::object peer;
+  for (const auto& [k, v] : f.link)
+    peer[k] = v;
+  o["peer"] = std::move(peer);
+  json::array queues;
+  for (std::size_t q = 0; q < f.ports.size(); ++q) {
+    json::object e{{"queue", q}};
+    for (const auto& [k, v] : f.ports[q])
+      e[k] = v;
+    queues.push_back(std::move(e));
+  }
+  o["queues"] = std::move(queues);
+}
+
+}  // namespace
+
 json::object Runtime::status() const {
   const auto now = std::chrono::system_clock::now();
   json::array links;
@@ -188,13 +210,15 @@ json::object Runtime::status() const {
     json::array fds;
     for (std::size_t q = 0; q < l->port_count(); ++q)
       fds.push_back(l->port(q).fd.load());
-    links.push_back(json::object{{"name", l->name()},
-                                 {"type", l->config().type_name()},
-                                 {"what", l->describe()},
-                                 {"state", l->is_down() ? "down" : "up"},
-                                 {"down_count", l->down_count()},
-                                 {"sink", l->config().sink},
-                                 {"fds", std::move(fds)}});
+    json::object o{{"name", l->name()},
+                   {"type", l->config().type_name()},
+                   {"what", l->describe()},
+                   {"state", l->is_down() ? "down" : "up"},
+                   {"down_count", l->down_count()},
+                   {"sink", l->config().sink},
+                   {"fds", std::move(fds)}};
+    add_facts(*l, o);
+    links.push_back(std::move(o));
   }
   json::array sinks;
   for (std::size_t n = 0; n < graph_->size(); ++n)
@@ -247,6 +271,13 @@ json::object Runtime::stats() const {
       fds.push_back(std::move(f));
     }
     o["fds"] = std::move(fds);
+    add_facts(*l, o);
+    if (const auto events = l->events(); !events.empty()) {  // (what happened to its peer)
+      json::object ev;
+      for (const auto& [k, v] : events)
+        ev[k] = v;
+      o["events"] = std::move(ev);
+    }
     if (l->has_remotes()) {  // (a tunnel: each remote endpoint's counters)
       json::array remotes;
       for (const auto& r : l->remote_stats())

@@ -98,11 +98,12 @@ void Backpressure::wait_for_room(TxQueue& tq, std::size_t q, int fd) {
     tq.watch = std::make_unique<asio::posix::stream_descriptor>(tq.worker.io, mine);
     tq.watched_fd = fd;
   } else {
-    port_.tx_watch_rearm(tq.watch->native_handle());
+    port_.tx_watch_rearm(q, tq.watch->native_handle());
   }
   tq.armed = true;
   tq.watch->async_wait(
-      asio::posix::stream_descriptor::wait_write,
+      port_.tx_watch_readable() ? asio::posix::stream_descriptor::wait_read
+                                : asio::posix::stream_descriptor::wait_write,
       [this, &tq, q, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
         if (ec || alive.expired()) return;  // (released by the link's destructor: gone)
         on_room(tq, q, true);

@@ -40,8 +40,11 @@ class TxPort {
   virtual bool flush_tx(TxQueue& tq, std::size_t q, int fd, int& err, CounterValues& tally) = 0;
   /// A new fd to watch for room on port q's `fd` (-1: none).
   virtual int tx_watch_fd(std::size_t q, int fd) = 0;
-  /// Before each wait on `watch_fd`.
-  virtual void tx_watch_rearm(int /*watch_fd*/) {}
+  /// Before each further wait on port q's `watch_fd`.
+  virtual void tx_watch_rearm(std::size_t /*q*/, int /*watch_fd*/) {}
+  /// Whether room shows as the watch fd turning readable (an eventfd the peer writes when it
+  /// has made room: a vhost-user guest's kick) instead of writable (a socket's buffer).
+  virtual bool tx_watch_readable() const { return false; }
   /// What frames waiting for a gone peer or fd count as.
   virtual DropReason tx_gone_reason() const = 0;
   /// Adds `tally` to port q's counters on worker `worker`.

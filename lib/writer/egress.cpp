@@ -43,11 +43,21 @@ bool gso_fits(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
          std::size_t{info.headers} + h.gso_size <= caps.wire_capacity;
 }
 
+// Whether the egress takes GSO frames of this kind.
+bool gso_taken(const VirtioNetHdr& h, const EgressCaps& caps) {
+  if ((h.gso_type & VirtioNetHdr::kGsoEcn) && !caps.gso_ecn) return false;
+  switch (h.gso_kind()) {
+    case VirtioNetHdr::kGsoTcpV4: return caps.gso_tcp4;
+    case VirtioNetHdr::kGsoTcpV6: return caps.gso_tcp6;
+    default: return caps.gso_udp;
+  }
+}
+
 // Passed through as it is (header included) to an egress that takes offloads: a GSO frame
-// the egress can segment, and anything within the MTU.
+// of a kind the egress takes and can segment, and anything within the MTU.
 bool passes_through(const Frame& f, const VirtioNetHdr& h, const EgressCaps& caps) {
   if (!f.vnet || !caps.passthrough || is_sctp_crc(h)) return false;
-  return is_gso(h) ? gso_fits(f, h, caps) : f.len <= caps.wire_capacity;
+  return is_gso(h) ? gso_taken(h, caps) && gso_fits(f, h, caps) : f.len <= caps.wire_capacity;
 }
 
 // What a frame that is not passed through needs done before the wire takes it.

@@ -28,8 +28,11 @@
 namespace fdlinkd {
 
 struct EgressCaps {
-  bool vnet_fd = false;           ///< the fd takes a virtio-net header before each frame
-  bool passthrough = false;       ///< checksum offload and GSO go to the fd as they are
+  bool vnet_fd = false;      ///< the fd takes a virtio-net header before each frame
+  bool passthrough = false;  ///< checksum offload and GSO go to the fd as they are
+  /// With passthrough: the GSO kinds the fd takes (a guest says which it does); others are
+  /// segmented here.
+  bool gso_tcp4 = true, gso_tcp6 = true, gso_udp = true, gso_ecn = true;
   bool l2 = true;                 ///< frames start with an Ethernet header
   std::size_t wire_capacity = 0;  ///< the largest frame the link puts on the wire
 };
