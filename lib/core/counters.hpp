@@ -17,26 +17,26 @@
 namespace fdlinkd {
 
 // X(name, description)
-#define FDLINKD_DROP_REASONS(X)                                                              \
-  X(rx_queue_full, "the kernel dropped it: the fd's receive queue or ring was full")         \
-  X(runt, "received frame shorter than the link header")                                     \
-  X(oversize, "received frame larger than the receive buffer (would be truncated)")          \
-  X(vnet_bad_gso, "virtio header: unknown GSO type")                                         \
-  X(vnet_gso_size_zero, "virtio header: a GSO type with gso_size 0")                         \
-  X(vnet_bad_hdr_len, "virtio header: hdr_len reaches past the frame")                       \
-  X(vnet_bad_csum, "virtio header: the checksum field to finish lies past the frame")        \
-  X(vnet_bad_headers, "virtio header says GSO but the IP/TCP headers do not match or parse") \
-  X(vxlan_bad_header, "VXLAN: flags other than the I flag alone, or reserved bits set")      \
-  X(vxlan_unknown_vni, "VXLAN: a VNI that is not the link's")                                \
-  X(vxlan_inner_vlan, "VXLAN: an inner frame with a VLAN tag (inner_vlan = \"drop\")")       \
-  X(too_big, "frame larger than the egress link's MTU")                                      \
-  X(tx_queue_full, "egress fd would block (EAGAIN): its queue is full")                      \
-  X(tx_backlog_full, "a local peer was full and more frames waited for it than tx_backlog")  \
-  X(tx_nobufs, "egress fd out of buffers (ENOBUFS)")                                         \
-  X(link_down, "egress interface is down or gone (ENETDOWN, ENXIO, EIO)")                    \
-  X(no_peer, "egress unix link has no connected peer")                                       \
-  X(no_buffer,                                                                               \
-    "no free copy slot for a frame that is changed for one output and kept for another")     \
+#define FDLINKD_DROP_REASONS(X)                                                                \
+  X(rx_queue_full, "the kernel dropped it: the fd's receive queue or ring was full")           \
+  X(runt, "received frame shorter than the link header")                                       \
+  X(oversize, "received frame larger than the receive buffer (would be truncated)")            \
+  X(vnet_bad_gso, "virtio header: unknown GSO type")                                           \
+  X(vnet_gso_size_zero, "virtio header: a GSO type with gso_size 0")                           \
+  X(vnet_bad_hdr_len, "virtio header: hdr_len reaches past the frame")                         \
+  X(vnet_bad_csum, "virtio header: the checksum field to finish lies past the frame")          \
+  X(vnet_bad_headers, "virtio header says GSO but the IP/TCP headers do not match or parse")   \
+  X(vxlan_bad_header, "VXLAN: flags other than the I flag alone, or reserved bits set")        \
+  X(vxlan_unknown_vni, "VXLAN: a VNI that is not the link's")                                  \
+  X(vxlan_inner_vlan, "VXLAN: an inner frame with a VLAN tag (inner_vlan = \"drop\")")         \
+  X(too_big, "frame larger than the egress link's MTU")                                        \
+  X(tx_queue_full, "egress fd would block (EAGAIN): its queue is full")                        \
+  X(tx_backlog_full, "a local peer was full and more frames waited for it than tx_backlog")    \
+  X(tx_nobufs, "egress fd out of buffers (ENOBUFS)")                                           \
+  X(link_down, "egress interface is down or gone (ENETDOWN, ENXIO, EIO)")                      \
+  X(no_peer, "no peer to send to: a unix link with none connected, a vhost_user queue not up") \
+  X(no_buffer,                                                                                 \
+    "no free copy slot for a frame that is changed for one output and kept for another")       \
   X(tx_error, "any other transmit error")
 
 enum class DropReason : std::uint8_t {

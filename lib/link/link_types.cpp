@@ -6,6 +6,7 @@
 #include "link/link.hpp"
 #include "link/tap.hpp"
 #include "link/unix.hpp"
+#include "link/vhost_user.hpp"
 #include "link/vxlan.hpp"
 
 namespace fdlinkd {
@@ -19,6 +20,7 @@ const LinkType* const kLinkTypes[] = {
     &TapLink::kTunType,
     &UnixLink::kType,
     &VxlanLink::kType,
+    &VhostUserLink::kType,
 };
 // clang-format on
 }  // namespace
