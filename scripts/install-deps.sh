@@ -15,6 +15,8 @@ packages=(
   mmdebstrap systemd-container
   # a real QEMU guest (tests/e2e/vm.sh): the emulator, a kernel, a busybox initramfs
   qemu-system-x86 linux-image-amd64 busybox-static cpio
+  # DPDK's testpmd as a vhost-user frontend (virtio-user: tests/e2e/vhost_user.sh)
+  dpdk-dev librte-net-virtio23
 )
 
 missing=()

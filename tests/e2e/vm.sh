@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# vm.sh stream_listen|stream_connect|dgram|tap: a real QEMU guest (the host's Debian kernel, a
-# busybox initramfs, TCG) plugged into fdlinkd:
+# vm.sh MODE: a real QEMU guest (the host's Debian kernel, a busybox initramfs, TCG) plugged
+# into fdlinkd. MODE:
 #   stream_listen:  a unix link with socket = "stream"; fdlinkd listens, QEMU connects
 #                   (-netdev stream,server=off);
 #   stream_connect: the same, QEMU listens (server=on), fdlinkd connects;
@@ -11,14 +11,21 @@
 #   tap:            QEMU makes a TAP (-netdev tap,vnet_hdr=on), fdlinkd reads its host side
 #                   with an af_packet link. When the VM goes, the TAP goes; the next VM makes
 #                   it again (a new ifindex) and fdlinkd follows.
-# h1 (10.77.6.1) --veth-- [af_packet] fdlinkd [stream | af_packet on the TAP] -- guest (10.77.6.2)
+#   vhost_user:     a vhost_user link; fdlinkd listens, QEMU connects (-netdev vhost-user),
+#                   the guest's RAM in a shared memfd that fdlinkd maps;
+#   vhost_user_client: the same with client = true: QEMU listens (server=on). A third guest
+#                   then stays up: QEMU must refuse to migrate it (no dirty logging), 10 DIMMs
+#                   are hot-added (more than vhost-user's first 8 memory regions: fdlinkd must
+#                   map them all, and the guest must still answer), and fdlinkd is restarted
+#                   under it: the new daemon connects to the running QEMU and the guest answers.
+# h1 (10.77.6.1) --veth-- [af_packet] fdlinkd [the link of MODE] -- guest (10.77.6.2)
 # First boot: 20 pings 0% loss, 5 MiB host -> guest and 5 MiB guest -> host over TCP with equal
 # SHA-256 on both ends. The guest powers off; a second guest boots on the same socket or TAP
 # name and pings again, without fdlinkd restarting. Skipped (77) without qemu-system-x86, a
 # kernel in /boot or busybox-static. VM_LINK_EXTRA adds keys to the guest's link (to measure
 # without back-pressure: VM_LINK_EXTRA="tx_backlog = 0"; the last check then fails).
 source "$(dirname "$0")/lib.sh"
-MODE=${1:?stream_listen, stream_connect, dgram or tap}
+MODE=${1:?stream_listen, stream_connect, dgram, tap, vhost_user or vhost_user_client}
 KERNEL=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)
 command -v qemu-system-x86_64 >/dev/null && [ -n "$KERNEL" ] && [ -x /bin/busybox ] ||
   { echo "vm: needs qemu-system-x86, linux-image-amd64 and busybox-static; skipped" >&2; exit 77; }
@@ -34,6 +41,8 @@ case $MODE in
   stream_connect) vm_link=$(printf 'type = "unix"\nsocket = "stream"\npath = "%s"\nconnect = true' "$SOCK"); server=on ;;
   dgram) vm_link=$(printf 'type = "unix"\nsocket = "dgram"\npath = "%s"\npeer = "%s"' "$TMP/fd.sock" "$SOCK") ;;
   tap) vm_link=$(printf 'type = "af_packet"\ninterface = "%s"' "$TAP") ;;
+  vhost_user) vm_link=$(printf 'type = "vhost_user"\npath = "%s"' "$SOCK") ;;
+  vhost_user_client) vm_link=$(printf 'type = "vhost_user"\npath = "%s"\nclient = true' "$SOCK"); server=on ;;
   *) fail "unknown mode $MODE" ;;
 esac
 cat > "$TMP/fdlinkd.toml" <<EOT
@@ -68,7 +77,13 @@ cat > "$TMP/ping.sh" <<'EOT'
 for i in $(seq 100); do ping -c 1 -W 1 10.77.6.1 >/dev/null && break; done
 ping -q -c 20 -i 0.05 10.77.6.1 | grep -E "packets transmitted|round-trip"
 EOT
+cat > "$TMP/stay.sh" <<'EOT'
+for i in $(seq 100); do ping -c 1 -W 1 10.77.6.1 >/dev/null && break; done
+echo "guest: up"
+sleep 1000
+EOT
 "$HERE/vm/initramfs.sh" "$TMP/full.gz" "$TMP/full.sh"
+"$HERE/vm/initramfs.sh" "$TMP/stay.gz" "$TMP/stay.sh"
 "$HERE/vm/initramfs.sh" "$TMP/ping.gz" "$TMP/ping.sh"
 
 # boot NAME INITRD: starts a guest in the background (in the daemon's namespace: a TAP it
@@ -81,9 +96,25 @@ boot() {
     netdev="dgram,id=n0,local.type=unix,local.path=$SOCK,remote.type=unix,remote.path=$TMP/fd.sock"
   fi
   [ "$MODE" = tap ] && netdev="tap,id=n0,ifname=$TAP,script=no,downscript=no,vnet_hdr=on"
+  local extra=() dev=""
+  if [ "${MODE%_client}" = vhost_user ]; then
+    # vhost-user: the guest's RAM in a shared memfd that fdlinkd maps. In client mode QEMU
+    # listens (server=on) and waits for fdlinkd to connect.
+    local chardev="socket,id=c0,path=$SOCK"
+    [ "$server" = on ] && { rm -f "$SOCK"; chardev+=",server=on,wait=off"; }
+    extra=(-m 256,slots=16,maxmem=1G
+           -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem
+           -chardev "$chardev"
+           -qmp "unix:$TMP/$1.qmp,server=on,wait=off")
+    netdev="vhost-user,id=n0,chardev=c0"
+    # QEMU 7.2 under TCG (no KVM) crashes in vhost_net_start's MSI-X set-up with any
+    # vhost-user backend (DPDK's vhost PMD too): the device gets legacy interrupts here.
+    [ -w /dev/kvm ] || dev=",vectors=0"
+  fi
   ip netns exec "$ID-fw" qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -kernel "$KERNEL" \
     -initrd "$2" -append "console=ttyS0 quiet loglevel=1 fdl.ip=10.77.6.2/24 panic=-1" \
-    -netdev "$netdev" -device virtio-net-pci,netdev=n0,mac=02:fd:00:00:06:02 > "$TMP/$1.out" 2>&1 &
+    "${extra[@]}" \
+    -netdev "$netdev" -device "virtio-net-pci,netdev=n0,mac=02:fd:00:00:06:02$dev" > "$TMP/$1.out" 2>&1 &
   VM=$!
   BACKGROUND+=("$VM")
   if [ "$MODE" = tap ]; then  # QEMU makes the TAP; without an ifup script it stays down
@@ -99,9 +130,13 @@ console() {
 }
 
 t0=$(date +%s)
-boot vm1 "$TMP/full.gz"
-# (a TAP must exist before an af_packet link opens on it; a socket may come later)
-start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
+if [ "$MODE" = vhost_user ]; then  # (QEMU connects once, at start: the socket must be there)
+  start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
+  boot vm1 "$TMP/full.gz"
+else  # (a TAP must exist before an af_packet link opens on it; a socket may come later)
+  boot vm1 "$TMP/full.gz"
+  start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
+fi
 console vm1 "packets transmitted" 120
 grep -q " 0% packet loss" "$TMP/vm1.out" || fail "guest pings lost: $(grep 'packets transmitted' "$TMP/vm1.out")"
 pass "guest booted in $(( $(date +%s) - t0 )) s; 20 pings guest -> h1 through fdlinkd, 0% loss"
@@ -129,6 +164,7 @@ console vm1 "reboot: Power down" 60
 wait "$VM" || true
 gone=unix_peer_disconnected
 [ "$MODE" = tap ] && gone=link_down
+[ "${MODE%_client}" = vhost_user ] && gone=vhost_user_disconnected
 if [ "$MODE" != dgram ]; then  # (a datagram peer does not connect: nothing to see going)
   for _ in $(seq 50); do logq has "$gone" && break; sleep 0.1; done
   logq has "$gone" || fail "fdlinkd did not log the guest going away ($gone)"
@@ -141,6 +177,43 @@ grep -q " 0% packet loss" "$TMP/vm2.out" || fail "second guest's pings lost: $(g
 pass "a second guest on the same socket or TAP name: 20 pings, 0% loss, fdlinkd not restarted"
 console vm2 "reboot: Power down" 60
 wait "$VM" || true
+
+if [ "$MODE" = vhost_user_client ]; then
+  # A guest that stays up: QEMU refuses to migrate it, takes 10 more DIMMs (more than vhost-user's
+  # first 8 memory regions), and keeps its network across an fdlinkd restart.
+  qmp() { "$PY" "$HERE/vm/qmp.py" "$TMP/vm3.qmp" "$@"; }
+  vm_status() {  # vm_status KEY: a fact of the vm link's peer, or "rx/tx" of its first queue
+    "$FDLINKCTL" -s "$CTL" status --json | "$PY" -c '
+import json, sys
+l = [l for l in json.load(sys.stdin)["links"] if l["name"] == "vm"][0]
+q = l.get("queues", [{}])[0]
+print(l["peer"][sys.argv[1]] if sys.argv[1] in l["peer"] else "%s/%s" % (q.get("rx"), q.get("tx")))' "$1"
+  }
+  boot vm3 "$TMP/stay.gz"
+  console vm3 "guest: up" 120
+  out=$(qmp migrate '{"uri": "exec:cat > /dev/null"}')
+  grep -q "Migration disabled: vhost" <<<"$out" || fail "QEMU did not refuse to migrate for want of dirty logging: $out"
+  pass "live migration refused: $(sed 's/.*"desc": "\([^"]*\)".*/\1/' <<<"$out")"
+  for i in $(seq 10); do
+    out=$(qmp object-add "{\"qom-type\": \"memory-backend-memfd\", \"id\": \"d$i\", \"size\": 16777216, \"share\": true}")
+    grep -q '"return"' <<<"$out" || fail "object-add d$i: $out"
+    out=$(qmp device_add "{\"driver\": \"pc-dimm\", \"id\": \"dimm$i\", \"memdev\": \"d$i\"}")
+    grep -q '"return"' <<<"$out" || fail "device_add dimm$i: $out"
+  done
+  regions=$(vm_status memory_regions)
+  [ "$regions" -gt 8 ] || fail "10 DIMMs added, but fdlinkd maps $regions memory regions"
+  ping_ok "$ID-h1" 10.77.6.2 20
+  pass "10 DIMMs hot-added: fdlinkd maps $regions memory regions, and the guest still answers"
+  stop_daemon
+  start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
+  for _ in $(seq 100); do [ "$(vm_status queues)" = enabled/enabled ] && break; sleep 0.1; done
+  [ "$(vm_status queues)" = enabled/enabled ] ||
+    fail "the new fdlinkd's queues to the running QEMU are $(vm_status queues), not enabled/enabled"
+  ping_ok "$ID-h1" 10.77.6.2 20
+  pass "fdlinkd restarted under a running guest: it connects again and the guest answers"
+  qmp quit >/dev/null
+  wait "$VM" || true
+fi
 stop_daemon
 if [ "${MODE%_*}" = stream ]; then
   [ "$(logq final vm rx_errors)" -eq 0 ] || fail "framing errors on the stream: $(logq final vm rx_errors)"
