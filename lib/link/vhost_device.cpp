@@ -79,6 +79,9 @@ VhostDevice::VhostDevice(std::size_t pairs, bool offloads, VhostHooks& hooks)
     offered_ |= bit(virtio::kNetCsum) | bit(virtio::kNetGuestCsum) | bit(virtio::kNetHostTso4) |
                 bit(virtio::kNetHostTso6) | bit(virtio::kNetHostEcn) | bit(virtio::kNetGuestTso4) |
                 bit(virtio::kNetGuestTso6) | bit(virtio::kNetGuestEcn);
+  // Several queue pairs: the driver picks how many through its control queue, which the
+  // frontend (QEMU, virtio-user) serves itself and never hands over.
+  if (pairs > 1) offered_ |= bit(virtio::kNetMq) | bit(virtio::kNetCtrlVq);
   offered_protocol_ = bit(kProtoMq) | bit(kProtoReplyAck) | bit(kProtoConfigureMemSlots);
   for (std::size_t i = 0; i < 2 * pairs; ++i) {
     vqs_.push_back(std::make_unique<VirtQueue>());
@@ -160,7 +163,7 @@ bool VhostDevice::remap_started() {
   bool ok = true;
   for (auto& q : vqs_) {
     q->mem = mem_.get();
-    if (q->started && !q->map()) {
+    if (q->started && q->size != 0 && !q->map()) {
       q->broken = true;
       ok = false;
     }
@@ -264,7 +267,8 @@ std::string VhostDevice::apply(const VhostMessage& m, Reply& reply) {
       if (!(err = expect(kState)).empty() || !(err = no_fds()).empty()) return err;
       const std::uint32_t i = u32_at(p, 0), num = u32_at(p, 4);
       if (!(err = check_queue(i, name, true)).empty()) return err;
-      if (num == 0 || num > VirtQueue::kMaxSize || (num & (num - 1)) != 0)
+      // (0: DPDK's virtio-user sends it for a queue it leaves unused; such a ring cannot start)
+      if (num > VirtQueue::kMaxSize || (num & (num - 1)) != 0)
         return name + " " + std::to_string(num) + " for queue " + std::to_string(i) +
                ": a split ring's size is a power of two up to 32768";
       std::lock_guard lock(vqs_[i]->mutex);
@@ -464,7 +468,9 @@ std::string VhostDevice::vring_fd(const VhostMessage& m, int& fd) {
     q.indirect = has(virtio::kRingIndirectDesc);
     q.started = true;
     if (!protocol_negotiated()) q.enabled = true;
-    mapped = q.map();
+    // A ring of size 0 (DPDK's virtio-user kicks one it leaves unused) starts and stays idle:
+    // it has no buffers, and the data path never looks at it (it is not ready()).
+    mapped = q.size == 0 || q.map();
     if (!mapped) q.broken = true;
     q.update_live();
   }

@@ -84,6 +84,8 @@ constexpr FeatureName kFeatureNames[] = {
     {virtio::kNetHostTso6, "HOST_TSO6"},
     {virtio::kNetHostEcn, "HOST_ECN"},
     {virtio::kNetMrgRxbuf, "MRG_RXBUF"},
+    {virtio::kNetCtrlVq, "CTRL_VQ"},
+    {virtio::kNetMq, "MQ"},
     {virtio::kAnyLayout, "ANY_LAYOUT"},
     {virtio::kRingIndirectDesc, "INDIRECT_DESC"},
     {virtio::kRingEventIdx, "EVENT_IDX"},

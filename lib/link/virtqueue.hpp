@@ -39,8 +39,9 @@ namespace virtio {
 // Feature bits (virtio 1.1, 5.1.3 and 6); VHOST_USER_F_PROTOCOL_FEATURES (30) is vhost-user's.
 inline constexpr unsigned kNetCsum = 0, kNetGuestCsum = 1, kNetGuestTso4 = 7, kNetGuestTso6 = 8,
                           kNetGuestEcn = 9, kNetHostTso4 = 11, kNetHostTso6 = 12, kNetHostEcn = 13,
-                          kNetMrgRxbuf = 15, kAnyLayout = 27, kRingIndirectDesc = 28,
-                          kRingEventIdx = 29, kProtocolFeatures = 30, kVersion1 = 32, kLogAll = 26;
+                          kNetMrgRxbuf = 15, kNetCtrlVq = 17, kNetMq = 22, kAnyLayout = 27,
+                          kRingIndirectDesc = 28, kRingEventIdx = 29, kProtocolFeatures = 30,
+                          kVersion1 = 32, kLogAll = 26;
 constexpr std::uint64_t bit(unsigned b) {
   return std::uint64_t{1} << b;
 }

@@ -8,9 +8,10 @@
 #             then a good one again. The daemon must go on throughout: the fault of each is
 #             logged (vhost_user_frontend_fault, vhost_user_frontend_reset) and h2 keeps
 #             reaching h1 through another pair of links.
-#   testpmd:  DPDK's dpdk-testpmd with virtio-user (--no-huge --no-pci) as the frontend, in
-#             macswap mode: 50 frames h1 sends to it come back to h1 (tcpdump counts them),
-#             and testpmd's own counters agree.
+#   testpmd:  DPDK's dpdk-testpmd with virtio-user (--no-huge --no-pci) as the frontend, two
+#             queue pairs (MQ; fdlinkd with two workers), in macswap mode: both pairs come up
+#             (fdlinkctl status), 50 frames h1 sends to it come back to h1 (tcpdump counts
+#             them), and testpmd's own counters agree.
 # h1 (10.77.8.1) --veth-- [af_packet wire] fdlinkd [vhost_user vm] -- frontend (10.77.8.2)
 # h2 (10.77.9.1) --veth-- [af_packet p2] fdlinkd [af_packet p3] --veth-- h3 (10.77.9.2)
 source "$(dirname "$0")/lib.sh"
@@ -33,11 +34,13 @@ SOCK="$TMP/vm.sock"
 cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "0s"
+workers = 2
 $(afp_link wire pa to-vm)
 [[link]]
 name = "vm"
 type = "vhost_user"
 path = "$SOCK"
+queues = $([ "$MODE" = testpmd ] && echo 2 || echo 1)
 sink = "to-wire"
 $(forward_sinks wire vm)
 $(afp_link p2 p2 to-p3)
@@ -74,14 +77,24 @@ testpmd)
   # macswap: each frame goes back with its MAC addresses swapped (so to h1, from the frontend's
   # address when h1 sent to it).
   timeout 60 dpdk-testpmd --no-huge --no-pci -m 512 --file-prefix "$ID" --log-level=user1,info \
-    --vdev "net_virtio_user0,path=$SOCK,queues=1,mac=02:fd:00:00:08:02" -- \
-    --total-num-mbufs=8192 --stats-period 1 --forward-mode=macswap -a > "$TMP/testpmd.log" 2>&1 &
+    --vdev "net_virtio_user0,path=$SOCK,queues=2,mac=02:fd:00:00:08:02" -- \
+    --rxq=2 --txq=2 --total-num-mbufs=8192 --stats-period 1 --forward-mode=macswap -a > "$TMP/testpmd.log" 2>&1 &
   pmd=$!
   BACKGROUND+=("$pmd")
   for _ in $(seq 100); do logq has vhost_user_features && break; sleep 0.1; done
   logq has vhost_user_features || { tail -20 "$TMP/testpmd.log" >&2; fail "testpmd did not set up the device"; }
   pass "testpmd (virtio-user) connected: $(grep '"event":"vhost_user_features"' "$LOG" | sed 's/.*"features":"\([^"]*\)".*/\1/')"
-  sleep 1
+  queues=""
+  for _ in $(seq 50); do
+    queues=$("$FDLINKCTL" -s "$CTL" status --json | "$PY" -c '
+import json, sys
+l = [l for l in json.load(sys.stdin)["links"] if l["name"] == "vm"][0]
+print(" ".join("%s/%s" % (q["rx"], q["tx"]) for q in l["queues"]))')
+    [ "$queues" = "enabled/enabled enabled/enabled" ] && break
+    sleep 0.1
+  done
+  [ "$queues" = "enabled/enabled enabled/enabled" ] || fail "queue pairs: $queues, not both enabled"
+  pass "two queue pairs (MQ) enabled: $queues"
   ip netns exec "$ID-h1" ping -q -i 0.02 -c 50 -W 1 10.77.8.2 >/dev/null 2>&1 || true
   for _ in $(seq 50); do kill -0 "$dump" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$dump" 2>/dev/null && fail "h1 got fewer than 50 of its frames back through testpmd"
