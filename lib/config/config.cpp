@@ -142,9 +142,12 @@ void refuse_foreign_keys(TableReader& r, const LinkConfig& l, const ConfigKinds&
     const std::string t(l.type_name());
     if (!refused.empty())
       r.reject(key, refused);
-    else if (takers.size() == 1)
-      r.reject(key, "only " + std::string(takers[0]) + " links take it");
-    else
+    else if (takers.size() <= 3) {  // "only af_xdp and vhost_user links take it"
+      std::string who;
+      for (std::size_t i = 0; i < takers.size(); ++i)
+        who += (i == 0 ? "" : i + 1 == takers.size() ? " and " : ", ") + std::string(takers[i]);
+      r.reject(key, "only " + who + " links take it");
+    } else
       r.reject(key, article(t) + " " + t + " link does not take it");
   }
 }

@@ -1068,7 +1068,8 @@ TEST_CASE("af_xdp links: queues mode and zero_copy and the keys they do not take
   // ... and the af_xdp keys on another type.
   auto afp = kLinks;
   afp.replace(afp.find("sink = \"to-b\""), 0, "queues = 2\n");
-  expect_one(afp, 6, 10, "queues is not allowed in link \"a\": only af_xdp links take it");
+  expect_one(afp, 6, 10,
+             "queues is not allowed in link \"a\": only af_xdp and vhost_user links take it");
 }
 
 TEST_CASE("busy_poll: a worker polls for up to 10ms after work and a reload cannot change it") {
