@@ -7,6 +7,7 @@
 #include "link/af_xdp.hpp"
 #include "link/tap.hpp"
 #include "link/unix.hpp"
+#include "link/vhost_user.hpp"
 #include "link/vxlan.hpp"
 #include "runtime/kinds.hpp"
 
@@ -1088,4 +1089,41 @@ TEST_CASE("busy_poll: a worker polls for up to 10ms after work and a reload cann
   CHECK(always.config->daemon.busy_poll_always);
   CHECK(always.config->daemon.restart_needed(r.config->daemon) == "busy_poll");
   CHECK_FALSE(r.config->daemon.busy_poll_always);
+}
+
+TEST_CASE("vhost_user links listen by default or connect - and refuse what does not fit") {
+  auto link = [&](const std::string& keys) {
+    return parse_config(
+        "[[link]]\nname = \"a\"\ntype = \"vhost_user\"\npath = \"/run/vm1.sock\"\n"
+        "sink = \"s\"\n" +
+            keys + "[[sink]]\nname = \"s\"\ntype = \"forward\"\nto = \"a\"\n",
+        "t.toml");
+  };
+  auto r = link("");
+  REQUIRE(r.config.has_value());
+  const auto& o = opts<fdlinkd::VhostUserOptions>(r.config->links[0]);
+  CHECK(o.path == "/run/vm1.sock");
+  CHECK_FALSE(o.client);
+  CHECK(o.queues == 1);
+  CHECK(o.offloads);
+  CHECK(o.file.mode == 0600);
+  r = link("client = true\nqueues = 4\noffloads = false\n");
+  REQUIRE(r.config.has_value());
+  CHECK(opts<fdlinkd::VhostUserOptions>(r.config->links[0]).client);
+  CHECK(opts<fdlinkd::VhostUserOptions>(r.config->links[0]).queues == 4);
+  CHECK(r.config->links[0].fds == 4);
+  auto error = [&](const std::string& keys) {
+    auto e = link(keys);
+    REQUIRE_FALSE(e.config.has_value());
+    return e.errors[0].message;
+  };
+  CHECK_THAT(error("queues = 65\n"), Catch::Contains("queues"));
+  CHECK_THAT(error("interface = \"eth0\"\n"), Catch::Contains("not an interface"));
+  CHECK_THAT(error("fds = 2\n"), Catch::Contains("use queues"));
+  CHECK_THAT(error("client = true\nsocket_mode = \"0660\"\n"),
+             Catch::Contains("does not make the socket it connects to"));
+  expect_one(
+      "[[link]]\nname = \"a\"\ntype = \"vhost_user\"\npath = \"vm.sock\"\nsink = \"s\"\n"
+      "[[sink]]\nname = \"s\"\ntype = \"forward\"\nto = \"a\"\n",
+      4, 8, "must be an absolute path");
 }
