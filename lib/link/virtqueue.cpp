@@ -29,6 +29,7 @@ bool VirtQueue::map() {
       reinterpret_cast<std::uintptr_t>(a) % 2 != 0 || reinterpret_cast<std::uintptr_t>(u) % 4 != 0)
     return false;
   desc_ = d;
+  avail_seen_ = last_avail;  // (read the driver's index afresh)
   avail_ = a;
   used_ = u;
   return true;
@@ -92,6 +93,7 @@ RxEnd take_frames(VirtQueue& vq, Batch& batch, const RxLimits& limits, std::size
       break;
     }
     for (; n > 0 && !batch.full(); --n) {
+      vq.prefetch(8, false);
       std::uint16_t head = 0;
       if ((fault = vq.next_head(head)) != VqFault::none) break;
       std::uint8_t* slot = batch.slot(batch.size());
@@ -100,7 +102,10 @@ RxEnd take_frames(VirtQueue& vq, Batch& batch, const RxLimits& limits, std::size
         std::uint64_t off = 0;
         if (got < hdr_len) {  // (the header may be split over several descriptors)
           off = std::min<std::uint64_t>(len, hdr_len - got);
-          std::memcpy(hdr + got, p, off);
+          if (got == 0 && off == 12)  // (the usual case, copied inline)
+            std::memcpy(hdr, p, 12);
+          else
+            std::memcpy(hdr + got, p, off);
         }
         const std::uint64_t at = got + off - hdr_len;  // where the rest goes in the frame
         if (!discard && off < len && at < cap)
@@ -145,7 +150,8 @@ PutResult put_frame(VirtQueue& vq, const std::uint8_t* hdr, std::size_t hdr_len,
   std::uint64_t done = 0;
   std::uint16_t buffers = 0;
   std::uint8_t* count_at[2] = {nullptr, nullptr};  // num_buffers (header bytes 10 and 11)
-  int left = vq.available();
+  int left = vq.available_cached();
+  vq.prefetch(2, true);
   while (done < total) {
     if (left <= 0) {
       if (left < 0 || (left = vq.available()) < 0) {
