@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# vhost.sh [-r ROUNDS] [-t SECONDS] [-s SIZE] [FORWARDER...]: vhost-user middle boxes side by side.
+#
+#   generator: dpdk-testpmd with two virtio-user ports (a.sock, b.sock), io forwarding, started
+#              with "start tx_first BURSTS" (4: 128 frames a port): the frames circulate
+#              gen -> a -> middle box -> b -> gen and back the other way, so the capped middle
+#              box sets the rate. CPU0. (A flood with txonly and a separate sink was tried:
+#              virtio-user's txonly then sends about 72k pps, far below what is measured.)
+#   middle box, on CPU1 under a cgroup quota of CAP% (default 25) of one core, between the two
+#   vhost-user sockets:
+#     testpmd-vhost: dpdk-testpmd's own vhost PMD (net_vhost0/1), io forwarding;
+#     fdlinkd-vhost: fdlinkd, two vhost_user links forwarding to each other, one worker;
+#     fdlinkd-vhost-poll: the same with busy_poll = "always" (the worker never sleeps, as
+#                    testpmd's does not: no kick, no wake-up).
+# Each round runs every forwarder in turn (interleaved); a round's figure is the median over
+# its seconds of the generator's received frames over both ports (= frames the middle box
+# forwarded), and the middle box's CPU time over the same seconds (from /proc: utime + stime),
+# giving frames per CPU-second. Output: CSV on stdout (round, forwarder, size, pps, cpu,
+# pps_per_cpu_s) and medians on stderr. PERF=1 records a profile of each forwarder's CPU in the
+# last round (perf record -g -C 1) into $OUT/profile-NAME.txt.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROUNDS=5 SECS=8 SIZE=64
+while getopts r:t:s: o; do
+  case $o in r) ROUNDS=$OPTARG ;; t) SECS=$OPTARG ;; s) SIZE=$OPTARG ;; *) exit 2 ;; esac
+done
+shift $((OPTIND - 1))
+FORWARDERS=("$@")
+[ ${#FORWARDERS[@]} -gt 0 ] || FORWARDERS=(testpmd-vhost fdlinkd-vhost)
+FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
+CAP=${CAP:-25}
+OUT=${OUT:-$(mktemp -d /tmp/fdlinkd-vhost-bench.XXXXXX)}
+CG=/sys/fs/cgroup/cpu/fb-vhost
+mkdir -p "$CG" "$OUT"
+echo 10000 > "$CG/cpu.cfs_period_us"
+echo $((CAP * 100)) > "$CG/cpu.cfs_quota_us"
+A="$OUT/a.sock" B="$OUT/b.sock"
+MID=""
+log() { echo "[$(date +%T)] $*" >&2; }
+
+cap() {  # cap PID: every thread of PID into the quota
+  local t
+  for t in /proc/"$1"/task/*; do echo "${t##*/}" > "$CG/tasks"; done
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+wait_sockets() {
+  local i
+  for i in $(seq 100); do [ -S "$A" ] && [ -S "$B" ] && return 0; sleep 0.05; done
+  return 1
+}
+
+start_testpmd-vhost() {
+  taskset -c 1 dpdk-testpmd --lcores=0@1,1@1 --no-huge --no-pci -m 1024 --file-prefix fbmid \
+    --vdev "net_vhost0,iface=$A" --vdev "net_vhost1,iface=$B" -- --total-num-mbufs=32768 \
+    --stats-period 10 --forward-mode=io -a </dev/null > "$OUT/mid.log" 2>&1 &
+  MID=$!
+}
+start_fdlinkd-vhost-poll() { FDLINKD_DAEMON='busy_poll = "always"' start_fdlinkd-vhost; }
+start_fdlinkd-vhost() {
+  cat > "$OUT/fdlinkd.toml" <<EOT
+[daemon]
+${FDLINKD_DAEMON:-}
+workers = 1
+stats_interval = "0s"
+control_socket = "$OUT/control.sock"
+[[link]]
+name = "a"
+type = "vhost_user"
+path = "$A"
+sink = "to-b"
+[[link]]
+name = "b"
+type = "vhost_user"
+path = "$B"
+sink = "to-a"
+[[sink]]
+name = "to-b"
+type = "forward"
+to = "b"
+[[sink]]
+name = "to-a"
+type = "forward"
+to = "a"
+EOT
+  taskset -c 1 "$FDLINKD" -c "$OUT/fdlinkd.toml" 2> "$OUT/mid.log" &
+  MID=$!
+}
+
+# run NAME ROUND: one measurement; prints its CSV line.
+run() {
+  local name=$1 round=$2
+  rm -f "$A" "$B"
+  "start_$name"
+  wait_sockets || { log "$name: no sockets"; cat "$OUT/mid.log" >&2; kill "$MID"; return 1; }
+  # The generator is driven through its prompt: the first frames go only once both ports are
+  # up on both sides (a frame the middle box cannot pass on is lost, and with it a share of
+  # the circulation), then its counters are read before and after the measured seconds.
+  local fifo="$OUT/gen.in"
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  taskset -c 0 dpdk-testpmd --lcores=0@0,1@0 --no-huge --no-pci -m 1024 --file-prefix fbgen \
+    --vdev "net_virtio_user0,path=$A" --vdev "net_virtio_user1,path=$B" -- -i \
+    --total-num-mbufs=32768 --forward-mode=io --txpkts="$SIZE" < "$fifo" > "$OUT/gen.log" 2>&1 &
+  local gen=$!
+  exec 7> "$fifo"
+  sleep 2
+  echo "start tx_first ${BURSTS:-4}" >&7
+  sleep 1
+  # Capped only once set up: a capped backend answers the set-up messages late, and virtio-user
+  # gives up on a read interrupted meanwhile ("Failed to recv msg header").
+  cap "$MID"
+  sleep 2
+  echo "show port stats all" >&7
+  local c0 c1
+  c0=$(cpu_ticks "$MID")
+  local t0
+  t0=$(date +%s%N)
+  if [ "${PERF:-}" = 1 ] && [ "$round" = "$ROUNDS" ]; then
+    perf record -g -C 1 -o "$OUT/perf-$name.data" -- sleep "$SECS" >/dev/null 2>&1
+    perf report -i "$OUT/perf-$name.data" --no-children --percent-limit 1 --stdio 2>/dev/null |
+      grep -E "^ +[0-9]" > "$OUT/profile-$name.txt" || true
+  else
+    sleep "$SECS"
+  fi
+  c1=$(cpu_ticks "$MID")
+  echo "show port stats all" >&7
+  local t1
+  t1=$(date +%s%N)
+  sleep 0.5
+  echo "stop" >&7
+  sleep 0.5
+  echo "quit" >&7
+  exec 7>&-
+  wait "$gen" 2>/dev/null || true
+  kill -TERM "$MID" 2>/dev/null || true
+  wait "$MID" 2>/dev/null || true
+  cp "$OUT/gen.log" "$OUT/gen-$name-$round.log"
+  # RX-packets of both ports, in the two readings: what the middle box passed on meanwhile.
+  local pps
+  pps=$(grep "RX-packets:" "$OUT/gen.log" | awk '{print $2}' | head -4 | paste -sd' ' |
+        awk -v ns="$((t1 - t0))" '{printf "%.0f", ($3 + $4 - $1 - $2) / (ns / 1e9)}')
+  local cpu
+  cpu=$(awk -v t="$((c1 - c0))" -v ns="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz / (ns / 1e9)}')
+  local per
+  per=$(awk -v p="$pps" -v c="$cpu" 'BEGIN {printf "%.0f", (c > 0 ? p / c : 0)}')
+  echo "$round,$name,$SIZE,$pps,$cpu,$per"
+  log "round $round $name: $pps pps, $cpu CPU, $per frames per CPU-second"
+}
+
+echo "round,forwarder,size,pps,cpu,pps_per_cpu_s" | tee "$OUT/results.csv"
+for r in $(seq "$ROUNDS"); do
+  for f in "${FORWARDERS[@]}"; do run "$f" "$r"; done
+done | tee -a "$OUT/results.csv"
+"$HERE/vhost_summary.py" "$OUT/results.csv" >&2

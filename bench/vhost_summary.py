@@ -1,0 +1,21 @@
+#!/usr/bin/python3
+"""vhost_summary.py CSV: medians per forwarder of a vhost.sh run, and each one's ratio to the
+first forwarder's (per CPU-second and plain pps)."""
+import csv
+import statistics
+import sys
+
+rows = list(csv.DictReader(open(sys.argv[1])))
+names = list(dict.fromkeys(r["forwarder"] for r in rows))
+med = {}
+for n in names:
+    mine = [r for r in rows if r["forwarder"] == n]
+    med[n] = (statistics.median(float(r["pps"]) for r in mine),
+              statistics.median(float(r["cpu"]) for r in mine),
+              statistics.median(float(r["pps_per_cpu_s"]) for r in mine), len(mine))
+base = med[names[0]]
+print("| forwarder | rounds | median pps | CPU (of one core) | frames per CPU-second | ratio per CPU-s | ratio pps |")
+print("|---|---|---|---|---|---|---|")
+for n in names:
+    pps, cpu, per, k = med[n]
+    print(f"| {n} | {k} | {pps:.0f} | {cpu:.3f} | {per:.0f} | {per / base[2]:.2f} | {pps / base[0]:.2f} |")
