@@ -278,12 +278,12 @@ void UnixLink::wait_for_peer() {
 
 void UnixLink::accept_peer() {
   for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int err = 0;
+    const int fd = accept_unix(listen_fd_, err);
     if (fd < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN)
+      if (err != 0)
         log::warn("unix_accept_failed", "accept failed",
-                  {{"link", name()}, {"error", errno_text(errno)}});
+                  {{"link", name()}, {"error", errno_text(err)}});
       return;
     }
     if (ports_[0]->fd.load() >= 0) {

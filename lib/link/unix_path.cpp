@@ -1,6 +1,7 @@
 #include "link/unix_path.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -90,6 +91,16 @@ void bind_unix_path(int fd, const std::string& path, int type, const SocketFile&
   if (!why.empty()) {
     ::unlink(path.c_str());
     throw LinkError(why);
+  }
+}
+
+int accept_unix(int listen_fd, int& err) {
+  for (;;) {
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0 || errno != EINTR) {
+      err = fd >= 0 || errno == EAGAIN ? 0 : errno;
+      return fd;
+    }
   }
 }
 

@@ -29,6 +29,11 @@ void bind_unix_path(int fd, const std::string& path, int type, const SocketFile&
 /// next link that takes it after a reload); -1 when there is none.
 int systemd_socket(const std::string& path, int type);
 
+/// Accepts one waiting connection on listening socket `listen_fd`, nonblocking and
+/// close-on-exec (EINTR retried): its fd, or -1 with `err` 0 when none is waiting, or -1 with
+/// `err` set on a failure.
+int accept_unix(int listen_fd, int& err);
+
 /// Connects `fd` to `path`; 0, or the errno.
 int connect_unix_path(int fd, const std::string& path);
 

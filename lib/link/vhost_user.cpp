@@ -270,12 +270,12 @@ void VhostUserLink::wait_for_frontend() {
 
 void VhostUserLink::accept_frontend() {
   for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int err = 0;
+    const int fd = accept_unix(listen_fd_, err);
     if (fd < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN)
+      if (err != 0)
         log::warn("vhost_user_accept_failed", "accept failed",
-                  {{"link", name()}, {"error", errno_text(errno)}});
+                  {{"link", name()}, {"error", errno_text(err)}});
       return;
     }
     if (conn_fd_.load() >= 0) {

@@ -20,7 +20,8 @@ virtio-net header, no mergeable buffers, no event index).
              wrong_direction  a device-writable descriptor in the transmit queue
              bad_indirect     an indirect descriptor that was not negotiated
              memory_fault     the memfd truncated under the buffers
-             bad_message      SET_VRING_KICK before the ring is set up (out of order),
+             bad_message      SET_VRING_KICK before the memory table and the ring's
+                              addresses (out of order),
                               SET_VRING_NUM cut short (4 bytes), a header claiming 100000
                               bytes, an unknown request
            then a good frontend again: the echo request must be answered.
@@ -127,6 +128,10 @@ class Frontend:
             self.send(SET_VRING_BASE, struct.pack("<II", q, 0))
             self.send(SET_VRING_CALL, struct.pack("<Q", q), [self.call[q]])
             self.send(SET_VRING_KICK, struct.pack("<Q", q), [self.kick[q]])
+        # A request with a reply: fdlinkd handles messages in order, so once it answers, the
+        # set-up above is done (before a test truncates the memfd, say).
+        self.send(GET_FEATURES)
+        self.reply()
         # The receive queue gets every buffer at once.
         for i in range(QSIZE):
             self.desc(0, i, RXBUF + 2048 * i, 2048, WRITE)
@@ -252,11 +257,15 @@ hostile("the memfd truncated under the buffers", "memory_fault",
 
 
 def out_of_order(f):
+    # (a ring of size 0 may be kicked: DPDK's virtio-user does so for a queue it leaves unused;
+    # a ring with a size but no memory and no addresses may not)
     f.send(SET_OWNER)
+    f.send(SET_VRING_NUM, struct.pack("<II", 1, QSIZE))
     f.send(SET_VRING_KICK, struct.pack("<Q", 1), [f.kick[1]])
 
 
-hostile("SET_VRING_KICK before the ring is set up", "bad_message", out_of_order, after_setup=False)
+hostile("SET_VRING_KICK before the memory and the ring's addresses", "bad_message", out_of_order,
+        after_setup=False)
 hostile("SET_VRING_NUM cut short", "bad_message",
         raw(struct.pack("<III", SET_VRING_NUM, 1, 4) + b"\0\0\0\0"), after_setup=False)
 hostile("a header claiming 100000 bytes", "bad_message",
