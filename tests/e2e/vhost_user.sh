@@ -51,8 +51,8 @@ start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 
 case $MODE in
 frontend)
-  # h2 pings h3 all along, through the other links.
-  ip netns exec "$ID-h2" ping -q -i 0.05 -c 400 -W 1 10.77.9.2 > "$TMP/ping-aside" 2>&1 &
+  # h2 pings h3 all along (1 s: longer than the frontends take), through the other links.
+  ip netns exec "$ID-h2" ping -q -i 0.01 -c 100 -W 1 10.77.9.2 > "$TMP/ping-aside" 2>&1 &
   aside=$!
   BACKGROUND+=("$aside")
   "$PY" "$HERE/vhost_frontend.py" "$SOCK" "$FDLINKCTL" "$CTL" || fail "vhost frontend"

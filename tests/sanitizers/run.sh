@@ -33,12 +33,12 @@ case $KIND in
         # plugin, and a link going away and coming back; a vxlan link with gro toward its
         # af_packet side, and two VNIs on one socket with a reload; a TPACKET_V2 ring with
         # super-frames read from the socket's queue; an af_xdp link's UMEM, both ways; a vhost_user
-        # link with hostile frontends, and with a QEMU guest)
+        # link with hostile frontends)
         e2e=("bridge.sh vlan" "sinks.sh filter" "plugin.sh" "vnet_offloads.sh plain"
              "vlan_tags.sh packet_mmap" "unix_seqpacket.sh" "tap_afpacket.sh" "link_recovery.sh recvmmsg"
              "reload.sh traffic" "ops.sh control" "unix_stream.sh connect" "backpressure.sh"
              "vxlan_link.sh v4" "vxlan_vnis.sh" "ring_latency.sh v2" "af_xdp.sh afp"
-             "vhost_user.sh frontend" "vm.sh vhost_user")
+             "vhost_user.sh frontend")
         units="*" ;;
   *) echo "usage: run.sh tsan|asan" >&2; exit 2 ;;
 esac
