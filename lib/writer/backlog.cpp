@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -92,7 +93,9 @@ std::size_t send_backlog(const TxTarget& t, TxBacklog& b, CounterValues& tally, 
     return sent;
   }
   while (!b.empty()) {
-    const std::size_t n = b.size();
+    // (at most 256 a call: a peer that takes a few at a time does not cost a rebuild of the
+    // whole backlog's messages per call)
+    const std::size_t n = std::min<std::size_t>(b.size(), 256);
     iovec* iov = b.iov();
     mmsghdr* msgs = b.msgs();
     for (std::size_t k = 0; k < n; ++k) {

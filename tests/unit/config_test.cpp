@@ -828,7 +828,7 @@ sink = "s"
 )"),
                         "t.toml");
   REQUIRE(r.config.has_value());
-  CHECK(r.config->links[0].tx_backlog == 256);
+  CHECK(r.config->links[0].tx_backlog == 4096);
   CHECK(r.config->links[0].tx_stall_timeout == std::chrono::seconds(1));
   CHECK(r.config->links[1].tx_backlog == 0);
   CHECK(r.config->links[2].tx_backlog == 512);
