@@ -64,6 +64,13 @@ void Dispatcher::run_batch() {
 }
 
 void Dispatcher::attach(int fd) {
+  // Called off the worker's thread (a link started at start-up, or by a reload on the control
+  // thread while the worker runs), the attach is handed to the worker, in order: a recovery
+  // may be attaching on the worker at the same time.
+  if (!io_.get_executor().running_in_this_thread()) {
+    asio::post(io_, [this, fd] { attach(fd); });
+    return;
+  }
   detach();
   rxq_->attach(fd);
   desc_.assign(fd);

@@ -47,8 +47,8 @@ class Dispatcher : public HoldWaiter, public PortReader {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  /// Starts reading `fd` (owned by the link, not by the dispatcher). Call on the io thread or
-  /// before it runs.
+  /// Starts reading `fd` (owned by the link, not by the dispatcher). From any thread: off the
+  /// io thread it is posted there.
   void attach(int fd) override;
   /// Stops reading (and waiting on a hold); the fd stays open.
   void detach() override;
