@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <fcntl.h>
+#include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,7 +154,7 @@ void refuse_foreign_keys(TableReader& r, const LinkConfig& l, const ConfigKinds&
 }
 
 LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& errors,
-                     const ConfigKinds& kinds) {
+                     const ConfigKinds& kinds, const std::shared_ptr<const toml::table>& file) {
   LinkConfig l;
   l.where = t.source();
   l.name_where = key_where(t, "name");
@@ -183,6 +184,11 @@ LinkConfig read_link(const toml::table& t, std::size_t index, ConfigErrors& erro
   if (auto v = lr.string("sink", true)) {
     l.sink = *v;
     l.sink_where = lr.where("sink");
+  }
+  if (lr.has("vlans")) {  // (how it is a port of its sink: checked when it joins it)
+    l.port_vlans_where = lr.where("vlans");
+    // (kept in place, with the file's tables alive: a copy would lose where it is written)
+    if (const toml::table* v = lr.subtable("vlans")) l.port_vlans = {file, v};
   }
 
   if (!l.type) {
@@ -241,75 +247,11 @@ const toml::array* array_of_tables(const toml::table& root, std::string_view key
   return a;
 }
 
-Config build(const toml::table& root, const std::string& path, ConfigErrors& errors,
-             const ConfigKinds& kinds) {
-  Config c;
-  c.path = path;
-  if (const toml::node* d = root.get("daemon")) {
-    if (const toml::table* t = d->as_table())
-      read_daemon(*t, c.daemon, errors);
-    else
-      errors.add(d->source(), "daemon must be a table: write [daemon]");
-  }
-  if (const toml::array* links = array_of_tables(root, "link", errors))
-    for (std::size_t i = 0; i < links->size(); ++i)
-      c.links.push_back(read_link(*links->get(i)->as_table(), i, errors, kinds));
-  if (const toml::array* sinks = array_of_tables(root, "sink", errors))
-    for (std::size_t i = 0; i < sinks->size(); ++i)
-      c.sinks.push_back(read_sink(*sinks->get(i)->as_table(), i, errors, kinds));
-  for (const auto& [k, v] : root)
-    if (k != "daemon" && k != "link" && k != "sink")
-      errors.add(k.source(), "unknown key " + shown(k.str()) +
-                                 " at the top level (expected [daemon], [[link]] or [[sink]])");
-
-  if (c.links.empty() && !root.contains("link"))
-    errors.add(path, 1, 1, "no [[link]] defined: fdlinkd needs at least one link");
-
-  check_names(c, errors);
-  for (const LinkKind* k : kinds.links)
-    if (k->validate) k->validate(c, errors);
-  check_graph(c, errors);
-  for (const auto& s : c.sinks)
-    if (s.type && s.options && s.type->validate) s.type->validate(s, c, errors);
-  return c;
-}
-
-ConfigResult finish(Config c, ConfigErrors& errors) {
-  ConfigResult r;
-  r.log_format = c.daemon.log_format;  // (as far as it was read: for reporting the errors)
-  if (errors.empty())
-    r.config = std::move(c);
-  else
-    r.errors = errors.sorted();
-  r.error_count = errors.size();
-  return r;
-}
-
-}  // namespace
-
-ConfigResult parse_config(std::string_view text, const std::string& path,
-                          const ConfigKinds& kinds) {
-  ConfigErrors errors;
-  if (auto e = too_deep(text, path)) {
-    errors.add(e->file, e->line, e->column, e->message);
-    return finish({}, errors);
-  }
-  toml::table root;
-  try {
-    root = toml::parse(text, path);
-  } catch (const toml::parse_error& e) {
-    errors.add(e.source(), shown(e.description(), ConfigErrors::kMaxMessage));
-    return finish({}, errors);
-  }
-  Config c = build(root, path, errors, kinds);
-  return finish(std::move(c), errors);
-}
-
-ConfigResult load_config(const std::string& path, const ConfigKinds& kinds) {
-  ConfigErrors errors;
-  auto fail = [&](std::string msg) {
+// The text of a config file, or nullopt with the reason in `errors`.
+std::optional<std::string> read_text(const std::string& path, ConfigErrors& errors) {
+  auto fail = [&](std::string msg) -> std::optional<std::string> {
     errors.add(path, 0, 0, std::move(msg));
-    return finish({}, errors);
+    return std::nullopt;
   };
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
@@ -343,7 +285,166 @@ ConfigResult load_config(const std::string& path, const ConfigKinds& kinds) {
     got += static_cast<std::size_t>(n);
   }
   text.resize(got);
-  return parse_config(text, path, kinds);
+  return text;
+}
+
+// The TOML of `text`, or nullopt with the error in `errors`.
+std::shared_ptr<const toml::table> parse_toml(std::string_view text, const std::string& path,
+                                              ConfigErrors& errors) {
+  if (auto e = too_deep(text, path)) {
+    errors.add(e->file, e->line, e->column, e->message);
+    return nullptr;
+  }
+  try {
+    return std::make_shared<const toml::table>(toml::parse(text, path));
+  } catch (const toml::parse_error& e) {
+    errors.add(e.source(), shown(e.description(), ConfigErrors::kMaxMessage));
+    return nullptr;
+  }
+}
+
+// The files [daemon] include names, in order: each pattern's matches sorted, a file named by
+// two patterns once. A pattern that matches nothing is no error (a ports directory is empty
+// until the first port arrives).
+std::vector<std::string> included_files(const DaemonConfig& d, const std::string& main_path,
+                                        ConfigErrors& errors) {
+  std::vector<std::string> files;
+  const auto slash = main_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : main_path.substr(0, slash + 1);
+  for (const std::string& pattern : d.include) {
+    const std::string full = pattern[0] == '/' ? pattern : dir + pattern;
+    glob_t g{};
+    const int rc = ::glob(full.c_str(), GLOB_ERR | GLOB_NOSORT, nullptr, &g);
+    std::vector<std::string> matched;
+    if (rc == 0)
+      for (std::size_t i = 0; i < g.gl_pathc; ++i)
+        matched.emplace_back(g.gl_pathv[i]);
+    else if (rc == GLOB_ABORTED && errno != ENOENT && errno != ENOTDIR)
+      errors.add(d.include_where,
+                 "include \"" + shown(pattern) +
+                     "\" in [daemon]: cannot read its directory: " + std::strerror(errno));
+    ::globfree(&g);
+    std::sort(matched.begin(), matched.end());
+    for (auto& m : matched)
+      if (m != main_path && std::find(files.begin(), files.end(), m) == files.end())
+        files.push_back(std::move(m));
+  }
+  if (files.size() > kMaxIncludedFiles)
+    errors.add(d.include_where, "include in [daemon] names " + std::to_string(files.size()) +
+                                    " files; the limit is " + std::to_string(kMaxIncludedFiles));
+  return files;
+}
+
+// One file's [[link]] and [[sink]] tables, read into `c`; `main` says whether it is the main
+// file (the only one that may hold [daemon]).
+void read_tables(const std::shared_ptr<const toml::table>& file, bool main, Config& c,
+                 ConfigErrors& errors, const ConfigKinds& kinds) {
+  const toml::table& root = *file;
+  if (const toml::array* links = array_of_tables(root, "link", errors))
+    for (std::size_t i = 0; i < links->size(); ++i)
+      c.links.push_back(read_link(*links->get(i)->as_table(), i, errors, kinds, file));
+  if (const toml::array* sinks = array_of_tables(root, "sink", errors))
+    for (std::size_t i = 0; i < sinks->size(); ++i)
+      c.sinks.push_back(read_sink(*sinks->get(i)->as_table(), i, errors, kinds));
+  for (const auto& [k, v] : root) {
+    if (k == "link" || k == "sink") continue;
+    if (k == "daemon" && main) continue;
+    if (k == "daemon")
+      errors.add(k.source(), "[daemon] belongs in the main file (" + c.path +
+                                 "); a file it includes holds only [[link]] and [[sink]] tables");
+    else
+      errors.add(k.source(), "unknown key " + shown(k.str()) + " at the top level (expected " +
+                                 (main ? "[daemon], " : "") + "[[link]] or [[sink]])");
+  }
+}
+
+// A link whose sink takes ports (a bridge) but does not list it joins it, with its `vlans`.
+void join_sinks(Config& c, ConfigErrors& errors) {
+  for (auto& l : c.links) {
+    SinkConfig* s = nullptr;
+    for (auto& sc : c.sinks)
+      if (!l.sink.empty() && sc.name == l.sink) s = &sc;
+    const bool can_join = s && s->type && s->options && s->type->adopt;
+    if (l.port_vlans && !can_join) {
+      errors.add(l.port_vlans_where,
+                 "vlans in link \"" + l.name + "\": only a link whose sink is a bridge takes it");
+      continue;
+    }
+    if (!can_join || l.name.empty()) continue;
+    // (the sink's options are its own until the config is built: adopting changes them)
+    auto& options = const_cast<SinkOptions&>(*s->options);
+    if (s->type->adopt(options, l, l.port_vlans.get(), l.port_vlans_where, errors))
+      s->settings += "\n# joined by link " + l.name + " " + l.settings;
+  }
+}
+
+Config build(const std::shared_ptr<const toml::table>& file, const std::string& path,
+             ConfigErrors& errors, const ConfigKinds& kinds) {
+  const toml::table& root = *file;
+  Config c;
+  c.path = path;
+  c.files.push_back(path);
+  if (const toml::node* d = root.get("daemon")) {
+    if (const toml::table* t = d->as_table())
+      read_daemon(*t, c.daemon, errors);
+    else
+      errors.add(d->source(), "daemon must be a table: write [daemon]");
+  }
+  read_tables(file, true, c, errors, kinds);
+  for (std::string& name : included_files(c.daemon, path, errors)) {
+    if (c.files.size() > kMaxIncludedFiles) break;
+    errors.read_file(name);
+    auto text = read_text(name, errors);
+    if (!text) continue;
+    auto dropin = parse_toml(*text, name, errors);
+    if (!dropin) continue;
+    c.files.push_back(std::move(name));
+    read_tables(dropin, false, c, errors, kinds);
+  }
+
+  if (c.links.empty() && !root.contains("link") && c.daemon.include.empty())
+    errors.add(path, 1, 1,
+               "no [[link]] defined: fdlinkd needs at least one link (or an include in [daemon] "
+               "from which links arrive)");
+
+  check_names(c, errors);
+  join_sinks(c, errors);
+  for (const LinkKind* k : kinds.links)
+    if (k->validate) k->validate(c, errors);
+  check_graph(c, errors);
+  for (const auto& s : c.sinks)
+    if (s.type && s.options && s.type->validate) s.type->validate(s, c, errors);
+  return c;
+}
+
+ConfigResult finish(Config c, ConfigErrors& errors) {
+  ConfigResult r;
+  r.log_format = c.daemon.log_format;  // (as far as it was read: for reporting the errors)
+  if (errors.empty())
+    r.config = std::move(c);
+  else
+    r.errors = errors.sorted();
+  r.error_count = errors.size();
+  return r;
+}
+
+}  // namespace
+
+ConfigResult parse_config(std::string_view text, const std::string& path,
+                          const ConfigKinds& kinds) {
+  ConfigErrors errors;
+  errors.read_file(path);
+  auto root = parse_toml(text, path, errors);
+  if (!root) return finish({}, errors);
+  Config c = build(root, path, errors, kinds);
+  return finish(std::move(c), errors);
+}
+
+ConfigResult load_config(const std::string& path, const ConfigKinds& kinds) {
+  ConfigErrors errors;
+  auto text = read_text(path, errors);
+  if (!text) return finish({}, errors);
+  return parse_config(*text, path, kinds);
 }
 
 }  // namespace fdlinkd

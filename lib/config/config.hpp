@@ -71,6 +71,11 @@ struct LinkConfig {
   /// The type's own keys (each type derives its own options struct).
   std::shared_ptr<const LinkOptions> options;
 
+  /// `vlans`: how it is a port of the bridge it sends to ({ access = 10 }, { trunk = [..] }),
+  /// for a link that joins a bridge from a file of its own.
+  std::shared_ptr<const toml::table> port_vlans;
+  toml::source_region port_vlans_where;
+
   toml::source_region where;       ///< the [[link]] table
   toml::source_region name_where;  ///< its `name` key
   toml::source_region sink_where;  ///< its `sink` key
@@ -79,6 +84,8 @@ struct LinkConfig {
   std::string settings;
 
   std::string_view type_name() const { return type ? type->name : std::string_view("?"); }
+  /// The file it is written in (the main file, or one that file includes).
+  std::string file() const { return where.path ? *where.path : std::string(); }
   /// The type's options, as the type that made them.
   template <class T>
   const T& options_as() const {
@@ -107,6 +114,7 @@ struct SinkConfig {
 
 struct Config {
   std::string path;
+  std::vector<std::string> files;  ///< the files read: path, then what [daemon] include named
   DaemonConfig daemon;
   std::vector<LinkConfig> links;
   std::vector<SinkConfig> sinks;

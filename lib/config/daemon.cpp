@@ -116,6 +116,26 @@ void read_daemon(const toml::table& t, DaemonConfig& d, ConfigErrors& errors) {
   }
   if (auto gid = read_group(r, "control_group", d.control_group)) d.control_gid = *gid;
   read_metrics(r, d);
+  if (const toml::node* n = r.table().get("include")) {
+    d.include_where = n->source();
+    std::vector<std::string> patterns;
+    if (n->is_string()) {  // (one pattern may be written without the brackets)
+      r.skip("include");
+      patterns.push_back(n->as_string()->get());
+    } else if (auto v = r.strings("include")) {
+      patterns = *v;
+    }
+    for (const auto& p : patterns) {
+      if (p.empty() || p.size() > 4096 || has_control_char(p))
+        r.errors().add(r.where("include"), "include in [daemon]: \"" + shown(p) +
+                                               "\" must be a path or a glob pattern such as "
+                                               "\"/run/fdlinkd/ports.d/*.toml\"");
+      else
+        d.include.push_back(p);
+    }
+    if (d.include.size() > 64)
+      r.errors().add(r.where("include"), "include in [daemon] has at most 64 patterns");
+  }
   r.finish();
 }
 

@@ -32,6 +32,10 @@ struct DaemonConfig {
   int control_gid = -1;       ///< control_group resolved when the config is read
   /// Prometheus endpoint, "host:port" ("" : off). `metrics = true` means 127.0.0.1:9469.
   std::string metrics;
+  /// Drop-in files read with this one (`include`): glob patterns, a relative one from the main
+  /// file's directory. Each file may hold [[link]] and [[sink]] tables.
+  std::vector<std::string> include;
+  toml::source_region include_where;
 
   /// The settings a reload cannot change (the threads and their CPUs), as "key = value"; the
   /// first one that differs from `other`, or "".

@@ -12,10 +12,16 @@ void check_unique(const std::vector<T>& items, std::string_view kind, ConfigErro
   for (const auto& it : items) {
     if (it.name.empty()) continue;
     auto [pos, fresh] = seen.emplace(it.name, &it);
-    if (!fresh)
+    if (!fresh) {
+      const auto& first = pos->second->name_where;
+      const std::string file =
+          first.path && (!it.name_where.path || *first.path != *it.name_where.path)
+              ? *first.path + ":"
+              : "line ";
       errors.add(it.name_where, "duplicate " + std::string(kind) + " name \"" + it.name +
-                                    "\" (first defined at line " +
-                                    std::to_string(pos->second->name_where.begin.line) + ")");
+                                    "\" (first defined at " + file +
+                                    std::to_string(first.begin.line) + ")");
+    }
   }
 }
 

@@ -67,6 +67,12 @@ struct SinkKind {
   std::vector<OutputRef> (*outputs)(const SinkConfig& sink, const Config& config) = nullptr;
   /// Checks of its own against the whole config; may be nullptr.
   void (*validate)(const SinkConfig& sink, const Config& config, ConfigErrors& errors) = nullptr;
+  /// A sink with ports (a bridge) takes `link`, whose `sink` names it, as a port when it does
+  /// not list it already: a link in a drop-in file joins a bridge of the main file. `vlans`
+  /// is the link's `vlans` table (nullptr: none), written at `where`. Returns whether it
+  /// added the port. nullptr: the type has no ports to join.
+  bool (*adopt)(SinkOptions& options, const LinkConfig& link, const toml::table* vlans,
+                const toml::source_region& where, ConfigErrors& errors) = nullptr;
 };
 
 /// A table of types (link/link_types.cpp, sink/sink_types.cpp) as config sees its rows.

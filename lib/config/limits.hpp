@@ -12,8 +12,9 @@
 namespace fdlinkd {
 
 constexpr std::uint64_t kMaxConfigBytes = 16 << 20;
-constexpr std::size_t kMaxKeyParts = 32;  ///< dots in one key (a.b.c has 2)
-constexpr std::size_t kMaxNesting = 32;   ///< arrays and inline tables inside each other
+constexpr std::size_t kMaxKeyParts = 32;         ///< dots in one key (a.b.c has 2)
+constexpr std::size_t kMaxNesting = 32;          ///< arrays and inline tables inside each other
+constexpr std::size_t kMaxIncludedFiles = 4096;  ///< files [daemon] include may bring in
 
 /// toml++ parses dotted keys and nested arrays and inline tables by recursion, without a depth
 /// limit of its own for dotted keys: a key of 100,000 dots overflows the stack. This scan runs

@@ -54,7 +54,15 @@ bool has_control_char(std::string_view s) {
 
 std::vector<ConfigError> ConfigErrors::sorted() const {
   auto v = errors_;
-  std::stable_sort(v.begin(), v.end(), [](const ConfigError& a, const ConfigError& b) {
+  const auto rank = [this](const std::string& file) {
+    std::size_t i = 0;
+    while (i < files_.size() && files_[i] != file)
+      ++i;
+    return i;
+  };
+  std::stable_sort(v.begin(), v.end(), [&](const ConfigError& a, const ConfigError& b) {
+    const std::size_t ra = rank(a.file), rb = rank(b.file);
+    if (ra != rb) return ra < rb;
     return a.line != b.line ? a.line < b.line : a.column < b.column;
   });
   return v;
@@ -256,7 +264,31 @@ std::optional<std::vector<std::int64_t>> TableReader::integers(std::string_view 
   return out;
 }
 
-std::optional<std::vector<OutputRef>> TableReader::names(std::string_view key, bool required) {
+std::optional<std::vector<std::string>> TableReader::strings(std::string_view key) {
+  const toml::node* n = get(key);
+  if (!n) return std::nullopt;
+  const toml::array* a = n->as_array();
+  if (!a) {
+    wrong_type(key, *n, "an array of strings");
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  bool ok = true;
+  for (const toml::node& e : *a) {
+    if (!e.is_string()) {
+      errors_.add(e.source(), std::string(key) + " in " + what_ + " must hold strings, not " +
+                                  std::string(toml_type_name(e)));
+      ok = false;
+      continue;
+    }
+    out.push_back(e.as_string()->get());
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+std::optional<std::vector<OutputRef>> TableReader::names(std::string_view key, bool required,
+                                                         bool may_be_empty) {
   const toml::node* n = get(key);
   if (!n) {
     if (required) errors_.add(where(), what_ + " is missing required key " + std::string(key));
@@ -290,7 +322,7 @@ std::optional<std::vector<OutputRef>> TableReader::names(std::string_view key, b
       }
     out.push_back({v, e.source()});
   }
-  if (ok && out.empty()) {
+  if (ok && out.empty() && !may_be_empty) {
     errors_.add(n->source(), std::string(key) + " in " + what_ + " is empty");
     ok = false;
   }

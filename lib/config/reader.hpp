@@ -48,10 +48,14 @@ class ConfigErrors {
   bool empty() const { return total_ == 0; }
   /// How many errors were found, kept or not.
   std::size_t size() const { return total_; }
-  /// The kept errors, sorted by line and column.
+  /// The kept errors, sorted by file (in the order files were announced with read_file(), the
+  /// main file first), then line and column.
   std::vector<ConfigError> sorted() const;
+  /// Says that `file` is read next (errors in it sort after those of the files before).
+  void read_file(const std::string& file) { files_.push_back(file); }
 
  private:
+  std::vector<std::string> files_;
   std::vector<ConfigError> errors_;
   std::size_t total_ = 0;
 };
@@ -90,7 +94,10 @@ class TableReader {
                                                     std::int64_t max);
   /// A list of names of links or sinks: an array of strings (a single string is taken as a
   /// list of one). Each keeps where it is written; a name given twice is an error.
-  std::optional<std::vector<OutputRef>> names(std::string_view key, bool required = false);
+  std::optional<std::vector<OutputRef>> names(std::string_view key, bool required = false,
+                                              bool may_be_empty = false);
+  /// An array of strings.
+  std::optional<std::vector<std::string>> strings(std::string_view key);
   /// A sub-table (e.g. [link.ring]); nullptr when absent, reported when not a table.
   const toml::table* subtable(std::string_view key);
   /// A string that must be one of `choices`.

@@ -1,5 +1,6 @@
 #include "sink/bridge.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cstdio>
 #include <cstring>
@@ -214,17 +215,65 @@ std::optional<std::uint16_t> vid(const toml::node& n, const std::string& what,
   return static_cast<std::uint16_t>(n.as_integer()->get());
 }
 
+// One port's VLANs, { access = 10 } or { trunk = [10, 20], native = 1 }, into `v`.
+void read_port_vlans(const toml::node& node, const std::string& what, ConfigErrors& errors,
+                     BridgePortVlans& v) {
+  const toml::table* m = node.as_table();
+  if (!m) {
+    errors.add(node.source(), what +
+                                  " must be a table such as { access = 10 } or "
+                                  "{ trunk = [10, 20], native = 1 }");
+    return;
+  }
+  TableReader mr(*m, what, errors);
+  const bool access = mr.has("access"), trunk = mr.has("trunk");
+  if (access == trunk) {
+    errors.add(node.source(), what + " needs exactly one of access or trunk");
+    mr.skip("access");
+    mr.skip("trunk");
+    mr.skip("native");
+    mr.finish();
+    return;
+  }
+  if (access) {
+    mr.skip("access");
+    if (auto id = vid(*m->get("access"), what + ": access", errors)) v.pvid = *id;
+    v.mode = BridgePortVlans::Mode::access;
+    mr.reject("native", "an access port has one VLAN; native belongs to trunk ports");
+  } else {
+    v.mode = BridgePortVlans::Mode::trunk;
+    v.pvid = 0;
+    if (auto ids = mr.integers("trunk", 1, 4094))
+      for (auto id : *ids)
+        v.allowed.set(static_cast<std::size_t>(id));
+    if (m->contains("native")) {
+      mr.skip("native");
+      if (auto id = vid(*m->get("native"), what + ": native", errors)) v.native = *id;
+    }
+  }
+  mr.finish();
+}
+
+// A port not given VLANs: an access port of VLAN 1, as Linux does.
+BridgePortVlans default_port_vlans() {
+  BridgePortVlans v;
+  v.mode = BridgePortVlans::Mode::access;
+  v.pvid = 1;
+  return v;
+}
+
+void make_vlan_aware(BridgeSettings& s) {
+  if (s.vlan_aware) return;
+  s.vlan_aware = true;
+  s.vlans.assign(s.ports.size(), default_port_vlans());
+}
+
 void read_vlans(TableReader& r, BridgeOptions& o) {
   const toml::table* t = r.subtable("vlans");
   if (!t) return;
   ConfigErrors& errors = r.errors();
   BridgeSettings& s = o.s;
-  s.vlan_aware = true;
-  s.vlans.assign(s.ports.size(), {});
-  for (auto& v : s.vlans) {  // a port not listed: access port of VLAN 1, as Linux does
-    v.mode = BridgePortVlans::Mode::access;
-    v.pvid = 1;
-  }
+  make_vlan_aware(s);
   for (const auto& [k, node] : *t) {
     const std::string port(k.str());
     const std::string what = "vlans." + shown(port) + " in " + r.what();
@@ -235,41 +284,7 @@ void read_vlans(TableReader& r, BridgeOptions& o) {
       errors.add(k.source(), what + ": \"" + shown(port) + "\" is not one of the bridge's ports");
       continue;
     }
-    const toml::table* m = node.as_table();
-    if (!m) {
-      errors.add(node.source(), what +
-                                    " must be a table such as { access = 10 } or "
-                                    "{ trunk = [10, 20], native = 1 }");
-      continue;
-    }
-    TableReader mr(*m, what, errors);
-    BridgePortVlans& v = s.vlans[p];
-    const bool access = mr.has("access"), trunk = mr.has("trunk");
-    if (access == trunk) {
-      errors.add(node.source(), what + " needs exactly one of access or trunk");
-      mr.skip("access");
-      mr.skip("trunk");
-      mr.skip("native");
-      mr.finish();
-      continue;
-    }
-    if (access) {
-      mr.skip("access");
-      if (auto id = vid(*m->get("access"), what + ": access", errors)) v.pvid = *id;
-      v.mode = BridgePortVlans::Mode::access;
-      mr.reject("native", "an access port has one VLAN; native belongs to trunk ports");
-    } else {
-      v.mode = BridgePortVlans::Mode::trunk;
-      v.pvid = 0;
-      if (auto ids = mr.integers("trunk", 1, 4094))
-        for (auto id : *ids)
-          v.allowed.set(static_cast<std::size_t>(id));
-      if (m->contains("native")) {
-        mr.skip("native");
-        if (auto id = vid(*m->get("native"), what + ": native", errors)) v.native = *id;
-      }
-    }
-    mr.finish();
+    read_port_vlans(node, what, errors, s.vlans[p]);
   }
 }
 
@@ -325,7 +340,7 @@ void read_statics(TableReader& r, BridgeOptions& o) {
 
 std::unique_ptr<SinkOptions> configure(TableReader& r) {
   auto o = std::make_unique<BridgeOptions>();
-  if (auto ports = r.names("ports", true)) {
+  if (auto ports = r.names("ports", false, true)) {
     o->ports = *ports;
     for (const auto& p : *ports)
       o->s.ports.push_back(p.name);
@@ -346,6 +361,35 @@ std::unique_ptr<SinkOptions> configure(TableReader& r) {
     if (o->s.vlan_aware && st.vlan == 0)
       st.vlan = o->s.vlans[st.port].pvid ? o->s.vlans[st.port].pvid : o->s.vlans[st.port].native;
   return o;
+}
+
+// A link that sends to the bridge without being in `ports` (a port from a drop-in file) is
+// its next port; its `vlans` table makes the bridge VLAN-aware if it was not.
+bool adopt(SinkOptions& options, const LinkConfig& link, const toml::table* vlans,
+           const toml::source_region& where, ConfigErrors& errors) {
+  auto& o = static_cast<BridgeOptions&>(options);
+  const auto listed = std::find(o.s.ports.begin(), o.s.ports.end(), link.name);
+  if (listed != o.s.ports.end()) {
+    if (vlans)
+      errors.add(where, "vlans in link \"" + link.name +
+                            "\": the bridge lists it in ports already; give its VLANs in the "
+                            "bridge's [sink.vlans] or take it out of ports");
+    return false;
+  }
+  if (o.s.ports.size() >= 1024) {
+    errors.add(link.sink_where, "link \"" + link.name + "\" cannot join bridge \"" + link.sink +
+                                    "\": a bridge has at most 1024 ports");
+    return false;
+  }
+  if (vlans) make_vlan_aware(o.s);  // (before the port is added: it gets its own entry below)
+  o.ports.push_back({link.name, link.name_where});
+  o.s.ports.push_back(link.name);
+  if (o.s.vlan_aware) {
+    o.s.vlans.push_back(default_port_vlans());
+    if (vlans)
+      read_port_vlans(*vlans, "vlans in link \"" + link.name + "\"", errors, o.s.vlans.back());
+  }
+  return true;
 }
 
 std::vector<OutputRef> outputs(const SinkConfig& sink, const Config&) {
@@ -371,7 +415,9 @@ std::unique_ptr<Sink> create(const SinkConfig& sink, const SinkSetup& setup) {
 }
 
 constexpr SinkKey kKeys[] = {
-    {"ports", "member links, in order (required)"},
+    {"ports",
+     "member links, in order; a link whose sink is the bridge joins it too (its own "
+     "`vlans` key: { access = 10 })"},
     {"aging", "forget a MAC not seen for this long (default \"300s\"; \"0s\": never)"},
     {"max_macs", "table size limit; when full the port with most MACs loses its oldest (8192)"},
     {"static", "fixed entries: [{ mac = \"..\", port = \"a\", vlan = 10 }]"},
@@ -384,7 +430,8 @@ const SinkType BridgeSink::kType = {
     "bridge",  "an L2 learning switch over its member links, with VLANs (access, trunk, native)",
     kKeys,     true,
     configure, outputs,
-    validate,  create};
+    validate,  adopt,
+    create};
 
 // --- data path ----------------------------------------------------------------------------
 

@@ -22,9 +22,11 @@ std::unique_ptr<Sink> create(const SinkConfig&, const SinkSetup&) {
 
 }  // namespace
 
-const SinkType DropSink::kType = {
-    "drop", "counts every frame and sends it nowhere", {}, false, configure, outputs, nullptr,
-    create};
+const SinkType DropSink::kType = {"drop",    "counts every frame and sends it nowhere",
+                                  {},        false,
+                                  configure, outputs,
+                                  nullptr,   nullptr,
+                                  create};
 
 std::span<const std::string_view> DropSink::counter_names() const {
   return kCounters;

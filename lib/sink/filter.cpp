@@ -55,7 +55,8 @@ const SinkType FilterSink::kType = {
     "filter",  "sends frames that match a tcpdump expression to `match`, the rest to `nomatch`",
     kKeys,     true,
     configure, outputs,
-    nullptr,   create};
+    nullptr,   nullptr,
+    create};
 
 BpfProgram::BpfProgram(const std::string& expr) {
   // A "dead" handle: no device, just the link type and snap length to compile for.

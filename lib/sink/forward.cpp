@@ -35,7 +35,8 @@ const SinkType ForwardSink::kType = {
     "forward", "sends every frame to the link or sink named by `to`",
     kKeys,     false,
     configure, outputs,
-    nullptr,   create};
+    nullptr,   nullptr,
+    create};
 
 void ForwardSink::process(Pass& pass, Batch& in) {
   for (std::size_t i = 0; i < in.size(); ++i)

@@ -157,6 +157,7 @@ const SinkType PcapSink::kType = {
     configure,
     outputs,
     nullptr,
+    nullptr,
     create};
 
 // --- data path and writer -----------------------------------------------------------------

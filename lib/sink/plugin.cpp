@@ -171,7 +171,8 @@ const SinkType PluginSink::kType = {
     "plugin",  "a sink type from a shared object (C ABI: include/fdlinkd/sink_plugin.h)",
     kKeys,     false,
     configure, outputs,
-    validate,  create};
+    validate,  nullptr,
+    create};
 
 struct PluginSink::PerWorker {
   PerWorker(std::size_t max_batch, std::size_t n_counters)

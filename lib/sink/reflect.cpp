@@ -37,7 +37,8 @@ const SinkType ReflectSink::kType = {
     "reflect", "swaps MAC addresses and sends each frame back out of the link it came in on",
     {},        true,
     configure, outputs,
-    nullptr,   create};
+    nullptr,   nullptr,
+    create};
 
 std::span<const std::string_view> ReflectSink::counter_names() const {
   return kCounters;

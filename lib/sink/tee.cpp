@@ -32,7 +32,8 @@ constexpr SinkKey kKeys[] = {{"to", "links or sinks each frame goes to, in order
 const SinkType TeeSink::kType = {"tee",     "sends every frame to each link or sink of `to`",
                                  kKeys,     false,
                                  configure, outputs,
-                                 nullptr,   create};
+                                 nullptr,   nullptr,
+                                 create};
 
 void TeeSink::process(Pass& pass, Batch& in) {
   for (std::size_t o = 0; o < outputs_; ++o)

@@ -1,5 +1,10 @@
 // Config: every bad input is reported with its line, column and a message that says what to fix.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "config/config.hpp"
@@ -1126,4 +1131,110 @@ TEST_CASE("vhost_user links listen by default or connect - and refuse what does 
       "[[link]]\nname = \"a\"\ntype = \"vhost_user\"\npath = \"vm.sock\"\nsink = \"s\"\n"
       "[[sink]]\nname = \"s\"\ntype = \"forward\"\nto = \"a\"\n",
       4, 8, "must be an absolute path");
+}
+
+// --- [daemon] include: drop-in files ---------------------------------------------------------
+
+namespace {
+
+// A directory of files for one test, removed after it.
+struct DropinDir {
+  std::string dir;
+  DropinDir() {
+    char tmpl[] = "/tmp/fdlinkd-unit-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  ~DropinDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::string write(const std::string& name, const std::string& text) const {
+    const std::string path = dir + "/" + name;
+    FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    return path;
+  }
+};
+
+const std::string kBridgeOnly = R"([daemon]
+include = ["ports.d/*.toml"]
+
+[[sink]]
+name = "pods"
+type = "bridge"
+)";
+
+std::string port(const std::string& name, const std::string& extra = "") {
+  return "[[link]]\nname = \"" + name + "\"\ntype = \"af_packet\"\ninterface = \"v" + name +
+         "\"\nsink = \"pods\"\n" + extra;
+}
+
+}  // namespace
+
+TEST_CASE("A main file with only a bridge and an include is valid, with no links yet") {
+  DropinDir d;
+  ::mkdir((d.dir + "/ports.d").c_str(), 0755);
+  auto r = fdlinkd::load_config(d.write("main.toml", kBridgeOnly));
+  REQUIRE(r.config.has_value());
+  CHECK(r.config->links.empty());
+  CHECK(r.config->files.size() == 1);
+  // Without an include, no links is still an error.
+  expect_one("[[sink]]\nname = \"pods\"\ntype = \"bridge\"\n", 1, 1, "no [[link]] defined");
+}
+
+TEST_CASE("Drop-in links join the main file's bridge with their VLANs, in file order") {
+  DropinDir d;
+  ::mkdir((d.dir + "/ports.d").c_str(), 0755);
+  d.write("ports.d/b.toml", port("pb", "vlans = { access = 20 }\n"));
+  d.write("ports.d/a.toml", port("pa", "vlans = { access = 10 }\n"));
+  d.write("ports.d/ignored.txt", "not toml");
+  auto r = fdlinkd::load_config(d.write("main.toml", kBridgeOnly));
+  INFO((r.errors.empty() ? "" : r.errors[0].to_string()));
+  REQUIRE(r.config.has_value());
+  REQUIRE(r.config->links.size() == 2);
+  CHECK(r.config->links[0].name == "pa");  // a.toml before b.toml
+  CHECK(r.config->links[0].file() == d.dir + "/ports.d/a.toml");
+  CHECK(r.config->files.size() == 3);
+  // The bridge lists the links as its ports now (its outputs).
+  const auto* br = r.config->find_sink("pods");
+  REQUIRE(br);
+  const auto outs = br->type->outputs(*br, *r.config);
+  REQUIRE(outs.size() == 2);
+  CHECK(outs[0].name == "pa");
+  CHECK(outs[1].name == "pb");
+  // A port joining changes the bridge's settings (a reload rebuilds it with the new port).
+  auto before = fdlinkd::load_config(d.dir + "/main.toml");
+  d.write("ports.d/c.toml", port("pc"));
+  auto after = fdlinkd::load_config(d.dir + "/main.toml");
+  REQUIRE(after.config.has_value());
+  CHECK(after.config->find_sink("pods")->settings != before.config->find_sink("pods")->settings);
+}
+
+TEST_CASE("Errors in drop-ins name the drop-in file at the offending key") {
+  DropinDir d;
+  ::mkdir((d.dir + "/ports.d").c_str(), 0755);
+  const std::string a = d.write("ports.d/a.toml", port("pa", "vlans = { acess = 10 }\n"));
+  const std::string b = d.write("ports.d/b.toml", "[daemon]\nworkers = 2\n" + port("pa"));
+  auto r = fdlinkd::load_config(d.write("main.toml", kBridgeOnly));
+  REQUIRE_FALSE(r.config.has_value());
+  std::string all;
+  for (const auto& e : r.errors)
+    all += e.to_string() + "\n";
+  INFO(all);
+  CHECK_THAT(all, Catch::Contains(a + ":6:9: vlans in link \"pa\" needs exactly one of access"));
+  CHECK_THAT(all, Catch::Contains(a + ":6:11: unknown key acess"));
+  CHECK_THAT(all, Catch::Contains(b + ":1:2: [daemon] belongs in the main file"));
+  CHECK_THAT(
+      all, Catch::Contains(b + ":4:1: duplicate link name \"pa\" (first defined at " + a + ":2)"));
+  // Sorted: the first drop-in's errors before the second's.
+  CHECK(r.errors.front().file == a);
+  CHECK(r.errors.back().file == b);
+}
+
+TEST_CASE("vlans on a link whose sink is not a bridge is refused at the key") {
+  expect_one(kLinks +
+                 "\n[[link]]\nname = \"c\"\ntype = \"af_packet\"\ninterface = \"v\"\n"
+                 "sink = \"to-a\"\nvlans = { access = 10 }\n",
+             29, 9, "only a link whose sink is a bridge takes it");
 }
