@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/version.hpp"
+#include "ops/control_client.hpp"
 #include "ops/instance.hpp"
 
 namespace json = boost::json;
@@ -34,60 +35,11 @@ struct Failure {
 
 // Sends one request and waits (at most `timeout_s`) for its reply line.
 json::object ask(const std::string& path, const json::object& request, int timeout_s) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw Failure{kUnreachable, std::string("socket: ") + std::strerror(errno)};
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) throw Failure{kUsage, "socket path too long: " + path};
-  std::memcpy(a.sun_path, path.c_str(), path.size());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    const int err = errno;
-    ::close(fd);
-    std::string hint;
-    if (err == ENOENT || err == ECONNREFUSED)
-      hint = " (is fdlinkd running? `systemctl status fdlinkd`; another socket: -s PATH)";
-    else if (err == EACCES)
-      hint = " (the socket is for root, or for [daemon] control_group: run as root)";
-    throw Failure{kUnreachable,
-                  "cannot reach fdlinkd at " + path + ": " + std::strerror(err) + hint};
+  try {
+    return fdlinkd::ask_daemon(path, request, timeout_s * 1000);
+  } catch (const fdlinkd::ControlClientError& e) {
+    throw Failure{e.usage ? kUsage : kUnreachable, e.message};
   }
-  std::string line = json::serialize(request) + "\n";
-  for (std::size_t off = 0; off < line.size();) {
-    const ssize_t n = ::send(fd, line.data() + off, line.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      throw Failure{kUnreachable, std::string("sending the request: ") + std::strerror(errno)};
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  std::string reply;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  char buf[65536];
-  while (reply.find('\n') == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd p{fd, POLLIN, 0};
-    const int r = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      ::close(fd);
-      throw Failure{kUnreachable,
-                    "no reply from fdlinkd within " + std::to_string(timeout_s) + " s (--timeout)"};
-    }
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      throw Failure{kUnreachable, "fdlinkd closed the connection without a reply"};
-    }
-    reply.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  boost::system::error_code ec;
-  json::value v = json::parse(reply.substr(0, reply.find('\n')), ec);
-  if (ec || !v.is_object()) throw Failure{kUnreachable, "fdlinkd's reply is not JSON"};
-  return v.as_object();
 }
 
 std::uint64_t num(const json::value& v) {
@@ -151,14 +103,17 @@ void show_status(const json::object& r) {
               str(r.at("config_loaded")).c_str(), str(r.at("reloads")).c_str(),
               r.at("last_reload_ok").as_bool() ? "ok" : "FAILED");
   std::printf("\n");
-  std::vector<std::vector<std::string>> rows{{"LINK", "TYPE", "STATE", "FDS", "SINK", "WHAT"}};
+  // FILE: where each link is written (the main file, or a drop-in it includes).
+  std::vector<std::vector<std::string>> rows{
+      {"LINK", "TYPE", "STATE", "FDS", "SINK", "FILE", "WHAT"}};
   for (const auto& lv : r.at("links").as_array()) {
     const auto& l = lv.as_object();
     std::string fds;
     for (const auto& f : l.at("fds").as_array())
       fds += (fds.empty() ? "" : ",") + str(f);
+    const json::value* file = l.if_contains("file");
     rows.push_back({str(l.at("name")), str(l.at("type")), str(l.at("state")), fds,
-                    str(l.at("sink")), str(l.at("what"))});
+                    str(l.at("sink")), file ? str(*file) : "-", str(l.at("what"))});
   }
   print_table(rows);
   std::printf("\n");

@@ -216,6 +216,7 @@ json::object Runtime::status() const {
                    {"state", l->is_down() ? "down" : "up"},
                    {"down_count", l->down_count()},
                    {"sink", l->config().sink},
+                   {"file", l->config().file()},
                    {"fds", std::move(fds)}};
     add_facts(*l, o);
     links.push_back(std::move(o));
@@ -243,6 +244,7 @@ json::object Runtime::status() const {
           {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(now - started_at_).count()},
           {"started", iso_time(started_at_)},
           {"config", cli_.config_path},
+          {"config_files", json::array(config_.files.begin(), config_.files.end())},
           {"config_loaded", iso_time(loaded_at_)},
           {"reloads", reloads_},
           {"last_reload_ok", last_reload_ok_},
