@@ -19,6 +19,8 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/usr/sbin/fdlinkd /out/usr/sbin/fdlinkctl /usr/sbin/
 COPY --from=build /out/usr/lib/fdlinkd/plugins /usr/lib/fdlinkd/plugins
+# The CNI plugin, which the Kubernetes DaemonSet's init container copies to /opt/cni/bin.
+COPY --from=build /out/usr/lib/cni/fdlinkd-cni /usr/lib/cni/fdlinkd-cni
 COPY --from=build /out/etc/fdlinkd.toml /etc/fdlinkd.toml
 ENV RUNTIME_DIRECTORY=/run/fdlinkd
 ENTRYPOINT ["/usr/sbin/fdlinkd"]

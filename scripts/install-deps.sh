@@ -17,7 +17,11 @@ packages=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio
   # DPDK's testpmd as a vhost-user frontend (virtio-user: tests/e2e/vhost_user.sh)
   dpdk-dev librte-net-virtio23
+  # fdlinkd-cni (tests/e2e/cni.sh): the reference IPAM plugins, and podman with runc
+  containernetworking-plugins podman runc
 )
+# The manifests' check (tests/kubernetes.sh) uses any kubectl; Debian's only if there is none.
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do

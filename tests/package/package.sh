@@ -36,7 +36,7 @@ for f in /usr/sbin/fdlinkd /usr/sbin/fdlinkctl /lib/systemd/system/fdlinkd.servi
          /lib/systemd/system/fdlinkd@.service /etc/fdlinkd.toml \
          /usr/share/man/man8/fdlinkd.8.gz /usr/share/man/man8/fdlinkctl.8.gz \
          /usr/share/man/man5/fdlinkd.toml.5.gz /usr/share/bash-completion/completions/fdlinkctl \
-         /usr/share/doc/fdlinkd/copyright; do
+         /usr/share/doc/fdlinkd/copyright /usr/lib/cni/fdlinkd-cni; do
   [ -e "$R$f" ] || fail "$f not installed"
 done
 dpkg --root="$R" -s fdlinkd | grep -A1 '^Conffiles:' | grep -q ' /etc/fdlinkd.toml ' ||
