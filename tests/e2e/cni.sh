@@ -176,6 +176,24 @@ print("ok: VERSION lists 1.0.0 and 1.1.0")'
   pass "two ADDs at once: both ports up, pods d and e reach each other"
   cni DEL ctr-b "$pb" 10 >/dev/null || fail "DEL b"
 
+  # "mode": "tap": fdlinkd makes a persistent TAP in the pod; "vhost-user": a socket for a VM.
+  mkns pf
+  cni ADD ctr-f "$ID-pf" 10 tap > "$TMP/f.json" || { cat "$TMP/f.json" >&2; fail "ADD f (tap)"; }
+  ip_f=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert len(r["interfaces"]) == 1 and r["interfaces"][0]["sandbox"] and r["ips"][0]["interface"] == 0, r; print(r["ips"][0]["address"].split("/")[0])' "$TMP/f.json")
+  ip -n "$ID-pf" -d link show eth0 | grep -q "tun type tap" || fail "pod f's eth0 is not a TAP"
+  ping_ok "$ID-pd" "$ip_f" 5
+  cni DEL ctr-f "$ID-pf" 10 tap >/dev/null || fail "DEL f (tap)"
+  ip -n "$ID-pf" link show eth0 >/dev/null 2>&1 && fail "DEL left pod f's TAP"
+  pass "tap mode: a TAP in the pod, reached from a veth pod; DEL removes it"
+  CNI_COMMAND=ADD CNI_CONTAINERID=vm-1 CNI_NETNS=/run/netns/$ID-pf CNI_IFNAME=eth0 CNI_PATH=$IPAM_DIR "$CNI" \
+    <<< "$(netconf 10 vhost-user)" > "$TMP/vm.json" || { cat "$TMP/vm.json" >&2; fail "ADD vhost-user"; }
+  sock=$("$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["interfaces"][0]["socketPath"])' "$TMP/vm.json")
+  [ -S "$sock" ] || fail "vhost-user: no socket at $sock"
+  CNI_COMMAND=DEL CNI_CONTAINERID=vm-1 CNI_NETNS=/run/netns/$ID-pf CNI_IFNAME=eth0 CNI_PATH=$IPAM_DIR "$CNI" \
+    <<< "$(netconf 10 vhost-user)" >/dev/null || fail "DEL vhost-user"
+  [ ! -e "$sock" ] || fail "vhost-user: DEL left $sock"
+  pass "vhost-user mode: the result's socketPath is fdlinkd's listening socket; DEL removes it"
+
   # 50 pods added and removed while pods d and e keep pinging: nothing is lost on their ports
   # while each reload adds and removes another; nothing leaks; each ADD's time.
   ip netns exec "$ID-pd" ping -i 0.01 -W 1 "$ip_e" > "$TMP/steady.txt" 2>&1 &
