@@ -35,7 +35,8 @@ dpkg --root="$R" --force-depends --force-not-root -i "$DEB" > "$TMP/dpkg.log" 2>
 for f in /usr/sbin/fdlinkd /usr/sbin/fdlinkctl /lib/systemd/system/fdlinkd.service \
          /lib/systemd/system/fdlinkd@.service /etc/fdlinkd.toml \
          /usr/share/man/man8/fdlinkd.8.gz /usr/share/man/man8/fdlinkctl.8.gz \
-         /usr/share/man/man5/fdlinkd.toml.5.gz /usr/share/bash-completion/completions/fdlinkctl \
+         /usr/share/man/man5/fdlinkd.toml.5.gz /usr/share/man/man8/fdlinkd-cni.8.gz \
+         /usr/share/bash-completion/completions/fdlinkctl \
          /usr/share/doc/fdlinkd/copyright /usr/lib/cni/fdlinkd-cni; do
   [ -e "$R$f" ] || fail "$f not installed"
 done
@@ -77,7 +78,7 @@ for b in usr/sbin/fdlinkd usr/sbin/fdlinkctl; do
 done
 pass "binaries stripped, PIE, full RELRO and BIND_NOW, stack protector, fortified"
 
-for p in man8/fdlinkd.8 man8/fdlinkctl.8 man5/fdlinkd.toml.5; do
+for p in man8/fdlinkd.8 man8/fdlinkctl.8 man8/fdlinkd-cni.8 man5/fdlinkd.toml.5; do
   w=$(MANWIDTH=80 man --warnings -l "$R/usr/share/man/$p.gz" 2>&1 >/dev/null)
   [ -z "$w" ] || fail "man $p: $w"
 done
