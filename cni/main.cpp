@@ -282,8 +282,7 @@ class PortsLock {
 
 json::object ask(const NetConf& c, const std::string& command, int timeout_ms = 30000) {
   try {
-    json::object r = ask_daemon(c.control_socket, {{"command", command}}, timeout_ms);
-    return r;
+    return ask_daemon(c.control_socket, {{"command", command}}, timeout_ms);
   } catch (const ControlClientError& e) {
     throw CniError{
         kDaemonUnreachable, e.message,
@@ -697,8 +696,6 @@ int main() {
     else
       throw CniError{kInvalidEnv, "unknown CNI_COMMAND \"" + command + "\"",
                      "one of ADD, DEL, CHECK, STATUS, GC, VERSION"};
-    if ((command == "STATUS" || command == "GC") && version == "1.0.0")
-      return 0;  // (1.0.0 runtimes do not send them; nothing to print either way)
     return 0;
   } catch (const CniError& e) {
     json::object o{{"cniVersion", version}, {"code", e.code}, {"msg", e.msg}};

@@ -38,7 +38,8 @@ json::object ask(const std::string& path, const json::object& request, int timeo
   try {
     return fdlinkd::ask_daemon(path, request, timeout_s * 1000);
   } catch (const fdlinkd::ControlClientError& e) {
-    throw Failure{e.usage ? kUsage : kUnreachable, e.message};
+    const bool timed_out = e.message.rfind("no reply", 0) == 0;  // (say which option waits)
+    throw Failure{e.usage ? kUsage : kUnreachable, e.message + (timed_out ? " (--timeout)" : "")};
   }
 }
 
