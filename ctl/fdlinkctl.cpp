@@ -123,6 +123,20 @@ void show_status(const json::object& r) {
     rows.push_back({str(sv.at("name")), str(sv.at("type"))});
   print_table(rows);
   std::printf("\n");
+  // XDP offload: the inputs of sinks with offload = "xdp", and why those that are not
+  // offloaded are not.
+  const json::value* offload = r.if_contains("offload");
+  if (offload && offload->is_array() && !offload->as_array().empty()) {
+    rows = {{"OFFLOAD", "SINK", "XDP", "WHY NOT"}};
+    for (const auto& ov : offload->as_array()) {
+      const auto& o = ov.as_object();
+      const bool on = o.at("offloaded").as_bool();
+      rows.push_back({str(o.at("link")), str(o.at("sink")), on ? str(o.at("xdp_mode")) : "no",
+                      on ? "-" : str(o.at("why_not"))});
+    }
+    print_table(rows);
+    std::printf("\n");
+  }
   rows = {{"WORKER", "FDS", "LAST_TURN_MS", "STALLED"}};
   for (const auto& wv : r.at("workers").as_array())
     rows.push_back({str(wv.at("worker")), str(wv.at("fds")), str(wv.at("last_turn_ms")),
@@ -151,6 +165,21 @@ void show_stats(const json::object& r) {
     if (!reasons.empty()) drop_lines.push_back(str(l.at("name")) + ": " + reasons);
   }
   print_table(rows);
+  // Frames the XDP fast path sent on: fdlinkd never read them (they are not in RX/TX above).
+  std::vector<std::vector<std::string>> xdp{
+      {"LINK", "XDP_RX_PACKETS", "XDP_RX_BYTES", "XDP_TX_PACKETS", "XDP_TX_BYTES", "TO_SLOW_PATH"}};
+  for (const auto& lv : r.at("links").as_array()) {
+    const auto& l = lv.as_object();
+    if (l.contains("xdp_rx_packets") &&
+        num(l.at("xdp_rx_packets")) + num(l.at("xdp_tx_packets")) + num(l.at("xdp_to_slow_path")))
+      xdp.push_back({str(l.at("name")), str(l.at("xdp_rx_packets")), str(l.at("xdp_rx_bytes")),
+                     str(l.at("xdp_tx_packets")), str(l.at("xdp_tx_bytes")),
+                     str(l.at("xdp_to_slow_path"))});
+  }
+  if (xdp.size() > 1) {
+    std::printf("\noffloaded (XDP, in the kernel):\n");
+    print_table(xdp);
+  }
   if (!drop_lines.empty()) {
     std::printf("\ndrops by reason:\n");
     for (const auto& d : drop_lines)

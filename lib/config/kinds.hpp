@@ -38,6 +38,9 @@ struct LinkOptions {
 /// The typed, validated keys of one sink type (each type derives its own).
 struct SinkOptions {
   virtual ~SinkOptions() = default;
+  /// offload = "xdp" (forward and bridge sinks take it): the runtime then loads the XDP fast
+  /// path before it builds the sinks.
+  bool offload_xdp = false;
 };
 
 /// A link type as the config sees it: its `type` name and how to read its keys.

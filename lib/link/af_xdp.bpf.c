@@ -16,6 +16,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "af_xdp_meta.h"
+#include "xdp_partial.h"
 
 // Queue index -> AF_XDP socket. af_xdp.cpp sizes it to the link's queues before loading.
 struct {
@@ -29,68 +30,10 @@ struct {
 // the marking altogether where it is 0.
 const volatile __u32 fdlinkd_mark_partials = 0;
 
-static __always_inline __u32 load16(const __u8* p) {
-  return ((__u32)p[0] << 8) | p[1];
-}
-
-// 1 when the frame is IPv4 or IPv6 (after up to two VLAN tags) carrying TCP or UDP, not a
-// fragment, whose checksum field equals the folded pseudo-header sum; else 0.
-//
-// Headers are copied out with bpf_xdp_load_bytes, at offsets that are plain numbers: the
-// verifier lets a program add a variable offset to a packet pointer only with CAP_PERFMON,
-// which fdlinkd is not given (systemd/af_xdp.conf).
+// 1 when the frame's checksum may be unfinished (xdp_partial.h).
 static __always_inline __u32 may_hold_partial(struct xdp_md* ctx) {
-  __u8 h[40];
-  const __u32 len = bpf_xdp_get_buff_len(ctx);
-  if (bpf_xdp_load_bytes(ctx, 12, h, 2)) return 0;
-  __u32 type = load16(h), l3 = 14;
-#pragma unroll
-  for (int tags = 0; tags < 2; ++tags) {
-    if (type != ETH_P_8021Q && type != ETH_P_8021AD) break;
-    if (bpf_xdp_load_bytes(ctx, l3 + 2, h, 2)) return 0;
-    type = load16(h);
-    l3 += 4;
-  }
-  __u32 sum = 0, proto = 0, l4 = 0, ip_end = 0;
-  if (type == ETH_P_IP) {
-    if (bpf_xdp_load_bytes(ctx, l3, h, 20) || (h[0] >> 4) != 4) return 0;
-    const __u32 ihl = (h[0] & 0x0F) * 4u;
-    const __u32 total = load16(h + 2);
-    if (ihl < 20 || l3 + ihl > len || total < ihl) return 0;
-    if (load16(h + 6) & 0x3FFF) return 0;  // a fragment
-    proto = h[9];
-    sum = load16(h + 12) + load16(h + 14) + load16(h + 16) + load16(h + 18);
-    l4 = l3 + ihl;
-    ip_end = l3 + total;
-  } else if (type == ETH_P_IPV6) {
-    if (bpf_xdp_load_bytes(ctx, l3, h, 40) || (h[0] >> 4) != 6) return 0;
-    proto = h[6];
-#pragma unroll
-    for (int i = 8; i < 40; i += 2)
-      sum += load16(h + i);
-    l4 = l3 + 40;
-    const __u32 payload = load16(h + 4);
-    ip_end = payload ? l4 + payload : len;
-  } else {
-    return 0;
-  }
-  __u32 seen;
-  if (proto == IPPROTO_TCP) {
-    if (bpf_xdp_load_bytes(ctx, l4, h, 20)) return 0;
-    seen = load16(h + 16);
-  } else if (proto == IPPROTO_UDP) {
-    if (bpf_xdp_load_bytes(ctx, l4, h, 8)) return 0;
-    seen = load16(h + 6);
-    if (seen == 0 && type == ETH_P_IP) return 0;  // IPv4 UDP without a checksum
-  } else {
-    return 0;
-  }
-  if (ip_end > len) ip_end = len;
-  const __u32 l4_len = ip_end - l4;  // (ip_end >= l4: total >= ihl, and the header is in)
-  sum += proto + (l4_len & 0xFFFF) + (l4_len >> 16);
-  sum = (sum & 0xFFFF) + (sum >> 16);
-  sum = (sum & 0xFFFF) + (sum >> 16);
-  return seen == sum;
+  struct fdlinkd_l4 at;
+  return fdlinkd_partial_at(ctx, &at);
 }
 
 SEC("xdp")

@@ -11,13 +11,11 @@
 
 #include <bit>
 #include <cerrno>
-#include <cstdarg>
-#include <cstdio>
-#include <mutex>
 #include <string_view>
 
 #include "config/link_keys.hpp"
 #include "core/log.hpp"
+#include "link/fastpath.hpp"
 #include "link/netdev.hpp"
 #include "link/rx.hpp"
 #include "offload/checksum.hpp"
@@ -30,19 +28,6 @@ extern const unsigned char kXdpProgram[];
 extern const std::size_t kXdpProgram_size;
 
 namespace {
-
-// libbpf reports what it does on stderr; it goes to fdlinkd's log instead (debug: the error
-// that matters is in the LinkError).
-int libbpf_to_log(libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG) return 0;
-  char text[512];
-  std::vsnprintf(text, sizeof text, format, args);
-  std::string_view t(text);
-  while (!t.empty() && t.back() == '\n')
-    t.remove_suffix(1);
-  log::debug("libbpf", t);
-  return 0;
-}
 
 std::string where(const std::string& ifname, const std::string& netns) {
   return ifname + (netns.empty() ? "" : " (netns " + netns + ")");
@@ -195,8 +180,7 @@ void AfXdpLink::detach_program() {
 }
 
 void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
-  static std::once_flag print_once;
-  std::call_once(print_once, [] { libbpf_set_print(libbpf_to_log); });
+  send_libbpf_messages_to_log();
   const std::string on = where(config_.interface, config_.netns);
 
   // Someone else's program: fdlinkd does not replace it.

@@ -182,6 +182,22 @@ constexpr PortMetric kPortMetrics[] = {
      "Frames added by cutting GSO super-frames in software."},
 };
 
+// A link's XDP fast-path counters (offload = "xdp"): frames fdlinkd never read.
+constexpr PortMetric kFastPathMetrics[] = {
+    {"xdp_rx_packets", "fdlinkd_link_xdp_receive_packets_total",
+     "Frames received on the link's interface and forwarded in the kernel (XDP)."},
+    {"xdp_rx_bytes", "fdlinkd_link_xdp_receive_bytes_total",
+     "Bytes of the frames forwarded in the kernel from the link."},
+    {"xdp_tx_packets", "fdlinkd_link_xdp_transmit_packets_total",
+     "Frames the kernel's fast path sent out of the link."},
+    {"xdp_tx_bytes", "fdlinkd_link_xdp_transmit_bytes_total",
+     "Bytes of the frames the fast path sent out of the link."},
+    {"xdp_to_slow_path", "fdlinkd_link_xdp_slow_path_packets_total",
+     "Frames of an offloaded link the fast path left to fdlinkd."},
+    {"xdp_dropped", "fdlinkd_link_xdp_dropped_packets_total",
+     "Frames the fast path dropped (a VLAN tag it could not push or pop)."},
+};
+
 }  // namespace
 
 std::string render_metrics(const json::object& stats, const json::object& info) {
@@ -212,6 +228,9 @@ std::string render_metrics(const json::object& stats, const json::object& info) 
           l.at("state").as_string() == "up" ? 1 : 0);
     e.add("fdlinkd_link_down_events_total", "counter", "Times the link went down.", link,
           u64(l.at("down_count")));
+    for (const auto& m : kFastPathMetrics)
+      if (const json::value* v = l.if_contains(m.key))
+        e.add(m.name, "counter", m.help, link, u64(*v));
     for (const auto& fv : l.at("fds").as_array()) {
       const json::object& f = fv.as_object();
       const std::string labels = link + ",queue=\"" + std::to_string(u64(f.at("queue"))) + "\"";

@@ -251,6 +251,7 @@ json::object Runtime::status() const {
           {"reloading", reloading_},
           {"links", std::move(links)},
           {"sinks", std::move(sinks)},
+          {"offload", offload_status()},
           {"workers", std::move(workers)}};
 }
 
@@ -265,6 +266,7 @@ json::object Runtime::stats() const {
     const json::object totals = counters_json(l->totals());
     for (const auto& [k, v] : totals)
       o[k] = v;
+    add_fastpath_stats(*l, o);
     json::array fds;
     for (std::size_t q = 0; q < l->port_count(); ++q) {
       json::object f{{"queue", q}};

@@ -209,7 +209,8 @@ void Runtime::start_reload(std::string why) {
 
     // The new graph, and dispatchers for the links that are new to it.
     plan->old_graph = graph_;
-    graph_ = Graph::build(*next, links_, config_.daemon.workers, plan->old_graph.get());
+    graph_ = Graph::build(*next, links_, config_.daemon.workers, plan->old_graph.get(),
+                          prepare_fastpath(*next));
     std::vector<Worker*> list;
     for (auto& c : contexts_)
       list.push_back(c.get());
@@ -242,6 +243,7 @@ void Runtime::start_reload(std::string why) {
         Link* link = links_.find(name);
         if (!link->is_down()) link->start(readers_of(*link));
       }
+      plan_offload();  // (every worker runs the new graph: the kernel follows it)
       // Once more: whatever a worker posted to another through the old graph has run.
       after_workers([this, next, plan] {
         for (const auto& link : plan->leaving) {

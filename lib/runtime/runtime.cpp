@@ -73,7 +73,8 @@ void Runtime::make_workers() {
     heartbeat_timers_.push_back(std::make_unique<asio::steady_timer>(*workers_.back()));
   }
   stalled_.assign(workers_.size(), false);
-  graph_ = Graph::build(config_, links_, config_.daemon.workers);
+  graph_ =
+      Graph::build(config_, links_, config_.daemon.workers, nullptr, prepare_fastpath(config_));
   graph_->set_workers(std::move(list));
   for (Link* link : links_.all())
     link_dispatchers_[link] = add_dispatchers(*link);
@@ -169,6 +170,7 @@ int Runtime::run() {
   for (Link* link : links_.all())
     link->start(readers_of(*link));
   if (!start_workers()) return fail_start(1, "a worker could not be pinned to its CPU", EINVAL);
+  plan_offload();
 
   wait_signal();
   schedule_stats();
@@ -194,6 +196,7 @@ int Runtime::run() {
   watchers_.clear();
   stop_workers();
   log_stats(true);
+  fastpath_.reset();  // (its programs leave the interfaces before the links close)
   log::info("stopped", "all links closed", {});
   return 0;
 }
@@ -274,6 +277,7 @@ void Runtime::take_down(Link& link, const std::string& reason, bool keep_fds) {
   for (Dispatcher* d : link_dispatchers_[&link])
     asio::post(d->io(), [d] { d->detach(); });
   release_tx(link);
+  plan_offload();  // (its frames, and frames to it, go up to fdlinkd)
   if (keep_fds) return;
   close_when_workers_pass(link);
 }
@@ -324,6 +328,7 @@ void Runtime::bring_up(Link& link) {
     Dispatcher* d = ds[q];
     asio::post(d->io(), [d, fd = link.port(q).fd.load()] { d->attach(fd); });
   }
+  plan_offload();
 }
 
 void Runtime::wait_signal() {

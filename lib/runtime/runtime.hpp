@@ -32,6 +32,7 @@
 #include "config/config.hpp"
 #include "core/worker.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "link/fastpath.hpp"
 #include "link/link_set.hpp"
 #include "link/watch.hpp"
 #include "sink/graph.hpp"
@@ -121,6 +122,18 @@ class Runtime {
   void start_reload(std::string why);
   void finish_reload(bool ok, boost::json::object outcome);
 
+  // --- the XDP fast path (offload.cpp) --------------------------------------------------------
+  /// Before the graph of `config` is built: loads the fast path if a sink has offload = "xdp".
+  XdpFastPath* prepare_fastpath(const Config& config);
+  /// Brings the fast path in line with the graph and the links: which inputs of sinks with
+  /// offload = "xdp" are decided in the kernel (attached, their rows written), which are not
+  /// and why (logged when that changes); instances of links that left are detached. Runs on
+  /// the control thread after a start, a reload, and a link going down or up.
+  void plan_offload();
+  /// Adds slot `index`'s fast-path counters to a link's stats object.
+  void add_fastpath_stats(const Link& link, boost::json::object& o) const;
+  boost::json::array offload_status() const;
+
   // --- control socket and metrics (commands.cpp) ------------------------------------------
   void handle(const boost::json::object& request, std::function<void(boost::json::object)> reply);
   boost::json::object status() const;
@@ -142,6 +155,15 @@ class Runtime {
   std::unique_ptr<std::atomic<std::int64_t>[]> heartbeat_;
   std::vector<std::unique_ptr<boost::asio::steady_timer>> heartbeat_timers_;
   std::vector<bool> stalled_;  ///< per worker: a stall was logged
+  /// Before the links and the graph: a bridge holds a pointer to it.
+  std::unique_ptr<XdpFastPath> fastpath_;
+  struct Offloaded {
+    std::string link, sink;
+    std::string why_not;  ///< empty: offloaded
+    std::string mode;     ///< native or generic
+  };
+  std::vector<Offloaded> offloaded_;
+  std::map<std::size_t, const Link*> fastpath_owner_;  ///< slot -> the link its counters are of
   LinkSet links_;
   std::shared_ptr<Graph> graph_;
   std::vector<std::unique_ptr<Dispatcher>> dispatchers_;

@@ -114,6 +114,7 @@ MacTable::Learned MacTable::learn(std::uint64_t key, std::uint16_t port, std::ui
   }
   Learned r = Learned::added;
   if (size_ >= max_) {
+    last_evicted_ = 0;
     evict();
     r = Learned::added_evicting;
     i = slot_of(key);  // the eviction may have shifted entries
@@ -167,14 +168,19 @@ void MacTable::evict() {
       if (slots_[i].key && !slots_[i].is_static &&
           (victim == slots_.size() || slots_[i].seen < slots_[victim].seen))
         victim = i;
-  if (victim != slots_.size()) erase_at(victim);
+  if (victim != slots_.size()) {
+    last_evicted_ = slots_[victim].key;
+    erase_at(victim);
+  }
 }
 
-std::size_t MacTable::age(std::uint32_t now, std::uint32_t aging) {
+std::size_t MacTable::age(std::uint32_t now, std::uint32_t aging,
+                          std::vector<std::uint64_t>* gone) {
   std::size_t n = 0;
   for (std::size_t i = 0; i < slots_.size();) {
     const Entry& e = slots_[i];
     if (e.key && !e.is_static && now - e.seen >= aging) {
+      if (gone) gone->push_back(e.key);
       erase_at(i);  // (the shift may bring another entry into slot i: look again)
       ++n;
       continue;
@@ -184,10 +190,13 @@ std::size_t MacTable::age(std::uint32_t now, std::uint32_t aging) {
   return n;
 }
 
-std::size_t MacTable::flush() {
+std::size_t MacTable::flush(std::vector<std::uint64_t>* gone) {
   std::vector<Entry> statics;
   for (const Entry& e : slots_)
-    if (e.key && e.is_static) statics.push_back(e);
+    if (e.key && e.is_static)
+      statics.push_back(e);
+    else if (e.key && gone)
+      gone->push_back(e.key);
   const std::size_t n = size_ - statics.size();
   std::fill(slots_.begin(), slots_.end(), Entry{});
   std::fill(per_port_.begin(), per_port_.end(), 0);
@@ -354,6 +363,7 @@ std::unique_ptr<SinkOptions> configure(TableReader& r) {
           static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(*a).count());
   }
   if (auto m = r.integer("max_macs", 16, 1 << 20)) o->s.max_macs = static_cast<std::size_t>(*m);
+  o->s.offload = o->offload_xdp = read_offload(r);
   read_vlans(r, *o);
   read_statics(r, *o);
   // A static entry without a VLAN belongs to its port's VLAN (none when VLANs are off).
@@ -411,7 +421,10 @@ std::unique_ptr<Sink> create(const SinkConfig& sink, const SinkSetup& setup) {
     const std::size_t l = setup.link_index(o.s.ports[p]);
     if (l < link_port.size()) link_port[l] = static_cast<std::uint16_t>(p);
   }
-  return std::make_unique<BridgeSink>(o.s, std::move(link_port), setup.workers);
+  // The fast path's name for the bridge: its name's hash, the same across reloads.
+  const auto id = static_cast<std::uint32_t>(std::hash<std::string>{}(sink.name));
+  return std::make_unique<BridgeSink>(o.s, std::move(link_port), setup.workers,
+                                      o.s.offload ? setup.fastpath : nullptr, id);
 }
 
 constexpr SinkKey kKeys[] = {
@@ -422,6 +435,9 @@ constexpr SinkKey kKeys[] = {
     {"max_macs", "table size limit; when full the port with most MACs loses its oldest (8192)"},
     {"static", "fixed entries: [{ mac = \"..\", port = \"a\", vlan = 10 }]"},
     {"vlans", "per port: { access = 10 } or { trunk = [10, 20], native = 1 }"},
+    {"offload",
+     "\"xdp\": known unicast between ports on interfaces is forwarded in the kernel (XDP); "
+     "\"off\" (default)"},
 };
 
 }  // namespace
@@ -439,12 +455,19 @@ struct BridgeSink::PerWorker {
   PerWorker(const BridgeSettings& s) : table(s.max_macs, s.ports.size()) {}
   MacTable table;
   std::uint32_t last_sweep = 0;
-  std::vector<Update> outbox;  ///< learned this batch, for the other workers
+  std::vector<Update> outbox;       ///< learned this batch, for the other workers
+  std::vector<std::uint64_t> gone;  ///< aged this sweep (worker 0, for the fast path)
 };
 
 BridgeSink::BridgeSink(BridgeSettings settings, std::vector<std::uint16_t> link_port,
-                       unsigned workers)
-    : s_(std::move(settings)), link_port_(std::move(link_port)) {
+                       unsigned workers, XdpFastPath* fastpath, std::uint32_t fastpath_id)
+    : s_(std::move(settings)),
+      link_port_(std::move(link_port)),
+      port_link_(s_.ports.size(), static_cast<std::size_t>(-1)),
+      fp_(fastpath && fastpath->ready() ? fastpath : nullptr),
+      fp_id_(fastpath_id) {
+  for (std::size_t l = 0; l < link_port_.size(); ++l)
+    if (link_port_[l] != MacTable::kNoPort) port_link_[link_port_[l]] = l;
   vlan_ports_.resize(s_.vlan_aware ? 4096 : 1);
   for (std::uint16_t p = 0; p < s_.ports.size(); ++p) {
     if (!s_.vlan_aware) {
@@ -463,6 +486,68 @@ BridgeSink::BridgeSink(BridgeSettings settings, std::vector<std::uint16_t> link_
     for (const auto& st : s_.statics)
       per_worker_.back()->table.add_static(MacTable::key(st.mac.data(), st.vlan), st.port);
   }
+  if (fp_) {  // (a bridge built anew on a reload enters again what it takes over)
+    fp_->fdb_clear(fp_id_);
+    for (const auto& st : s_.statics)
+      fast_learn(0, MacTable::Learned::added, MacTable::key(st.mac.data(), st.vlan), st.port,
+                 per_worker_[0]->table);
+  }
+}
+
+namespace {
+
+void mac_of(std::uint64_t key, std::uint8_t* mac) {
+  for (int i = 0; i < 6; ++i)
+    mac[i] = static_cast<std::uint8_t>(key >> (40 - 8 * i));
+}
+
+}  // namespace
+
+void BridgeSink::fast_learn(std::size_t w, MacTable::Learned r, std::uint64_t key,
+                            std::uint16_t port, const MacTable& table) {
+  if (!fp_ || w != 0) return;
+  if (r == MacTable::Learned::added_evicting && table.last_evicted())
+    fast_forget(table.last_evicted());
+  if (r != MacTable::Learned::added && r != MacTable::Learned::added_evicting &&
+      r != MacTable::Learned::moved)
+    return;
+  std::uint8_t mac[6];
+  mac_of(key, mac);
+  // (when the kernel's table is full, this MAC stays on the slow path)
+  fp_->fdb_set(fp_id_, s_.vlan_aware ? MacTable::vlan_of(key) : 0, mac, port_link_[port]);
+}
+
+void BridgeSink::fast_forget(std::uint64_t key) {
+  std::uint8_t mac[6];
+  mac_of(key, mac);
+  fp_->fdb_del(fp_id_, s_.vlan_aware ? MacTable::vlan_of(key) : 0, mac);
+}
+
+OffloadPlan BridgeSink::offload_plan(std::size_t ingress) const {
+  OffloadPlan plan;
+  const std::uint16_t p = ingress < link_port_.size() ? link_port_[ingress] : MacTable::kNoPort;
+  if (p == MacTable::kNoPort) {
+    plan.why_not = "not a port of the bridge";
+    return plan;
+  }
+  fdlinkd_fp_port& row = plan.port;
+  row.mode = FDLINKD_FP_BRIDGE;
+  row.bridge = fp_id_;
+  if (s_.vlan_aware) {
+    const BridgePortVlans& v = s_.vlans[p];
+    row.flags |= FDLINKD_FP_VLAN_AWARE;
+    if (v.mode == BridgePortVlans::Mode::trunk) {
+      row.flags |= FDLINKD_FP_TRUNK;
+      row.native = v.native;
+      plan.trunk_vlans = v.allowed;
+    } else {
+      row.pvid = v.pvid;
+    }
+  }
+  for (std::size_t q = 0; q < port_link_.size(); ++q)
+    if (q != p && port_link_[q] != static_cast<std::size_t>(-1))
+      plan.egress.push_back(port_link_[q]);
+  return plan;
 }
 
 BridgeSink::~BridgeSink() = default;
@@ -516,9 +601,17 @@ void BridgeSink::send(Pass& pass, Frame& f, std::uint16_t q, std::uint16_t vlan,
 void BridgeSink::process(Pass& pass, Batch& in) {
   PerWorker& pw = *per_worker_[pass.worker().id];
   const std::uint32_t now = now_s();
+  const std::size_t w = pass.worker().id;
   if (s_.aging_s != 0 && now != pw.last_sweep) {  // at most once a second
     pw.last_sweep = now;
-    pass.count(kAged, pw.table.age(now, s_.aging_s));
+    if (fp_ && w == 0) {
+      pw.gone.clear();
+      pass.count(kAged, pw.table.age(now, s_.aging_s, &pw.gone));
+      for (std::uint64_t k : pw.gone)
+        fast_forget(k);
+    } else {
+      pass.count(kAged, pw.table.age(now, s_.aging_s));
+    }
   }
   const std::size_t ingress = pass.ingress();
   const std::uint16_t p = ingress < link_port_.size() ? link_port_[ingress] : MacTable::kNoPort;
@@ -555,6 +648,7 @@ void BridgeSink::process(Pass& pass, Batch& in) {
     if (src_unicast) {
       const std::uint64_t k = MacTable::key(d + 6, vlan);
       const MacTable::Learned r = pw.table.learn(k, p, now);
+      if (fp_) fast_learn(w, r, k, p, pw.table);
       if (r == MacTable::Learned::added || r == MacTable::Learned::added_evicting)
         pass.count(kLearned);
       if (r == MacTable::Learned::added_evicting) pass.count(kEvicted);
@@ -605,8 +699,11 @@ void BridgeSink::share(Pass& pass, PerWorker& pw) {
 
 void BridgeSink::apply(PerWorker& pw, const std::vector<Update>& updates) {
   const std::uint32_t now = now_s();
-  for (const Update& u : updates)
-    pw.table.learn(u.key, u.port, now);
+  const std::size_t w = &pw == per_worker_[0].get() ? 0 : 1;
+  for (const Update& u : updates) {
+    const MacTable::Learned r = pw.table.learn(u.key, u.port, now);
+    if (fp_) fast_learn(w, r, u.key, u.port, pw.table);
+  }
 }
 
 std::vector<std::vector<log::Field>> BridgeSink::state(Worker& w) const {
@@ -630,7 +727,12 @@ void BridgeSink::refresh_gauges(Worker& w, SinkCounters& counters) const {
 std::size_t BridgeSink::flush_state(Worker& w) {
   PerWorker& pw = *per_worker_[w.id];
   pw.outbox.clear();
-  return pw.table.flush();
+  if (!fp_ || w.id != 0) return pw.table.flush();
+  pw.gone.clear();
+  const std::size_t n = pw.table.flush(&pw.gone);
+  for (std::uint64_t k : pw.gone)
+    fast_forget(k);
+  return n;
 }
 
 void BridgeSink::take_over(Sink& old_sink, Worker& w) {
@@ -643,7 +745,10 @@ void BridgeSink::take_over(Sink& old_sink, Worker& w) {
   MacTable& mine = per_worker_[w.id]->table;
   old->per_worker_[w.id]->table.for_each([&](const MacTable::Entry& e) {
     if (e.is_static || port_of[e.port] == MacTable::kNoPort) return;
-    if (mine.lookup(e.key) == MacTable::kNoPort) mine.learn(e.key, port_of[e.port], e.seen);
+    if (mine.lookup(e.key) == MacTable::kNoPort) {
+      const MacTable::Learned r = mine.learn(e.key, port_of[e.port], e.seen);
+      if (fp_) fast_learn(w.id, r, e.key, port_of[e.port], mine);
+    }
   });
 }
 

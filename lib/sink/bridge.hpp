@@ -28,6 +28,12 @@
 // io_contexts and applied there. A frame a worker has not heard of yet is flooded meanwhile,
 // as any switch floods an unknown destination.
 //
+// offload = "xdp" (link/fastpath.hpp): worker 0 enters each MAC the bridge learns (and takes
+// out each one it forgets) in the fast path's table, and the kernel forwards known unicast
+// between the ports whose links are on interfaces; what it forwards, fdlinkd does not see
+// (the MAC ages out here and is learned again from the next frame that comes up the slow
+// path). Flooding, learning, moves and everything else stay here.
+//
 // Counters: learned, moved, evicted, aged, forwarded, flooded, hairpin, reserved,
 // vlan_filtered, not_member, no_buffer, macs (the table size on worker 0). SIGUSR1 logs the
 // table as `fdb` events.
@@ -67,10 +73,13 @@ class MacTable {
   /// Records that `key` was seen on `port` at `now`.
   Learned learn(std::uint64_t key, std::uint16_t port, std::uint32_t now);
   void add_static(std::uint64_t key, std::uint16_t port);
-  /// Forgets entries not seen since `now - aging`; returns how many.
-  std::size_t age(std::uint32_t now, std::uint32_t aging);
-  /// Forgets every learned (not static) entry; returns how many.
-  std::size_t flush();
+  /// Forgets entries not seen since `now - aging`; returns how many (their keys into `gone`).
+  std::size_t age(std::uint32_t now, std::uint32_t aging,
+                  std::vector<std::uint64_t>* gone = nullptr);
+  /// Forgets every learned (not static) entry; returns how many (their keys into `gone`).
+  std::size_t flush(std::vector<std::uint64_t>* gone = nullptr);
+  /// The key the last learn() that returned added_evicting evicted.
+  std::uint64_t last_evicted() const { return last_evicted_; }
 
   std::size_t size() const { return size_; }
   std::size_t macs_on(std::uint16_t port) const { return per_port_[port]; }
@@ -90,6 +99,7 @@ class MacTable {
   std::size_t mask_;
   std::size_t size_ = 0;
   std::size_t max_;
+  std::uint64_t last_evicted_ = 0;
   std::vector<std::uint32_t> per_port_;
 };
 
@@ -107,6 +117,7 @@ struct BridgeSettings {
   std::size_t max_macs = 8192;
   bool vlan_aware = false;
   std::vector<BridgePortVlans> vlans;  ///< per port, when vlan_aware
+  bool offload = false;                ///< offload = "xdp"
   struct Static {
     std::array<std::uint8_t, 6> mac;
     std::uint16_t vlan;
@@ -117,8 +128,11 @@ struct BridgeSettings {
 
 class BridgeSink : public Sink {
  public:
-  /// `link_port[i]`: the port of link i (config order), or MacTable::kNoPort.
-  BridgeSink(BridgeSettings settings, std::vector<std::uint16_t> link_port, unsigned workers);
+  /// `link_port[i]`: the port of link i (config order), or MacTable::kNoPort. With
+  /// `fastpath` (offload = "xdp"), worker 0 enters what the bridge learns there as bridge
+  /// `fastpath_id`.
+  BridgeSink(BridgeSettings settings, std::vector<std::uint16_t> link_port, unsigned workers,
+             XdpFastPath* fastpath = nullptr, std::uint32_t fastpath_id = 0);
   ~BridgeSink() override;
 
   void process(Pass& pass, Batch& in) override;
@@ -130,6 +144,8 @@ class BridgeSink : public Sink {
   bool is_gauge(std::size_t i) const override;
   /// Takes over the learned entries of `old` (a BridgeSink) on ports of the same name.
   void take_over(Sink& old, Worker& w) override;
+  bool offloads() const override { return s_.offload; }
+  OffloadPlan offload_plan(std::size_t ingress) const override;
 
   /// The table worker `w` keeps (tests look at it between batches).
   const MacTable& table(std::size_t w) const;
@@ -147,12 +163,19 @@ class BridgeSink : public Sink {
   void send(Pass& pass, Frame& f, std::uint16_t q, std::uint16_t vlan, bool tagged,
             std::uint16_t tci, Frame* variants);
   void apply(PerWorker& pw, const std::vector<Update>& updates);
+  /// Worker 0, with a fast path: (MAC, VLAN) `key` is now on `port` (or gone: kNoPort).
+  void fast_learn(std::size_t w, MacTable::Learned r, std::uint64_t key, std::uint16_t port,
+                  const MacTable& table);
+  void fast_forget(std::uint64_t key);
   void share(Pass& pass, PerWorker& pw);
 
   BridgeSettings s_;
   std::vector<std::uint16_t> link_port_;
   std::vector<std::vector<std::uint16_t>> vlan_ports_;  ///< per VLAN (4096, or 1 if unaware)
   std::vector<std::unique_ptr<PerWorker>> per_worker_;
+  std::vector<std::size_t> port_link_;  ///< per port: its link's index
+  XdpFastPath* fp_ = nullptr;
+  std::uint32_t fp_id_ = 0;
 };
 
 }  // namespace fdlinkd

@@ -13,6 +13,7 @@ struct ForwardOptions : SinkOptions {
 std::unique_ptr<SinkOptions> configure(TableReader& r) {
   auto o = std::make_unique<ForwardOptions>();
   if (auto to = r.string("to", true)) o->to = {*to, r.where("to")};
+  o->offload_xdp = read_offload(r);
   return o;
 }
 
@@ -23,11 +24,18 @@ std::vector<OutputRef> outputs(const SinkConfig& sink, const Config&) {
   return {o.to};
 }
 
-std::unique_ptr<Sink> create(const SinkConfig&, const SinkSetup&) {
-  return std::make_unique<ForwardSink>();
+std::unique_ptr<Sink> create(const SinkConfig& sink, const SinkSetup& setup) {
+  const auto& o = static_cast<const ForwardOptions&>(*sink.options);
+  const bool to_link = setup.config.find_link(o.to.name) != nullptr;
+  return std::make_unique<ForwardSink>(o.offload_xdp,
+                                       to_link ? setup.link_index(o.to.name) : ForwardSink::npos);
 }
 
-constexpr SinkKey kKeys[] = {{"to", "link or sink every frame goes to (required)"}};
+constexpr SinkKey kKeys[] = {
+    {"to", "link or sink every frame goes to (required)"},
+    {"offload",
+     "\"xdp\": frames from interface links to an interface link never leave the kernel "
+     "(XDP redirect); \"off\" (default)"}};
 
 }  // namespace
 
@@ -37,6 +45,18 @@ const SinkType ForwardSink::kType = {
     configure, outputs,
     nullptr,   nullptr,
     create};
+
+OffloadPlan ForwardSink::offload_plan(std::size_t) const {
+  OffloadPlan p;
+  if (to_ == npos) {
+    p.why_not = "its `to` is a sink, whose frames need fdlinkd";
+    return p;
+  }
+  p.port.mode = FDLINKD_FP_FORWARD;
+  p.port.out = static_cast<std::uint32_t>(to_);
+  p.egress = {to_};
+  return p;
+}
 
 void ForwardSink::process(Pass& pass, Batch& in) {
   for (std::size_t i = 0; i < in.size(); ++i)

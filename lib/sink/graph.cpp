@@ -34,12 +34,12 @@ Graph::Graph(unsigned workers, std::size_t max_batch) : workers_(workers), max_b
 Graph::~Graph() = default;
 
 std::unique_ptr<Graph> Graph::build(const Config& config, LinkSet& links, unsigned workers,
-                                    const Graph* previous) {
+                                    const Graph* previous, XdpFastPath* fastpath) {
   std::size_t max_batch = 1;
   for (const auto& l : config.links)
     max_batch = std::max<std::size_t>(max_batch, l.rx_batch);
   auto g = std::make_unique<Graph>(workers, max_batch);
-  const SinkSetup setup{config, workers, &links};
+  const SinkSetup setup{config, workers, &links, fastpath};
   for (const auto& sc : config.sinks) {
     std::vector<Target> outputs;
     for (const OutputRef& o : sc.type->outputs(sc, config)) {

@@ -54,8 +54,10 @@ class Graph {
   /// `previous` is the running graph: a sink whose settings (its [[sink]] table) are unchanged
   /// is the same object in both graphs, with its counters and state; one whose settings
   /// changed is built anew and takes over what still applies (take_over()).
+  /// `fastpath`: the XDP fast path sinks with offload = "xdp" write to (nullptr: none).
   static std::unique_ptr<Graph> build(const Config& config, LinkSet& links, unsigned workers,
-                                      const Graph* previous = nullptr);
+                                      const Graph* previous = nullptr,
+                                      XdpFastPath* fastpath = nullptr);
   /// Reload, on worker `w`'s thread just before it switches to this graph: sinks that replace
   /// one of the previous graph take over `w`'s part of its state and counters.
   void take_over(Worker& w);

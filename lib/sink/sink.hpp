@@ -16,6 +16,7 @@
 
 #include <toml++/toml.h>
 
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "core/counters.hpp"
 #include "core/log.hpp"
 #include "core/worker.hpp"
+#include "link/fastpath.hpp"
 
 namespace fdlinkd {
 
@@ -92,6 +94,15 @@ class Pass {
   SinkCounters* counters_;
 };
 
+/// What a sink with offload = "xdp" lets the kernel do with the frames of one of its input
+/// links (link/fastpath.hpp): the link's row in the fast path and where its frames may go.
+struct OffloadPlan {
+  fdlinkd_fp_port port{};           ///< mode, out, bridge, VLANs (max_len: the runtime's)
+  std::bitset<4096> trunk_vlans;    ///< a trunk port's tagged VLANs
+  std::vector<std::size_t> egress;  ///< the links (by index) its frames may leave through
+  std::string why_not;              ///< empty: the sink can offload this input
+};
+
 class Sink {
  public:
   virtual ~Sink() = default;
@@ -122,7 +133,17 @@ class Sink {
   /// MACs on ports it still has). Runs on worker `w`'s thread, between two batches, while no
   /// other thread uses `w`'s state of either sink.
   virtual void take_over(Sink& /*old*/, Worker& /*w*/) {}
+  /// Whether the sink was given offload = "xdp".
+  virtual bool offloads() const { return false; }
+  /// With offload = "xdp": what the fast path may do with the frames of link `ingress` (an
+  /// input of this sink); the runtime checks that the links can take part (offload.cpp).
+  virtual OffloadPlan offload_plan(std::size_t /*ingress*/) const {
+    return {{}, {}, {}, "this sink type has no XDP offload"};
+  }
 };
+
+/// Reads a sink's `offload` key ("off" or "xdp"; forward and bridge sinks take it).
+bool read_offload(TableReader& r);
 
 /// One key of a sink type, for --list-sinks.
 using SinkKey = ConfigKey;
@@ -137,6 +158,9 @@ struct SinkSetup {
   std::size_t link_index(std::string_view name) const;
   /// One past the largest link index.
   std::size_t link_slots() const;
+  /// The XDP fast path, when the runtime has one (a bridge with offload = "xdp" writes the
+  /// MACs it learns into it); nullptr otherwise.
+  XdpFastPath* fastpath = nullptr;
 };
 
 /// A row of the table of sink types: what config reads (config/kinds.hpp: name, help, keys,

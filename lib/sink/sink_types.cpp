@@ -41,4 +41,9 @@ const SinkType& sink_type_of(const SinkConfig& config) {
   return static_cast<const SinkType&>(*config.type);
 }
 
+bool read_offload(TableReader& r) {
+  const auto v = r.choice("offload", {"off", "xdp"});
+  return v && *v == "xdp";
+}
+
 }  // namespace fdlinkd

@@ -1,0 +1,310 @@
+#include "link/fastpath.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string_view>
+
+#include "core/errno_text.hpp"
+#include "core/log.hpp"
+#include "link/link.hpp"
+#include "link/netdev.hpp"
+#include "link/netns.hpp"
+
+namespace fdlinkd {
+
+// The program of fastpath.bpf.c, compiled at build time (cmake/embed.cmake).
+extern const unsigned char kFastPathProgram[];
+extern const std::size_t kFastPathProgram_size;
+
+namespace {
+
+constexpr const char* kProgramName = "fdlinkd_fastpath";
+// The maps every instance shares (its .rodata, the slot, is its own).
+constexpr const char* kSharedMaps[] = {"fdlinkd_fp_ports", "fdlinkd_fp_tx",
+                                       "fdlinkd_fp_vlans", "fdlinkd_fp_fdb",
+                                       "fdlinkd_fp_stats", "fdlinkd_fp_scratch"};
+
+int libbpf_to_log(libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char text[512];
+  std::vsnprintf(text, sizeof text, format, args);
+  std::string_view t(text);
+  while (!t.empty() && t.back() == '\n')
+    t.remove_suffix(1);
+  log::debug("libbpf", t);
+  return 0;
+}
+
+// Opens (not loads) an instance of the program for `slot`.
+bpf_object* open_program(std::uint32_t slot) {
+  bpf_object_open_opts oo{};
+  oo.sz = sizeof oo;
+  oo.object_name = "fdlinkd_fp";
+  bpf_object* obj = bpf_object__open_mem(kFastPathProgram, kFastPathProgram_size, &oo);
+  if (!obj) throw LinkError("cannot open fdlinkd's XDP fast path program: " + errno_text(errno));
+  bpf_map* ro = nullptr;
+  for (bpf_map* m = bpf_object__next_map(obj, nullptr); m; m = bpf_object__next_map(obj, m))
+    if (bpf_map__is_internal(m) && std::string_view(bpf_map__name(m)).ends_with(".rodata")) ro = m;
+  if (!ro || !bpf_object__find_program_by_name(obj, kProgramName) ||
+      bpf_map__set_initial_value(ro, &slot, sizeof slot) != 0) {
+    bpf_object__close(obj);
+    throw LinkError("fdlinkd's XDP fast path program is not the one it was built with");
+  }
+  return obj;
+}
+
+int map_fd(bpf_object* obj, const char* name) {
+  bpf_map* m = bpf_object__find_map_by_name(obj, name);
+  return m ? bpf_map__fd(m) : -1;
+}
+
+}  // namespace
+
+void send_libbpf_messages_to_log() {
+  static std::once_flag once;
+  std::call_once(once, [] { libbpf_set_print(libbpf_to_log); });
+}
+
+struct XdpFastPath::Instance {
+  ~Instance() {
+    if (link_fd >= 0) ::close(link_fd);  // the program leaves the interface
+    if (obj) bpf_object__close(obj);
+  }
+  bpf_object* obj = nullptr;
+  int link_fd = -1;
+  bool generic = false;
+};
+
+XdpFastPath::XdpFastPath() = default;
+
+XdpFastPath::~XdpFastPath() {
+  instances_.clear();  // (detached before the maps go)
+  if (template_) bpf_object__close(template_);
+}
+
+const std::string& XdpFastPath::open() {
+  if (opened_) return error_;
+  opened_ = true;
+  send_libbpf_messages_to_log();
+  bpf_object* obj = nullptr;
+  try {
+    obj = open_program(0);
+  } catch (const LinkError& e) {
+    error_ = e.what();
+    return error_;
+  }
+  if (bpf_object__load(obj) != 0) {
+    const int err = errno;
+    bpf_object__close(obj);
+    error_ = "cannot load fdlinkd's XDP fast path program: " +
+             errno_text(err, "CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN)") +
+             (err == EINVAL || err == 524 /* ENOTSUPP */ || err == EOPNOTSUPP
+                  ? " (the kernel may be too old: it needs multi-buffer XDP, Linux 5.18+)"
+                  : "");
+    return error_;
+  }
+  template_ = obj;
+  ports_fd_ = map_fd(obj, "fdlinkd_fp_ports");
+  tx_fd_ = map_fd(obj, "fdlinkd_fp_tx");
+  vlans_fd_ = map_fd(obj, "fdlinkd_fp_vlans");
+  fdb_fd_ = map_fd(obj, "fdlinkd_fp_fdb");
+  stats_fd_ = map_fd(obj, "fdlinkd_fp_stats");
+  return error_;
+}
+
+int XdpFastPath::program_fd() const {
+  return template_ ? bpf_program__fd(bpf_object__find_program_by_name(template_, kProgramName))
+                   : -1;
+}
+
+std::string XdpFastPath::attach(std::size_t slot, const Link& link) {
+  if (!ready()) return open();
+  if (slot >= FDLINKD_FP_SLOTS) return "fdlinkd offloads links of the first 4096 slots only";
+  if (attached(slot)) return "";
+  const LinkConfig& c = link.config();
+  const std::string on = c.interface + (c.netns.empty() ? "" : " (netns " + c.netns + ")");
+  auto inst = std::make_unique<Instance>();
+  try {
+    inst->obj = open_program(static_cast<std::uint32_t>(slot));
+  } catch (const LinkError& e) {
+    return e.what();
+  }
+  for (const char* name : kSharedMaps)
+    if (bpf_map__reuse_fd(bpf_object__find_map_by_name(inst->obj, name), map_fd(template_, name)))
+      return std::string("cannot share map ") + name + ": " + errno_text(errno);
+  if (bpf_object__load(inst->obj) != 0)
+    return "cannot load fdlinkd's XDP fast path program for " + on + ": " + errno_text(errno);
+  const int prog = bpf_program__fd(bpf_object__find_program_by_name(inst->obj, kProgramName));
+  const int ifindex = static_cast<int>(link.ifindex());
+  try {
+    NetnsGuard ns(c.netns);
+    __u32 id = 0;
+    if (bpf_xdp_query_id(ifindex, 0, &id) == 0 && id != 0)
+      return "interface " + on + " already has an XDP program (id " + std::to_string(id) +
+             "), and fdlinkd does not replace another program (see `bpftool net`)";
+    bpf_link_create_opts lo{};
+    lo.sz = sizeof lo;
+    lo.flags = XDP_FLAGS_DRV_MODE;
+    int fd = bpf_link_create(prog, ifindex, BPF_XDP, &lo);
+    if (fd < 0 && errno == EOPNOTSUPP) {  // no native XDP in this driver: generic
+      lo.flags = XDP_FLAGS_SKB_MODE;
+      fd = bpf_link_create(prog, ifindex, BPF_XDP, &lo);
+      inst->generic = true;
+    }
+    if (fd < 0) {
+      const int err = errno;
+      return "cannot attach XDP to " + on + ": " + errno_text(err, "CAP_NET_ADMIN and CAP_BPF") +
+             (err == EBUSY || err == EEXIST ? " (another XDP program is attached)" : "");
+    }
+    inst->link_fd = fd;
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  if (instances_.size() <= slot) instances_.resize(slot + 1);
+  instances_[slot] = std::move(inst);
+  return "";
+}
+
+void XdpFastPath::detach(std::size_t slot) {
+  clear_port(slot);
+  if (slot < instances_.size()) instances_[slot].reset();
+}
+
+bool XdpFastPath::attached(std::size_t slot) const {
+  return slot < instances_.size() && instances_[slot] != nullptr;
+}
+
+std::string XdpFastPath::mode(std::size_t slot) const {
+  if (!attached(slot)) return "";
+  return instances_[slot]->generic ? "generic" : "native";
+}
+
+bool XdpFastPath::set_port(std::size_t slot, const fdlinkd_fp_port& port) {
+  if (!ready() || slot >= FDLINKD_FP_SLOTS) return false;
+  const auto key = static_cast<__u32>(slot);
+  used_ = std::max(used_, slot + 1);
+  return bpf_map_update_elem(ports_fd_, &key, &port, BPF_ANY) == 0;
+}
+
+void XdpFastPath::clear_port(std::size_t slot) {
+  const fdlinkd_fp_port off{};
+  set_port(slot, off);
+}
+
+std::string XdpFastPath::set_tx(std::size_t slot, unsigned ifindex, const std::string& netns) {
+  if (!ready()) return error_;
+  if (slot >= FDLINKD_FP_SLOTS) return "fdlinkd offloads links of the first 4096 slots only";
+  const auto key = static_cast<__u32>(slot);
+  const __u32 value = ifindex;
+  used_ = std::max(used_, slot + 1);
+  try {
+    NetnsGuard ns(netns);  // (the ifindex is looked up in the caller's namespace)
+    if (bpf_map_update_elem(tx_fd_, &key, &value, BPF_ANY) != 0)
+      return "cannot enter ifindex " + std::to_string(ifindex) +
+             " in the DEVMAP: " + errno_text(errno) +
+             (errno == EINVAL ? " (the driver cannot take redirected frames)" : "");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void XdpFastPath::clear_tx(std::size_t slot) {
+  if (!ready() || slot >= FDLINKD_FP_SLOTS) return;
+  const auto key = static_cast<__u32>(slot);
+  bpf_map_delete_elem(tx_fd_, &key);
+}
+
+void XdpFastPath::set_vlans(std::size_t slot, const std::bitset<4096>& allowed) {
+  if (!ready() || slot >= FDLINKD_FP_SLOTS) return;
+  if (vlans_.size() <= slot) vlans_.resize(slot + 1);
+  const __u8 one = 1;
+  for (std::size_t v = 1; v < 4095; ++v) {
+    if (allowed.test(v) == vlans_[slot].test(v)) continue;
+    const fdlinkd_fp_vlan_key key{static_cast<__u32>(slot), static_cast<__u32>(v)};
+    if (allowed.test(v))
+      bpf_map_update_elem(vlans_fd_, &key, &one, BPF_ANY);
+    else
+      bpf_map_delete_elem(vlans_fd_, &key);
+  }
+  vlans_[slot] = allowed;
+}
+
+namespace {
+
+fdlinkd_fp_fdb_key fdb_key(std::uint32_t bridge, std::uint16_t vlan, const std::uint8_t* mac) {
+  fdlinkd_fp_fdb_key k{};
+  k.bridge = bridge;
+  k.vlan = vlan;
+  std::memcpy(k.mac, mac, 6);
+  return k;
+}
+
+}  // namespace
+
+bool XdpFastPath::fdb_set(std::uint32_t bridge, std::uint16_t vlan, const std::uint8_t* mac,
+                          std::size_t slot) {
+  if (!ready()) return false;
+  const fdlinkd_fp_fdb_key k = fdb_key(bridge, vlan, mac);
+  const auto value = static_cast<__u32>(slot);
+  return bpf_map_update_elem(fdb_fd_, &k, &value, BPF_ANY) == 0;
+}
+
+void XdpFastPath::fdb_del(std::uint32_t bridge, std::uint16_t vlan, const std::uint8_t* mac) {
+  if (!ready()) return;
+  const fdlinkd_fp_fdb_key k = fdb_key(bridge, vlan, mac);
+  bpf_map_delete_elem(fdb_fd_, &k);
+}
+
+void XdpFastPath::fdb_clear(std::uint32_t bridge) {
+  if (!ready()) return;
+  std::vector<fdlinkd_fp_fdb_key> gone;
+  fdlinkd_fp_fdb_key k{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fdb_fd_, prev, &next) == 0) {
+    if (next.bridge == bridge) gone.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  for (const auto& g : gone)
+    bpf_map_delete_elem(fdb_fd_, &g);
+}
+
+fdlinkd_fp_stats XdpFastPath::stats(std::size_t slot) const {
+  fdlinkd_fp_stats sum{};
+  if (!ready() || slot >= FDLINKD_FP_SLOTS) return sum;
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return sum;
+  std::vector<fdlinkd_fp_stats> per_cpu(static_cast<std::size_t>(cpus));
+  const auto key = static_cast<__u32>(slot);
+  if (bpf_map_lookup_elem(stats_fd_, &key, per_cpu.data()) != 0) return sum;
+  for (const auto& s : per_cpu) {
+    sum.rx_packets += s.rx_packets;
+    sum.rx_bytes += s.rx_bytes;
+    sum.tx_packets += s.tx_packets;
+    sum.tx_bytes += s.tx_bytes;
+    sum.to_slow_path += s.to_slow_path;
+    sum.dropped += s.dropped;
+  }
+  return sum;
+}
+
+void XdpFastPath::reset_stats(std::size_t slot) {
+  if (!ready() || slot >= FDLINKD_FP_SLOTS) return;
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return;
+  std::vector<fdlinkd_fp_stats> zeros(static_cast<std::size_t>(cpus));
+  const auto key = static_cast<__u32>(slot);
+  bpf_map_update_elem(stats_fd_, &key, zeros.data(), BPF_ANY);
+}
+
+}  // namespace fdlinkd
