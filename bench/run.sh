@@ -97,7 +97,11 @@ log() { echo "[$(date +%T)] $*" >&2; }
 # Any forwarder name with "-rps" appended (testpmd-rps, fdlinkd-ring-rps) runs that forwarder in
 # `place rps`: user placement, but in0/out0 steered by RPS to the forwarder's CPU, so the
 # forwarder's receive delivery runs on its own CPU as the bridge's does (for TCP; see topo.sh).
-class_of() { case $1 in bridge|bridge4|tc|fdlinkd-gro) echo kernel;; *-rps) echo rps;; *) echo user;; esac; }
+class_of() { case $1 in bridge|bridge4|tc|fdlinkd-gro) echo kernel;; fdlinkd-offload*) echo xdp;; *-rps) echo rps;; *) echo user;; esac; }
+# fdlinkd-offload (forward sinks with offload = "xdp") and fdlinkd-offload-bridge (a bridge sink
+# with it): frames redirected in XDP from in0 to out0. They take the kernel's placement (in0's
+# NAPI, where the program runs, on the forwarder's CPU), and sink0 in NAPI mode on the same CPU:
+# a frame redirected into a veth reaches its peer only when the peer has NAPI (GRO on).
 
 # Two more ports for the 4-port bridges: veth pairs inside fb-fwd whose far ends stay idle.
 extra_ports() {
@@ -222,7 +226,7 @@ FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
 fdlinkd_config() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
   local links=("a in0 to-b" "b out0 to-a") sinks=${FDLINKD_SINKS:-forward} link n i k
   case $sinks in
-    bridge) links=("a in0 sw" "b out0 sw") ;;
+    bridge|bridge-offload) links=("a in0 sw" "b out0 sw") ;;
     bridge4) links=("a in0 sw" "b out0 sw" "c x1 sw" "d x2 sw") ;;
     teepcap) links=("a in0 tee-a" "b out0 to-a") ;;
   esac
@@ -239,6 +243,13 @@ fdlinkd_config() {  # DISPATCH TX_RING [VNET_HDR] [QDISC_BYPASS]
   done
   case $sinks in
     bridge) printf '[[sink]]\nname = "sw"\ntype = "bridge"\nports = ["a", "b"]\n' ;;
+    bridge-offload)
+      # (the generator's destination, 02:fb:00:00:00:99, is nobody's: a static entry on b)
+      printf '[[sink]]\nname = "sw"\ntype = "bridge"\nports = ["a", "b"]\noffload = "xdp"\n'
+      printf 'static = [{ mac = "02:fb:00:00:00:99", port = "b" }]\n' ;;
+    offload)
+      printf '[[sink]]\nname = "to-b"\ntype = "forward"\nto = "b"\noffload = "xdp"\n'
+      printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\noffload = "xdp"\n' ;;
     bridge4) printf '[[sink]]\nname = "sw"\ntype = "bridge"\nports = ["a", "b", "c", "d"]\n' ;;
     teepcap)
       printf '[[sink]]\nname = "tee-a"\ntype = "tee"\nto = ["b", "cap"]\n'
@@ -303,6 +314,14 @@ start_fdlinkd-bridge() { FDLINKD_SINKS=bridge start_fdlinkd packet_mmap true; }
 stop_fdlinkd-bridge() { stop_fdlinkd; }
 start_fdlinkd-bridge4() { extra_ports; FDLINKD_SINKS=bridge4 start_fdlinkd packet_mmap true; }
 stop_fdlinkd-bridge4() { stop_fdlinkd; del_extra_ports; }
+start_fdlinkd-offload() { FDLINKD_SINKS=offload start_fdlinkd packet_mmap true; }
+stop_fdlinkd-offload() { stop_fdlinkd; }
+start_fdlinkd-offload-bridge() {
+  FDLINKD_SINKS=bridge-offload start_fdlinkd packet_mmap true || return 1
+  # The bridge learns the generator's MAC from the slow path first: one ping.
+  ip netns exec fb-gen ping -c 1 -W 1 10.99.0.2 > /dev/null 2>&1 || true
+}
+stop_fdlinkd-offload-bridge() { stop_fdlinkd; }
 start_fdlinkd-teepcap() { FDLINKD_SINKS=teepcap start_fdlinkd packet_mmap true; }
 stop_fdlinkd-teepcap() { stop_fdlinkd; rm -f "$OUT"/cap.pcap*; }
 stop_fdlinkd-readv() { stop_fdlinkd; }
@@ -333,6 +352,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ measuring
+# pps mode for the endpoints; the offloaded forwarders keep sink0 in NAPI mode (see class_of).
+mode_pps() {
+  ./topo.sh mode pps
+  if [ "$(class_of "${CURF:-}")" = xdp ]; then ./topo.sh place xdp; fi
+}
 rec() { echo "$1,$2,$3,$4,$5,$6,$7,$8" >> "$RAW"; }
 
 measure_pps() {   # round fwd size
@@ -354,7 +378,7 @@ measure_tcp() {   # round fwd
   sleep 0.3
   if ! ip netns exec fb-gen ping -c 2 -i 0.2 -W 1 10.99.0.2 > "$OUT/ping-$2.log" 2>&1; then
     log "  $2 tcp: ping gen->sink failed"; rec "$1" "$2" tcp "" "" "" "" "ping-failed"
-    { kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null; } || true; ./topo.sh mode pps; return
+    { kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null; } || true; mode_pps; return
   fi
   local c0 c1
   c0=$(grep -E '^cpu[0-9]+ ' /proc/stat | tr '\n' ' ')
@@ -389,7 +413,7 @@ EOF
   set -- "$1" "$2" $res
   if [ "$3" = ERR ]; then rec "$1" "$2" tcp "" "" "$4" "$5" "iperf3-error:$6"; log "  $2 tcp: iperf3 failed ($6)";
   else rec "$1" "$2" tcp "$3" "" "$4" "$5" "$6"; log "  $2 tcp: $3 Gbit/s, cpu gen/fwd $4/$5%, $6"; fi
-  ./topo.sh mode pps
+  mode_pps
 }
 
 # profile FWD: perf on the forwarder's process (its threads, and the kernel work done in their
@@ -419,7 +443,7 @@ measure_lat() {   # round fwd: LAT_PINGS pings, 50 ms apart (a lightly loaded li
         awk '{a[NR]=$1} END {if (NR) printf "%.3f %.3f %d", a[int((NR+1)/2)], a[int(NR*0.99+0.5)], NR}')
   if [ -z "$res" ]; then rec "$1" "$2" lat "" "" "" "" "no-reply"; log "  $2 lat: no reply";
   else set -- "$1" "$2" $res; rec "$1" "$2" lat "$3" "" "" "" "p99=$4;n=$5"; log "  $2 lat: median $3 ms, p99 $4 ms ($5 replies)"; fi
-  ./topo.sh mode pps
+  mode_pps
 }
 
 # ---------------------------------------------------------------------- main
@@ -431,8 +455,9 @@ for r in $(seq 1 "$ROUNDS"); do
   for f in "${FWDS[@]}"; do
     b=${f%-rps}
     declare -F "start_$b" >/dev/null || { echo "unknown forwarder $f" >&2; exit 2; }
+    CURF=$f
     ./topo.sh place "$(class_of "$f")"
-    ./topo.sh mode pps
+    mode_pps
     if ! "start_$b" > "$OUT/start-$f.log" 2>&1; then
       log "  $f: failed to start (see $OUT/start-$f.log)"; rec "$r" "$f" start "" "" "" "" "start-failed"
       "stop_$b" || true; continue

@@ -208,6 +208,13 @@ std::string XdpFastPath::set_tx(std::size_t slot, unsigned ifindex, const std::s
   used_ = std::max(used_, slot + 1);
   try {
     NetnsGuard ns(netns);  // (the ifindex is looked up in the caller's namespace)
+    // A frame redirected to a device that does not take them now is dropped by the kernel,
+    // unseen: a veth takes them only while its peer has GRO on or an XDP program.
+    if (const auto f = netdev::xdp_features(ifindex); f && !(*f & netdev::kXdpNdoXmit)) {
+      bpf_map_delete_elem(tx_fd_, &key);
+      return "it does not take redirected frames now (a veth takes them only while its peer "
+             "has GRO on or an XDP program: `ethtool -K PEER gro on` where the peer is)";
+    }
     if (bpf_map_update_elem(tx_fd_, &key, &value, BPF_ANY) != 0)
       return "cannot enter ifindex " + std::to_string(ifindex) +
              " in the DEVMAP: " + errno_text(errno) +

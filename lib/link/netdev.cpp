@@ -1,6 +1,8 @@
 #include "link/netdev.hpp"
 
+#include <libmnl/libmnl.h>
 #include <linux/ethtool.h>
+#include <linux/genetlink.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -10,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "link/link.hpp"
 
@@ -95,6 +98,94 @@ std::string driver_of(const std::string& name) {
   ifr.ifr_data = reinterpret_cast<char*>(&info);
   if (::ioctl(s.fd(), SIOCETHTOOL, &ifr) < 0) return "";
   return std::string(info.driver, ::strnlen(info.driver, sizeof info.driver));
+}
+
+namespace {
+
+// The netdev generic netlink family (include/uapi/linux/netdev.h, Linux 6.3; Debian 12's
+// headers predate it).
+constexpr std::uint8_t kNetdevCmdDevGet = 1;
+constexpr std::uint16_t kNetdevAttrIfindex = 1;
+constexpr std::uint16_t kNetdevAttrXdpFeatures = 3;
+
+// One request, one answer: the payload's attributes go to `cb`.
+bool genl_ask(mnl_socket* nl, nlmsghdr* req, mnl_attr_cb_t cb, void* data) {
+  if (mnl_socket_sendto(nl, req, req->nlmsg_len) < 0) return false;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  const ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+  if (n <= 0) return false;
+  struct Ctx {
+    mnl_attr_cb_t cb;
+    void* data;
+  } ctx{cb, data};
+  return mnl_cb_run(
+             buf.data(), static_cast<std::size_t>(n), req->nlmsg_seq, mnl_socket_get_portid(nl),
+             [](const nlmsghdr* nlh, void* d) {
+               auto* c = static_cast<Ctx*>(d);
+               return mnl_attr_parse(nlh, sizeof(genlmsghdr), c->cb, c->data);
+             },
+             &ctx) >= 0;
+}
+
+nlmsghdr* genl_request(char* buf, std::uint16_t family, std::uint8_t cmd, unsigned seq) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = family;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  nlh->nlmsg_seq = seq;
+  auto* g = static_cast<genlmsghdr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(genlmsghdr)));
+  g->cmd = cmd;
+  g->version = 1;
+  return nlh;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> xdp_features(unsigned ifindex) {
+  mnl_socket* nl = mnl_socket_open2(NETLINK_GENERIC, SOCK_CLOEXEC);
+  if (!nl) return std::nullopt;
+  std::optional<std::uint64_t> out;
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0) {
+    char buf[256];
+    // The family's id, by name.
+    nlmsghdr* req = genl_request(buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
+    mnl_attr_put_strz(req, CTRL_ATTR_FAMILY_NAME, "netdev");
+    std::uint16_t family = 0;
+    const bool found = genl_ask(
+        nl, req,
+        [](const nlattr* a, void* d) {
+          if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID &&
+              mnl_attr_validate(a, MNL_TYPE_U16) >= 0)
+            *static_cast<std::uint16_t*>(d) = mnl_attr_get_u16(a);
+          return MNL_CB_OK;
+        },
+        &family);
+    if (found && family != 0) {
+      req = genl_request(buf, family, kNetdevCmdDevGet, 2);
+      mnl_attr_put_u32(req, kNetdevAttrIfindex, ifindex);
+      std::uint64_t features = 0;
+      bool seen = false;
+      struct Got {
+        std::uint64_t* features;
+        bool* seen;
+      } got{&features, &seen};
+      if (genl_ask(
+              nl, req,
+              [](const nlattr* a, void* d) {
+                auto* g = static_cast<Got*>(d);
+                if (mnl_attr_get_type(a) == kNetdevAttrXdpFeatures &&
+                    mnl_attr_validate(a, MNL_TYPE_U64) >= 0) {
+                  *g->features = mnl_attr_get_u64(a);
+                  *g->seen = true;
+                }
+                return MNL_CB_OK;
+              },
+              &got) &&
+          seen)
+        out = features;
+    }
+  }
+  mnl_socket_close(nl);
+  return out;
 }
 
 }  // namespace fdlinkd::netdev

@@ -1,6 +1,8 @@
 // Small helpers for network interfaces in the calling thread's namespace.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace fdlinkd::netdev {
@@ -19,5 +21,12 @@ unsigned mtu_of(const std::string& name);
 unsigned rx_queues(const std::string& name);
 /// The driver's name (ETHTOOL_GDRVINFO: "veth", "mlx5_core", ...), or "".
 std::string driver_of(const std::string& name);
+
+/// XDP actions the interface supports now (the netdev generic netlink family, Linux 6.3+):
+/// bits of enum netdev_xdp_act. nullopt when the kernel cannot say.
+std::optional<std::uint64_t> xdp_features(unsigned ifindex);
+/// The bit of xdp_features: frames redirected in XDP can leave through the interface (a veth:
+/// only while its peer has GRO on or an XDP program of its own).
+inline constexpr std::uint64_t kXdpNdoXmit = 1u << 2;
 
 }  // namespace fdlinkd::netdev

@@ -147,6 +147,15 @@ void Runtime::plan_offload() {
   offloaded_ = std::move(now);
 }
 
+void Runtime::schedule_offload_check() {
+  offload_timer_.expires_after(std::chrono::seconds(1));
+  offload_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (fastpath_ && fastpath_->ready() && !reloading_) plan_offload();
+    schedule_offload_check();
+  });
+}
+
 void Runtime::add_fastpath_stats(const Link& link, json::object& o) const {
   if (!fastpath_ || !fastpath_->ready()) return;
   const auto it = fastpath_owner_.find(link.index());

@@ -24,7 +24,8 @@ Runtime::Runtime(Config config, CommandLine cli)
       cli_(std::move(cli)),
       signals_(control_, SIGINT, SIGTERM, SIGHUP),
       stats_timer_(control_),
-      watchdog_timer_(control_) {
+      watchdog_timer_(control_),
+      offload_timer_(control_) {
   signals_.add(SIGUSR1);  // (the constructor takes at most three)
 }
 
@@ -171,6 +172,7 @@ int Runtime::run() {
     link->start(readers_of(*link));
   if (!start_workers()) return fail_start(1, "a worker could not be pinned to its CPU", EINVAL);
   plan_offload();
+  schedule_offload_check();
 
   wait_signal();
   schedule_stats();
@@ -353,6 +355,7 @@ void Runtime::on_signal(int signo) {
   log::info("stopping", signo == SIGTERM ? "SIGTERM received" : "SIGINT received", {});
   stats_timer_.cancel();
   watchdog_timer_.cancel();
+  offload_timer_.cancel();
   control_.stop();
 }
 

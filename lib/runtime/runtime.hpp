@@ -130,6 +130,9 @@ class Runtime {
   /// and why (logged when that changes); instances of links that left are detached. Runs on
   /// the control thread after a start, a reload, and a link going down or up.
   void plan_offload();
+  /// Once a second while the fast path is loaded: plan_offload() again, so that a way out
+  /// that starts or stops taking redirected frames (a veth peer's GRO) is followed.
+  void schedule_offload_check();
   /// Adds slot `index`'s fast-path counters to a link's stats object.
   void add_fastpath_stats(const Link& link, boost::json::object& o) const;
   boost::json::array offload_status() const;
@@ -195,6 +198,7 @@ class Runtime {
   boost::asio::signal_set signals_;
   boost::asio::steady_timer stats_timer_;
   boost::asio::steady_timer watchdog_timer_;
+  boost::asio::steady_timer offload_timer_;
 };
 
 }  // namespace fdlinkd

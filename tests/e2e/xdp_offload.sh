@@ -16,8 +16,9 @@
 #   - a tee added by a reload moves that path back to userspace, and its pcap holds exactly
 #     the frames sent after the reload;
 #   - after SIGTERM, and after a failed start, `bpftool net` shows no program of ours.
-# The hosts' veth ends have GRO on: a frame redirected into a veth reaches its peer only when
-# the peer has NAPI (GRO on, or an XDP program of its own); see docs/offload.md.
+# A frame redirected into a veth reaches its peer only when the peer has NAPI (GRO on, or an XDP
+# program of its own): the forward test starts with GRO off on h2 and checks that fdlinkd keeps
+# the path into pb in userspace and says why, then turns it on and sees the path offloaded.
 source "$(dirname "$0")/lib.sh"
 MODE=${1:?mode}
 FDLINKCTL=${FDLINKCTL:?set FDLINKCTL}
@@ -26,10 +27,11 @@ ctl() { "$FDLINKCTL" -s "$CTL" "$@"; }
 mkns h1; mkns h2; mkns fw
 veth "$ID-h1" h1 "$ID-fw" pa
 veth "$ID-h2" h2 "$ID-fw" pb
-for i in 1 2; do
-  ip -n "$ID-h$i" addr add "10.77.50.$i/24" dev "h$i"
-  ip netns exec "$ID-h$i" ethtool -K "h$i" gro on >/dev/null
-done
+for i in 1 2; do ip -n "$ID-h$i" addr add "10.77.50.$i/24" dev "h$i"; done
+ip netns exec "$ID-h1" ethtool -K h1 gro on >/dev/null
+# h2's GRO stays off (a veth's default) until the forward test has seen fdlinkd refuse to
+# redirect into pb for that reason.
+[ "$MODE" = forward ] || ip netns exec "$ID-h2" ethtool -K h2 gro on >/dev/null
 
 # XDP programs on the interfaces of fdlinkd's namespace, as `bpftool net` lists them
 # ("pa(5) driver id 812"): only fdlinkd attaches any there.
@@ -78,6 +80,17 @@ EOT
 fi
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 
+if [ "$MODE" = forward ]; then
+  # pb's peer h2 has no GRO: frames redirected into pb would be lost, so a stays in userspace
+  # (and says why) while b is offloaded; traffic flows both ways all the same.
+  ctl status | grep -Eq '^a +to-b +no +its way out, link "b": .*GRO' ||
+    { ctl status >&2; fail "status does not say that a cannot be offloaded while h2 has no GRO"; }
+  ctl status | grep -Eq '^b +to-a +native' || fail "b is not offloaded"
+  ping_ok "$ID-h1" 10.77.50.2 20
+  pass "with GRO off on pb's peer: a refused (status says why), b offloaded, pings pass"
+  ip netns exec "$ID-h2" ethtool -K h2 gro on >/dev/null
+  for _ in $(seq 30); do ctl status | grep -Eq '^a +to-b +native' && break; sleep 0.1; done
+fi
 status=$(ctl status)
 echo "$status" | grep -E "^(OFFLOAD|a |b )" >&2
 for l in a b; do
