@@ -12,6 +12,9 @@
 #     [daemon] busy_poll = "200us"
 #   NAME-spin: the same with busy_poll = "always" (the worker never sleeps: a CPU spins)
 #   NAME-idle: without busy_poll (the default)
+#   offload: af_packet links with forward sinks, offload = "xdp" (frames forwarded in XDP); the
+#     hosts' veth ends get GRO on, which a frame redirected into a veth needs at its peer;
+#     bridge-gro: the bridge with the same GRO setting, to compare
 # Default: bridge readv-idle readv recvmmsg v2 v2-txring af_xdp readv-spin v2-spin af_xdp-spin
 #
 # This is the figure the README's "Choosing a mode" quotes. (bench/run.sh's `-L` measures
@@ -61,7 +64,11 @@ start() {  # start FORWARDER
   base=${base%-idle}
   [[ $f == *-spin ]] && poll='busy_poll = "always"'
   [[ $f == *-idle ]] && poll=''
-  if [ "$f" = bridge ]; then
+  if [ "$f" = offload ] || [ "$f" = bridge-gro ]; then
+    ip netns exec $H1 ethtool -K h1 gro on >/dev/null
+    ip netns exec $H2 ethtool -K h2 gro on >/dev/null
+  fi
+  if [ "$f" = bridge ] || [ "$f" = bridge-gro ]; then
     ip -n $FW link add br0 type bridge
     ip -n $FW link set pa master br0
     ip -n $FW link set pb master br0
@@ -75,6 +82,7 @@ start() {  # start FORWARDER
     v2) extra=('dispatch = "packet_mmap"' '[link.ring]' 'version = 2') ;;
     v2-txring) extra=('dispatch = "packet_mmap"' 'tx_ring = true' '[link.ring]' 'version = 2') ;;
     af_xdp) type=af_xdp ;;
+    offload) extra=('dispatch = "packet_mmap"' 'tx_ring = true') ;;
     *) echo "latency: unknown forwarder $f" >&2; exit 2 ;;
   esac
   {
@@ -84,7 +92,9 @@ start() {  # start FORWARDER
       printf '[[link]]\nname = "%s"\ntype = "%s"\ninterface = "p%s"\nsink = "to-%s"\n' "$1" "$type" "$1" "$2"
       printf '%s\n' "${extra[@]}"
     done
-    printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n[[sink]]\nname = "to-b"\ntype = "forward"\nto = "b"\n'
+    local off=''
+    [ "$base" != offload ] || off='offload = "xdp"'
+    printf '[[sink]]\nname = "to-a"\ntype = "forward"\nto = "a"\n%s\n[[sink]]\nname = "to-b"\ntype = "forward"\nto = "b"\n%s\n' "$off" "$off"
   } > "$WORK/fdlinkd.toml"
   ip netns exec $FW "$FDLINKD" -c "$WORK/fdlinkd.toml" 2> "$WORK/fdlinkd.log" &
   DAEMON=$!
