@@ -82,6 +82,8 @@ struct XdpFastPath::Instance {
   bpf_object* obj = nullptr;
   int link_fd = -1;
   bool generic = false;
+  unsigned ifindex = 0;  ///< where it is attached
+  std::string netns;
 };
 
 XdpFastPath::XdpFastPath() = default;
@@ -129,8 +131,12 @@ int XdpFastPath::program_fd() const {
 std::string XdpFastPath::attach(std::size_t slot, const Link& link) {
   if (!ready()) return open();
   if (slot >= FDLINKD_FP_SLOTS) return "fdlinkd offloads links of the first 4096 slots only";
-  if (attached(slot)) return "";
   const LinkConfig& c = link.config();
+  if (attached(slot)) {
+    const Instance& now = *instances_[slot];
+    if (now.ifindex == link.ifindex() && now.netns == c.netns) return "";
+    instances_[slot].reset();  // (a link reopened on another interface)
+  }
   const std::string on = c.interface + (c.netns.empty() ? "" : " (netns " + c.netns + ")");
   auto inst = std::make_unique<Instance>();
   try {
@@ -166,6 +172,8 @@ std::string XdpFastPath::attach(std::size_t slot, const Link& link) {
              (err == EBUSY || err == EEXIST ? " (another XDP program is attached)" : "");
     }
     inst->link_fd = fd;
+    inst->ifindex = link.ifindex();
+    inst->netns = c.netns;
   } catch (const std::exception& e) {
     return e.what();
   }

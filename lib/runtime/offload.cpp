@@ -50,14 +50,18 @@ XdpFastPath* Runtime::prepare_fastpath(const Config& config) {
 
 void Runtime::plan_offload() {
   if (!fastpath_) return;
+  bool wanted = false;
+  for (std::size_t n = 0; n < graph_->size(); ++n)
+    wanted = wanted || graph_->sink(n).offloads();
   std::vector<Offloaded> now;
   std::map<std::size_t, OffloadPlan> rows;  // slot -> its row, for the slots that take part
   std::map<std::size_t, const Link*> egress;
   for (Link* l : links_.all()) {
     const std::size_t n = graph_->find(l->config().sink);
-    if (n == Graph::npos) continue;
-    Offloaded o{l->name(), graph_->name(n), "", ""};
-    if (!graph_->sink(n).offloads()) {  // (said, so that status shows every path)
+    if (n == Graph::npos || !wanted) continue;
+    Offloaded o{l->name(), graph_->name(n), "", "", false};
+    if (!graph_->sink(n).offloads()) {  // (said in status, so that it shows every path)
+      o.quiet = true;
       const std::string type = graph_->type(n) ? std::string(graph_->type(n)->name) : "?";
       o.why_not = type == "forward" || type == "bridge"
                       ? "its sink has offload = \"off\""
@@ -135,7 +139,7 @@ void Runtime::plan_offload() {
     const auto before = std::find_if(offloaded_.begin(), offloaded_.end(), [&](const Offloaded& b) {
       return b.link == o.link && b.sink == o.sink;
     });
-    if (before != offloaded_.end() && before->why_not == o.why_not) continue;
+    if (o.quiet || (before != offloaded_.end() && before->why_not == o.why_not)) continue;
     if (o.why_not.empty())
       log::info("xdp_offload",
                 "frames of the link are forwarded in the kernel (XDP) where they can be",

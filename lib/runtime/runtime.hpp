@@ -164,6 +164,7 @@ class Runtime {
     std::string link, sink;
     std::string why_not;  ///< empty: offloaded
     std::string mode;     ///< native or generic
+    bool quiet = false;   ///< its sink does not offload: in status, not in the log
   };
   std::vector<Offloaded> offloaded_;
   std::map<std::size_t, const Link*> fastpath_owner_;  ///< slot -> the link its counters are of

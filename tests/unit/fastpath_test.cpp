@@ -3,10 +3,14 @@
 // fdlinkd, the tags it pushes and pops and the checksums it finishes; then the `offload` key
 // and the sinks' plans. Loading a program needs root (CAP_BPF and CAP_NET_ADMIN), as CI has.
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
+#include <net/if.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <cstring>
 
 #include "config/config.hpp"
@@ -68,11 +72,32 @@ std::uint8_t mac(std::uint8_t last, std::uint8_t* m) {
   return last;
 }
 
-// A fast path with slot 0 as the port under test and slot 1 a way out through lo.
+// A network namespace of the test's own, for this thread, with a veth pair whose peer has GRO
+// on (a way out that takes redirected frames); the thread goes back to its namespace after.
+struct TestNetns {
+  TestNetns() {
+    home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    REQUIRE(home >= 0);
+    REQUIRE(::unshare(CLONE_NEWNET) == 0);
+    REQUIRE(std::system("ip link add fpt0 type veth peer name fpt1 && ip link set fpt0 up && "
+                        "ip link set fpt1 up && ethtool -K fpt1 gro on >/dev/null") == 0);
+    out = ::if_nametoindex("fpt0");
+    REQUIRE(out != 0);
+  }
+  ~TestNetns() {
+    ::setns(home, CLONE_NEWNET);  // (the namespace and its veths go with the last reference)
+    ::close(home);
+  }
+  int home = -1;
+  unsigned out = 0;
+};
+
+// A fast path with slot 0 as the port under test and slot 1 a way out (the veth: with
+// BPF_PROG_TEST_RUN the program only says "redirect").
 struct Rig {
   Rig() {
     REQUIRE(fp.open().empty());
-    REQUIRE(fp.set_tx(1, 1, "").empty());  // (lo: BPF_PROG_TEST_RUN only says "redirect")
+    REQUIRE(fp.set_tx(1, ns.out, "").empty());
   }
   ~Rig() {
     for (std::size_t s = 0; s < 4; ++s) {
@@ -99,6 +124,7 @@ struct Rig {
     mac(host, m);
     REQUIRE(fp.fdb_set(7, vlan, m, slot));
   }
+  TestNetns ns;
   XdpFastPath fp;
 };
 
@@ -131,6 +157,12 @@ TEST_CASE("XDP fast path: a forward redirects every frame that fits and counts i
   CHECK(in_s.rx_bytes == f.size());
   CHECK(in_s.to_slow_path == 1);
   CHECK(out_s.tx_packets == 1);
+
+  // A device that does not take redirected frames now is refused as a way out: lo, and a veth
+  // whose peer has neither GRO nor XDP.
+  CHECK_THAT(r.fp.set_tx(2, 1, ""), Catch::Contains("does not take redirected frames"));
+  REQUIRE(std::system("ethtool -K fpt1 gro off >/dev/null") == 0);
+  CHECK_THAT(r.fp.set_tx(1, r.ns.out, ""), Catch::Contains("GRO on"));
 
   r.fp.clear_tx(1);  // no way out: fdlinkd takes the frame
   CHECK(run(r.fp, f).verdict == XDP_PASS);
@@ -216,7 +248,7 @@ TEST_CASE("XDP fast path: a trunk admits its VLANs and the native one - and pops
   r.fp.set_vlans(0, std::bitset<4096>().set(10).set(20));
   REQUIRE(r.fp.set_port(1, bridge_port(10)));
   REQUIRE(r.fp.set_port(2, bridge_port(1)));
-  REQUIRE(r.fp.set_tx(2, 1, "").empty());
+  REQUIRE(r.fp.set_tx(2, r.ns.out, "").empty());
   r.learn(1, 10, 0);
   r.learn(2, 10, 1);
   r.learn(1, 1, 0);
