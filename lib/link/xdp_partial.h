@@ -67,17 +67,19 @@ static __always_inline __u32 fdlinkd_partial_at(struct xdp_md* ctx, struct fdlin
   } else {
     return 0;
   }
-  __u32 seen, field;
+  __u32 seen, field;  /* (read at constant offsets: a variable one into the stack needs
+                         CAP_PERFMON) */
   if (proto == IPPROTO_TCP) {
     if (bpf_xdp_load_bytes(ctx, l4, h, 20)) return 0;
     field = 16;
+    seen = fdlinkd_load16(h + 16);
   } else if (proto == IPPROTO_UDP) {
     if (bpf_xdp_load_bytes(ctx, l4, h, 8)) return 0;
     field = 6;
+    seen = fdlinkd_load16(h + 6);
   } else {
     return 0;
   }
-  seen = fdlinkd_load16(h + field);
   if (seen == 0 && proto == IPPROTO_UDP && type == ETH_P_IP) return 0; /* no UDP checksum */
   if (ip_end > len) ip_end = len;
   const __u32 l4_len = ip_end - l4; /* (ip_end >= l4: total >= ihl, and the header is in) */

@@ -251,3 +251,30 @@ EOT
 ip netns exec "$ID-fw" "$FDLINKD" -c "$TMP/bad.toml" --log-format json 2>"$TMP/bad.log" && fail "fdlinkd started without interface nosuch0"
 [ "$(ours)" -eq 0 ] || fail "a program of ours is attached after a failed start"
 pass "after a failed start, bpftool net shows nothing of ours"
+
+# What systemd/af_xdp.conf grants (no CAP_PERFMON, no CAP_SYS_ADMIN) is enough: as an
+# unprivileged user, fdlinkd loads the program and offloads both links.
+if [ "$MODE" = forward ]; then
+  caps=$(sed -n 's/^AmbientCapabilities=//p' "$HERE/../../systemd/af_xdp.conf" | tr 'A-Z' 'a-z' |
+         sed 's/cap_/+/g; s/ /,/g')
+  cat > "$TMP/user.toml" <<EOT
+[daemon]
+stats_interval = "0s"
+control_socket = ""
+$(afp_link a pa to-b)
+$(afp_link b pb to-a)
+$(forward_sinks a b | sed 's/^to = .*/&\noffload = "xdp"/')
+EOT
+  chmod 755 "$TMP"; chmod 644 "$TMP/user.toml"
+  ip netns exec "$ID-fw" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps="$caps" \
+    --ambient-caps="$caps" "$FDLINKD" -c "$TMP/user.toml" 2>"$TMP/user.err" &
+  user_pid=$!
+  BACKGROUND+=("$user_pid")
+  for _ in $(seq 50); do [ "$(grep -c 'xdp_offload:.*xdp_mode=native' "$TMP/user.err")" -ge 2 ] && break; sleep 0.1; done
+  [ "$(grep -c 'xdp_offload:.*xdp_mode=native' "$TMP/user.err")" -ge 2 ] ||
+    { cat "$TMP/user.err" >&2; fail "as a user with $caps: a and b not offloaded"; }
+  ping_ok "$ID-h1" 10.77.50.2 20
+  kill -TERM "$user_pid"; wait "$user_pid" || fail "as a user: exit status $? after SIGTERM"
+  [ "$(ours)" -eq 0 ] || fail "as a user: a program was left attached"
+  pass "unprivileged user with $caps (systemd/af_xdp.conf): both links offloaded, pings pass, nothing left"
+fi
