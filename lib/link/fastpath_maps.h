@@ -26,11 +26,11 @@ enum fdlinkd_fp_mode {
 struct fdlinkd_fp_port {
   __u32 mode;
   __u32 flags;
-  __u32 out;       /* FORWARD: the slot frames go to */
-  __u32 bridge;    /* BRIDGE: which bridge (fdb keys) */
-  __u32 max_len;   /* largest frame this slot may send (its MTU plus 18); 0: none */
-  __u16 pvid;      /* access: its VLAN */
-  __u16 native;    /* trunk: VLAN of untagged frames; 0: none */
+  __u32 out;     /* FORWARD: the slot frames go to */
+  __u32 bridge;  /* BRIDGE: which bridge (fdb keys) */
+  __u32 max_len; /* largest frame this slot may send (its MTU plus 18); 0: none */
+  __u16 pvid;    /* access: its VLAN */
+  __u16 native;  /* trunk: VLAN of untagged frames; 0: none */
 };
 
 /* A trunk port's tagged VLANs: present = carried. */

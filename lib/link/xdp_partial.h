@@ -10,10 +10,10 @@
 #ifndef FDLINKD_XDP_PARTIAL_H
 #define FDLINKD_XDP_PARTIAL_H
 
+#include <bpf/bpf_helpers.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
-#include <bpf/bpf_helpers.h>
 
 /* Where a frame's transport checksum lies. */
 struct fdlinkd_l4 {
@@ -67,8 +67,8 @@ static __always_inline __u32 fdlinkd_partial_at(struct xdp_md* ctx, struct fdlin
   } else {
     return 0;
   }
-  __u32 seen, field;  /* (read at constant offsets: a variable one into the stack needs
-                         CAP_PERFMON) */
+  __u32 seen, field; /* (read at constant offsets: a variable one into the stack needs
+                        CAP_PERFMON) */
   if (proto == IPPROTO_TCP) {
     if (bpf_xdp_load_bytes(ctx, l4, h, 20)) return 0;
     field = 16;
