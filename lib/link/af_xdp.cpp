@@ -138,12 +138,9 @@ bpf_object* open_xdp_program(unsigned queues, bool mark_partials) {
   if (!obj) throw LinkError("cannot open fdlinkd's XDP program: " + errno_text(errno));
   bpf_map* map = bpf_object__find_map_by_name(obj, kXdpSocketMap);
   // fdlinkd_mark_partials, the program's one read-only global (.rodata, set before loading).
-  bpf_map* ro = nullptr;
-  for (bpf_map* m = bpf_object__next_map(obj, nullptr); m; m = bpf_object__next_map(obj, m))
-    if (bpf_map__is_internal(m) && std::string_view(bpf_map__name(m)).ends_with(".rodata")) ro = m;
   const __u32 mark = mark_partials ? 1 : 0;
-  if (!map || !ro || !bpf_object__find_program_by_name(obj, kXdpProgramName) ||
-      bpf_map__set_initial_value(ro, &mark, sizeof mark) != 0) {
+  if (!map || !bpf_object__find_program_by_name(obj, kXdpProgramName) ||
+      !set_read_only_globals(obj, &mark, sizeof mark)) {
     bpf_object__close(obj);
     throw LinkError("fdlinkd's XDP program is not the one it was built with");
   }

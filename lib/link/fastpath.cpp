@@ -51,11 +51,8 @@ bpf_object* open_program(std::uint32_t slot) {
   oo.object_name = "fdlinkd_fp";
   bpf_object* obj = bpf_object__open_mem(kFastPathProgram, kFastPathProgram_size, &oo);
   if (!obj) throw LinkError("cannot open fdlinkd's XDP fast path program: " + errno_text(errno));
-  bpf_map* ro = nullptr;
-  for (bpf_map* m = bpf_object__next_map(obj, nullptr); m; m = bpf_object__next_map(obj, m))
-    if (bpf_map__is_internal(m) && std::string_view(bpf_map__name(m)).ends_with(".rodata")) ro = m;
-  if (!ro || !bpf_object__find_program_by_name(obj, kProgramName) ||
-      bpf_map__set_initial_value(ro, &slot, sizeof slot) != 0) {
+  if (!bpf_object__find_program_by_name(obj, kProgramName) ||
+      !set_read_only_globals(obj, &slot, sizeof slot)) {
     bpf_object__close(obj);
     throw LinkError("fdlinkd's XDP fast path program is not the one it was built with");
   }
@@ -68,6 +65,13 @@ int map_fd(bpf_object* obj, const char* name) {
 }
 
 }  // namespace
+
+bool set_read_only_globals(bpf_object* obj, const void* value, std::size_t size) {
+  bpf_map* ro = nullptr;
+  for (bpf_map* m = bpf_object__next_map(obj, nullptr); m; m = bpf_object__next_map(obj, m))
+    if (bpf_map__is_internal(m) && std::string_view(bpf_map__name(m)).ends_with(".rodata")) ro = m;
+  return ro && bpf_map__set_initial_value(ro, value, size) == 0;
+}
 
 void send_libbpf_messages_to_log() {
   static std::once_flag once;

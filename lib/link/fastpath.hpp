@@ -32,6 +32,9 @@ class Link;
 
 /// Sends libbpf's messages to fdlinkd's log (debug) instead of stderr; once per process.
 void send_libbpf_messages_to_log();
+/// Sets an opened (not loaded) program's read-only globals (its .rodata) to `value`; false
+/// when it has none of that size.
+bool set_read_only_globals(bpf_object* obj, const void* value, std::size_t size);
 
 class XdpFastPath {
  public:

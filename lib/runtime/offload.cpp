@@ -56,6 +56,9 @@ void Runtime::plan_offload() {
   std::vector<Offloaded> now;
   std::map<std::size_t, OffloadPlan> rows;  // slot -> its row, for the slots that take part
   std::map<std::size_t, const Link*> egress;
+  std::vector<const Link*> at(links_.slots(), nullptr);  // slot -> its link
+  for (const Link* l : links_.all())
+    at[l->index()] = l;
   for (Link* l : links_.all()) {
     const std::size_t n = graph_->find(l->config().sink);
     if (n == Graph::npos || !wanted) continue;
@@ -76,11 +79,8 @@ void Runtime::plan_offload() {
       plan = graph_->sink(n).offload_plan(l->index());
       why = plan.why_not;
     }
-    std::vector<std::size_t> outs;
     for (std::size_t e : plan.egress) {
-      const Link* out = nullptr;
-      for (const Link* c : links_.all())
-        if (c->index() == e) out = c;
+      const Link* out = e < at.size() ? at[e] : nullptr;
       std::string no = out ? endpoint_why_not(*out) : "gone";
       if (no.empty() && out->config().netns != l->config().netns)
         no = "it is in another network namespace";
@@ -116,9 +116,7 @@ void Runtime::plan_offload() {
     fastpath_->set_port(slot, row);
   }
   for (auto& [slot, plan] : rows) {
-    const Link* l = nullptr;
-    for (const Link* c : links_.all())
-      if (c->index() == slot) l = c;
+    const Link* l = at[slot];
     own(slot, l);
     plan.port.max_len = static_cast<std::uint32_t>(l->config().wire_capacity());
     if (plan.port.flags & FDLINKD_FP_TRUNK) fastpath_->set_vlans(slot, plan.trunk_vlans);
