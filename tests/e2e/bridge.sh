@@ -100,7 +100,7 @@ if [ "$MODE" = plain ]; then
   # A broadcast from h1 reaches h2, h3 and host 4 once each, and not h1.
   capture "$ID-h1" h1 h1; capture "$ID-h2" h2 h2; capture "$ID-h3" h3 h3; capture "$ID-fw" t4 h4
   sleep 1
-  ip netns exec "$ID-h1" "$PY" "$HERE/bridge_frames.py" send h1 bcast-one 02:00:00:00:20:01
+  ip netns exec "$ID-h1" "$PY" "$HERE/bridge_frames.py" send h1 02:00:00:00:20:01 bcast-one
   stop_captures
   for h in h2 h3 h4; do
     [ "$(seen $h bcast-one)" = "1 -" ] || fail "broadcast seen '$(seen $h bcast-one)' on $h, expected once"
@@ -136,35 +136,36 @@ ping_ok "$ID-h1" 10.77.20.2 20
 ip netns exec "$ID-h1" ping -c 3 -i 0.2 -W 1 10.77.20.3 >/dev/null 2>&1 && fail "h1 (VLAN 10) reached h3 (VLAN 20)"
 pass "h1 (VLAN 10) cannot reach h3 (VLAN 20)"
 
-# broadcast_from NS IFACE TAG [VLAN]: one broadcast, captured everywhere.
-broadcast_from() {
-  capture "$ID-h1" h1 h1; capture "$ID-h2" h2 h2; capture "$ID-h3" h3 h3; capture "$ID-h4" h4 h4
-  sleep 1
-  ip netns exec "$1" "$PY" "$HERE/bridge_frames.py" send "$2" "$3" 02:00:00:00:20:09 ${4:-}
-  stop_captures
-}
+# One broadcast from each place, each with its own tag in the payload, captured everywhere at
+# once: send NS IFACE TAG[@VLAN]...
+send() { local ns=$1 ifc=$2; shift 2; ip netns exec "$ns" "$PY" "$HERE/bridge_frames.py" send "$ifc" 02:00:00:00:20:09 "$@"; }
+TAGS=(from-access10 from-access20 trunk-tag10 trunk-tag20 trunk-untagged trunk-tag30)
+declare -A SEEN
 expect() {  # expect TAG h1 h2 h3 h4: what each host saw ("1 -" untagged, "1 10", "0 ")
   local tag=$1; shift
   local h
   for h in h1 h2 h3 h4; do
-    [ "$(seen $h "$tag")" = "$1" ] || fail "$tag: $h saw '$(seen $h "$tag")', expected '$1'"
+    [ "${SEEN[$h:$tag]}" = "$1" ] || fail "$tag: $h saw '${SEEN[$h:$tag]}', expected '$1'"
     shift
   done
   pass "$tag: h1..h4 saw as expected"
 }
-broadcast_from "$ID-h1" h1 from-access10
+capture "$ID-h1" h1 h1; capture "$ID-h2" h2 h2; capture "$ID-h3" h3 h3; capture "$ID-h4" h4 h4
+sleep 1
+send "$ID-h1" h1 from-access10
+send "$ID-h3" h3 from-access20
+send "$ID-h4" h4 trunk-tag10@10 trunk-tag20@20 trunk-untagged trunk-tag30@30
+stop_captures
+for h in h1 h2 h3 h4; do
+  mapfile -t lines < <("$PY" "$HERE/bridge_frames.py" count "$TMP/$h.pcap" "${TAGS[@]}")
+  for i in "${!TAGS[@]}"; do SEEN[$h:${TAGS[$i]}]=${lines[$i]}; done
+done
 expect from-access10 "0 " "1 -" "0 " "1 10"
-broadcast_from "$ID-h3" h3 from-access20
 expect from-access20 "0 " "0 " "0 " "1 20"
-broadcast_from "$ID-h4" h4 trunk-tag10 10
 expect trunk-tag10 "1 -" "1 -" "0 " "0 "
-broadcast_from "$ID-h4" h4 trunk-tag20 20
 expect trunk-tag20 "0 " "0 " "1 -" "0 "
-broadcast_from "$ID-h4" h4 trunk-untagged
 expect trunk-untagged "0 " "0 " "0 " "0 "
-broadcast_from "$ID-h4" h4 trunk-tag30 30
 expect trunk-tag30 "0 " "0 " "0 " "0 "
-
 # tcpdump -e on the trunk side shows the tag of VLAN 10 on h1's ARP.
 capture "$ID-h4" h4 arp
 sleep 1

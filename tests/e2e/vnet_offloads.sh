@@ -51,7 +51,7 @@ iperf() {  # iperf ADDR [-R]
   local srv=$!
   sleep 0.3
   local out
-  out=$(ip netns exec "$ID-h1" timeout 20 iperf3 -c "$1" -t 2 $2 -J) || fail "iperf3 to $1 $2 failed"
+  out=$(ip netns exec "$ID-h1" timeout 20 iperf3 -c "$1" -n 100M $2 -J) || fail "iperf3 to $1 $2 failed"
   wait $srv || true
   echo "$out" | "$PY" -c 'import json,sys; j=json.load(sys.stdin); print("%.2f" % (j["end"]["sum_received"]["bits_per_second"]/1e9))'
 }

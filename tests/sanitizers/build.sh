@@ -12,20 +12,20 @@ BUILD=${2:?build directory}
 shift 2
 LOG=${OUT:-$(mktemp -d)}/build.log
 case $KIND in
-  tsan) flags="-fsanitize=thread -O1 -g -Wno-tsan"
+  tsan) flags="-fsanitize=thread -O1 -g1 -Wno-tsan"
         compilers=() ;;
   asan) CXX=$(command -v clang++-14 || command -v clang++ || true)
         CC=$(command -v clang-14 || command -v clang || true)
         [ -n "$CXX" ] && [ -n "$CC" ] || { echo "sanitizers: asan needs clang (apt-get install clang-14)" >&2; exit 1; }
-        flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g"
+        flags="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O0 -g1"
         compilers=(-DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" -DFDLINKD_FUZZ=ON) ;;
   *) echo "usage: build.sh tsan|asan DIR TARGET..." >&2; exit 2 ;;
 esac
 # A directory configured with another compiler (an older layout) cannot be switched: start over.
-if [ -f "$BUILD/CMakeCache.txt" ] && ! grep -q "^FDLINKD_SANITIZER:STRING=$KIND-2\$" "$BUILD/CMakeCache.txt"; then
+if [ -f "$BUILD/CMakeCache.txt" ] && ! grep -q "^FDLINKD_SANITIZER:STRING=$KIND-3\$" "$BUILD/CMakeCache.txt"; then
   rm -rf "$BUILD"
 fi
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DFDLINKD_HARDENING=OFF -DFDLINKD_SANITIZER="$KIND-2" \
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG= -DCMAKE_C_FLAGS_DEBUG= -DFDLINKD_HARDENING=OFF -DFDLINKD_SANITIZER="$KIND-3" \
   "${compilers[@]}" -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" \
   -DCMAKE_SHARED_LINKER_FLAGS="$flags" -DCMAKE_MODULE_LINKER_FLAGS="$flags" >"$LOG" 2>&1 ||
   { tail -30 "$LOG"; exit 1; }
