@@ -4,7 +4,8 @@
 #   tsan: ThreadSanitizer on the multi-worker paths: the bridge with two worker threads (frames
 #         crossing workers, learned MACs posted between them), fast_paths with fds = 2 and two
 #         workers, a live reload with two workers, the control socket and metrics reading the
-#         workers' counters, and the unit tests.
+#         workers' counters, vhost_user links (rings set up by one thread, used by others), and
+#         the unit tests.
 #   asan: AddressSanitizer + UndefinedBehaviorSanitizer (clang; the same build makes the fuzz
 #         targets, tests/fuzz) on the unit tests and the end-to-end tests that cover each sink
 #         and receive mode once.
@@ -22,9 +23,11 @@ case $KIND in
   tsan) export TSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report second_deadlock_stack=1"
         # (fast_paths' ring modes lose frames to the ~10x slowdown: their loss checks fail)
         # (and a live reload with two workers: the switch posted to each, state taken over;
-        # two af_xdp links on two workers, each sending to the other's AF_XDP socket)
+        # two af_xdp links on two workers, each sending to the other's AF_XDP socket; vhost_user
+        # links set up by the control thread while workers use their rings: hostile frontends,
+        # and testpmd's two queue pairs on two workers)
         e2e=("bridge.sh workers2" "fast_paths.sh readv_sendmmsg" "reload.sh bridge2" "ops.sh control"
-             "af_xdp.sh xdp")
+             "af_xdp.sh xdp" "vhost_user.sh frontend" "vhost_user.sh testpmd")
         units="*two workers*,*tee*,*graph*,*pcap*" ;;
   asan) export ASAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report detect_leaks=1"
         export UBSAN_OPTIONS="halt_on_error=1 exitcode=66 log_path=$OUT/report print_stacktrace=1"
