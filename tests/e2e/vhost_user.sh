@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vhost_user.sh frontend|testpmd: a vhost_user link with a frontend that is not QEMU (vm.sh
+# vhost_user.sh frontend|testpmd|activated: a vhost_user link with a frontend that is not QEMU (vm.sh
 # has QEMU guests):
 #   frontend: vhost_frontend.py, a frontend written from the protocol: an ICMP echo from its
 #             transmit queue to h1 and the reply into its receive queue; then 13 hostile
@@ -12,11 +12,14 @@
 #             queue pairs (MQ; fdlinkd with two workers), in macswap mode: both pairs come up
 #             (fdlinkctl status), 50 frames h1 sends to it come back to h1 (tcpdump counts
 #             them), and testpmd's own counters agree.
+#   activated: the same, with the socket made by systemd-socket-activate (as a .socket unit
+#             would): fdlinkd starts when testpmd connects, takes the passed socket
+#             (vhost_user_socket_from_systemd) and leaves the file in place when it stops.
 # h1 (10.77.8.1) --veth-- [af_packet wire] fdlinkd [vhost_user vm] -- frontend (10.77.8.2)
 # h2 (10.77.9.1) --veth-- [af_packet p2] fdlinkd [af_packet p3] --veth-- h3 (10.77.9.2)
 source "$(dirname "$0")/lib.sh"
-MODE=${1:?frontend or testpmd}
-if [ "$MODE" = testpmd ]; then
+MODE=${1:?frontend, testpmd or activated}
+if [ "$MODE" != frontend ]; then
   command -v dpdk-testpmd >/dev/null ||
     { echo "vhost_user: needs dpdk-testpmd (dpdk-dev, librte-net-virtio23); skipped" >&2; exit 77; }
 fi
@@ -40,14 +43,28 @@ $(afp_link wire pa to-vm)
 name = "vm"
 type = "vhost_user"
 path = "$SOCK"
-queues = $([ "$MODE" = testpmd ] && echo 2 || echo 1)
+queues = $([ "$MODE" != frontend ] && echo 2 || echo 1)
 sink = "to-wire"
 $(forward_sinks wire vm)
 $(afp_link p2 p2 to-p3)
 $(afp_link p3 p3 to-p2)
 $(forward_sinks p2 p3)
 EOT
-start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
+if [ "$MODE" = activated ]; then
+  command -v systemd-socket-activate >/dev/null ||
+    { echo "vhost_user: needs systemd-socket-activate (systemd); skipped" >&2; exit 77; }
+  # It listens on SOCK and execs fdlinkd (same pid, LISTEN_FDS=1, and only the environment named with -E)
+  # once a frontend connects.
+  ip netns exec "$ID-fw" systemd-socket-activate -l "$SOCK" -E RUNTIME_DIRECTORY -- \
+    sh -c "exec \"\$0\" \"\$@\" 2>'$LOG'" "$FDLINKD" -c "$TMP/fdlinkd.toml" --log-format json \
+    2>"$TMP/activate.log" &
+  DAEMON_PID=$!
+  for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+  [ -S "$SOCK" ] || fail "systemd-socket-activate made no socket: $(cat "$TMP/activate.log")"
+  [ -s "$LOG" ] && fail "fdlinkd started before a frontend connected"
+else
+  start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
+fi
 
 case $MODE in
 frontend)
@@ -69,7 +86,7 @@ frontend)
     fail "h2 -> h3 lost pings while the hostile frontends came and went: $(grep transmitted "$TMP/ping-aside")"
   pass "h2 -> h3 through other links all along: $(grep transmitted "$TMP/ping-aside")"
   ;;
-testpmd)
+testpmd | activated)
   ip netns exec "$ID-h1" tcpdump -i h1 -n -c 50 -Q in -w "$TMP/back.pcap" \
     "icmp and ether src 02:fd:00:00:08:02" 2>/dev/null &
   dump=$!
@@ -81,6 +98,12 @@ testpmd)
     --rxq=2 --txq=2 --total-num-mbufs=8192 --stats-period 1 --forward-mode=macswap -a > "$TMP/testpmd.log" 2>&1 &
   pmd=$!
   BACKGROUND+=("$pmd")
+  if [ "$MODE" = activated ]; then
+    for _ in $(seq 100); do grep -q '"event":"ready"' "$LOG" 2>/dev/null && break; sleep 0.05; done
+    grep -q '"event":"ready"' "$LOG" 2>/dev/null || { cat "$TMP/activate.log" "$LOG" >&2; tail -5 "$TMP/testpmd.log" >&2; fail "fdlinkd not ready 5 s after testpmd connected"; }
+    logq has vhost_user_socket_from_systemd || fail "fdlinkd did not take the socket systemd-socket-activate passed"
+    pass "started on testpmd's connection; $(grep -o '"msg":"listening on the socket systemd made"' "$LOG")"
+  fi
   for _ in $(seq 100); do logq has vhost_user_features && break; sleep 0.1; done
   logq has vhost_user_features || { tail -20 "$TMP/testpmd.log" >&2; fail "testpmd did not set up the device"; }
   pass "testpmd (virtio-user) connected: $(grep '"event":"vhost_user_features"' "$LOG" | sed 's/.*"features":"\([^"]*\)".*/\1/')"
@@ -113,3 +136,7 @@ print(" ".join("%s/%s" % (q["rx"], q["tx"]) for q in l["queues"]))')
 *) fail "unknown mode $MODE" ;;
 esac
 stop_daemon
+if [ "$MODE" = activated ]; then
+  [ -S "$SOCK" ] || fail "fdlinkd removed the socket systemd made"
+  pass "the socket systemd made is still there after fdlinkd stopped"
+fi
