@@ -14,8 +14,9 @@
 #                    testpmd's does not: no kick, no wake-up).
 # Each round runs every forwarder in turn (interleaved); a round's figure is the median over
 # its seconds of the generator's received frames over both ports (= frames the middle box
-# forwarded), and the middle box's CPU time over the same seconds (from /proc: utime + stime),
-# giving frames per CPU-second. Output: CSV on stdout (round, forwarder, size, pps, cpu,
+# forwarded), and the middle box's CPU time over the same seconds (the sum of its threads' run
+# time in /proc/PID/task/*/schedstat), giving frames per CPU-second; the log adds the frames in
+# flight at both readings. Output: CSV on stdout (round, forwarder, size, pps, cpu,
 # pps_per_cpu_s) and medians on stderr. PERF=1 records a profile of each forwarder's CPU in the
 # last round (perf record -g -C 1) into $OUT/profile-NAME.txt.
 set -euo pipefail
@@ -42,7 +43,9 @@ cap() {  # cap PID: every thread of PID into the quota
   local t
   for t in /proc/"$1"/task/*; do echo "${t##*/}" > "$CG/tasks"; done
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time of every thread of PID in ns (schedstat: exact, where /proc/PID/stat's ticks are
+# sampled and go wrong under a cgroup quota).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
 wait_sockets() {
   local i
   for i in $(seq 100); do [ -S "$A" ] && [ -S "$B" ] && return 0; sleep 0.05; done
@@ -55,6 +58,8 @@ start_testpmd-vhost() {
     --stats-period 10 --forward-mode=io -a </dev/null > "$OUT/mid.log" 2>&1 &
   MID=$!
 }
+# (FDLINKD_BASE: another build of fdlinkd, for an A/B in one run)
+start_fdlinkd-vhost-base() { FDLINKD=${FDLINKD_BASE:?set FDLINKD_BASE} start_fdlinkd-vhost; }
 start_fdlinkd-vhost-poll() { FDLINKD_DAEMON='busy_poll = "always"' start_fdlinkd-vhost; }
 start_fdlinkd-vhost() {
   cat > "$OUT/fdlinkd.toml" <<EOT
@@ -112,7 +117,7 @@ run() {
   sleep 2
   echo "show port stats all" >&7
   local c0 c1
-  c0=$(cpu_ticks "$MID")
+  c0=$(cpu_ns "$MID")
   local t0
   t0=$(date +%s%N)
   if [ "${PERF:-}" = 1 ] && [ "$round" = "$ROUNDS" ]; then
@@ -122,7 +127,7 @@ run() {
   else
     sleep "$SECS"
   fi
-  c1=$(cpu_ticks "$MID")
+  c1=$(cpu_ns "$MID")
   echo "show port stats all" >&7
   local t1
   t1=$(date +%s%N)
@@ -140,11 +145,16 @@ run() {
   pps=$(grep "RX-packets:" "$OUT/gen.log" | awk '{print $2}' | head -4 | paste -sd' ' |
         awk -v ns="$((t1 - t0))" '{printf "%.0f", ($3 + $4 - $1 - $2) / (ns / 1e9)}')
   local cpu
-  cpu=$(awk -v t="$((c1 - c0))" -v ns="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz / (ns / 1e9)}')
+  cpu=$(awk -v t="$((c1 - c0))" -v ns="$((t1 - t0))" 'BEGIN {printf "%.3f", t / ns}')
+  # Frames in flight at each reading: sent by the generator and not yet back (the circulation
+  # shrinks when the middle box or the generator drops one).
+  local flight
+  flight=$(awk '/RX-packets:/ {rx[++r] = $2} /TX-packets:/ {tx[++t] = $2}
+                END {printf "%d->%d", tx[1] + tx[2] - rx[1] - rx[2], tx[3] + tx[4] - rx[3] - rx[4]}' "$OUT/gen.log")
   local per
   per=$(awk -v p="$pps" -v c="$cpu" 'BEGIN {printf "%.0f", (c > 0 ? p / c : 0)}')
   echo "$round,$name,$SIZE,$pps,$cpu,$per"
-  log "round $round $name: $pps pps, $cpu CPU, $per frames per CPU-second"
+  log "round $round $name: $pps pps, $cpu CPU, $per frames per CPU-second, in flight $flight"
 }
 
 echo "round,forwarder,size,pps,cpu,pps_per_cpu_s" | tee "$OUT/results.csv"
