@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# vhost_user.sh frontend|testpmd|activated: a vhost_user link with a frontend that is not QEMU (vm.sh
-# has QEMU guests):
+# vhost_user.sh frontend|testpmd|activated: a vhost_user link with a frontend that is not QEMU
+# (vm.sh has QEMU guests):
 #   frontend: vhost_frontend.py, a frontend written from the protocol: an ICMP echo from its
 #             transmit queue to h1 and the reply into its receive queue; then 13 hostile
 #             frontends, each reset with its counter (descriptors outside memory, loops,
@@ -53,8 +53,8 @@ EOT
 if [ "$MODE" = activated ]; then
   command -v systemd-socket-activate >/dev/null ||
     { echo "vhost_user: needs systemd-socket-activate (systemd); skipped" >&2; exit 77; }
-  # It listens on SOCK and execs fdlinkd (same pid, LISTEN_FDS=1, and only the environment named with -E)
-  # once a frontend connects.
+  # It listens on SOCK and execs fdlinkd (same pid, LISTEN_FDS=1, and only the environment
+  # named with -E) once a frontend connects.
   ip netns exec "$ID-fw" systemd-socket-activate -l "$SOCK" -E RUNTIME_DIRECTORY -- \
     sh -c "exec \"\$0\" \"\$@\" 2>'$LOG'" "$FDLINKD" -c "$TMP/fdlinkd.toml" --log-format json \
     2>"$TMP/activate.log" &
