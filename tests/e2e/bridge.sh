@@ -138,7 +138,11 @@ pass "h1 (VLAN 10) cannot reach h3 (VLAN 20)"
 
 # One broadcast from each place, each with its own tag in the payload, captured everywhere at
 # once: send NS IFACE TAG[@VLAN]...
-send() { local ns=$1 ifc=$2; shift 2; ip netns exec "$ns" "$PY" "$HERE/bridge_frames.py" send "$ifc" 02:00:00:00:20:09 "$@"; }
+send() {
+  local ns=$1 ifc=$2
+  shift 2
+  ip netns exec "$ns" "$PY" "$HERE/bridge_frames.py" send "$ifc" 02:00:00:00:20:09 "$@"
+}
 TAGS=(from-access10 from-access20 trunk-tag10 trunk-tag20 trunk-untagged trunk-tag30)
 declare -A SEEN
 expect() {  # expect TAG h1 h2 h3 h4: what each host saw ("1 -" untagged, "1 10", "0 ")
@@ -166,6 +170,7 @@ expect trunk-tag10 "1 -" "1 -" "0 " "0 "
 expect trunk-tag20 "0 " "0 " "1 -" "0 "
 expect trunk-untagged "0 " "0 " "0 " "0 "
 expect trunk-tag30 "0 " "0 " "0 " "0 "
+
 # tcpdump -e on the trunk side shows the tag of VLAN 10 on h1's ARP.
 capture "$ID-h4" h4 arp
 sleep 1

@@ -5,6 +5,9 @@
 #   asan: clang, AddressSanitizer + UndefinedBehaviorSanitizer, with libFuzzer's coverage
 #         instrumentation (fuzzer-no-link): the same objects make the daemon the end-to-end
 #         tests run and the fuzz targets (FDLINKD_FUZZ), so the library is compiled once.
+# Debug info is -g1 (line tables: reports still name file and line), and ASan builds at -O0:
+# on runtime.cpp that is 9.6 s against 24.6 s at -O1 -g, and the build was most of the pass.
+# (The Debug configuration's own -g is emptied, or it would come after these flags.)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 KIND=${1:?tsan or asan}
