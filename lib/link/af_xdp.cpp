@@ -148,6 +148,23 @@ bpf_object* open_xdp_program(unsigned queues, bool mark_partials) {
   return obj;
 }
 
+bpf_object* load_xdp_program(unsigned queues, bool mark_partials, bool& marks) {
+  marks = mark_partials;
+  bpf_object* obj = open_xdp_program(queues, mark_partials);
+  if (bpf_object__load(obj) == 0) return obj;
+  int err = errno;
+  bpf_object__close(obj);
+  if (mark_partials && err == EINVAL) {  // (the marking's helper, or not the marking at all)
+    marks = false;
+    obj = open_xdp_program(queues, false);
+    if (bpf_object__load(obj) == 0) return obj;
+    err = errno;
+    bpf_object__close(obj);
+  }
+  errno = err;
+  return nullptr;
+}
+
 AfXdpLink::~AfXdpLink() {
   close_retired();
   for (std::size_t i = 0; i < ports_.size(); ++i)
@@ -189,8 +206,9 @@ void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
                     config_.interface + "`, and detach it (`ip link set dev " + config_.interface +
                     " xdp off`) if nothing needs it");
 
-  program_ = open_xdp_program(queues, mark_partials);
-  if (bpf_object__load(program_) != 0) {
+  bool marks = false;
+  program_ = load_xdp_program(queues, mark_partials, marks);
+  if (!program_) {
     const int err = errno;
     throw LinkError("cannot load fdlinkd's XDP program for " + on + ": " +
                     errno_text(err, "CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN)") +
@@ -198,6 +216,12 @@ void AfXdpLink::attach_program(unsigned queues, bool mark_partials) {
                                     "a seccomp filter that forbids bpf(2) says the same"
                                   : ""));
   }
+  if (mark_partials && !marks)
+    log::warn("af_xdp_no_marks",
+              "this kernel refused the XDP program's checksum marks (bpf_xdp_adjust_meta): "
+              "loaded without them, fdlinkd checks every frame it receives for an unfinished "
+              "checksum itself, which costs more per frame",
+              {{"link", name()}, {"interface", config_.interface}});
   map_fd_ = bpf_map__fd(bpf_object__find_map_by_name(program_, kXdpSocketMap));
 
   bpf_link_create_opts lo{};

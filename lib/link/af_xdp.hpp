@@ -44,6 +44,12 @@ inline constexpr const char* kXdpSocketMap = "fdlinkd_xsks";
 /// (af_xdp_meta.h); not loaded yet (bpf_object__load). Throws LinkError.
 bpf_object* open_xdp_program(unsigned queues, bool mark_partials);
 
+/// open_xdp_program() and bpf_object__load(). Where the kernel refuses the marking (some
+/// kernels do not let an XDP program call bpf_xdp_adjust_meta: "program of this type cannot
+/// use helper"), loads the program without it: `marks` says which was loaded. nullptr with
+/// errno set when neither loads. Throws LinkError as open_xdp_program().
+bpf_object* load_xdp_program(unsigned queues, bool mark_partials, bool& marks);
+
 struct AfXdpOptions : LinkOptions {
   bool promisc = true;
   /// One AF_XDP socket per receive queue 0..queues-1 (0: all of the interface's).
