@@ -74,7 +74,7 @@ VhostDevice::VhostDevice(std::size_t pairs, bool offloads, VhostHooks& hooks)
     : hooks_(hooks), mem_(std::make_unique<GuestMemory>()) {
   offered_ = bit(virtio::kVersion1) | bit(virtio::kAnyLayout) | bit(virtio::kRingIndirectDesc) |
              bit(virtio::kRingEventIdx) | bit(virtio::kNetMrgRxbuf) |
-             bit(virtio::kProtocolFeatures);
+             bit(virtio::kProtocolFeatures) | bit(virtio::kInOrder);
   if (offloads)
     offered_ |= bit(virtio::kNetCsum) | bit(virtio::kNetGuestCsum) | bit(virtio::kNetHostTso4) |
                 bit(virtio::kNetHostTso6) | bit(virtio::kNetHostEcn) | bit(virtio::kNetGuestTso4) |

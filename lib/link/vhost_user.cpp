@@ -91,6 +91,7 @@ constexpr FeatureName kFeatureNames[] = {
     {virtio::kRingEventIdx, "EVENT_IDX"},
     {virtio::kProtocolFeatures, "PROTOCOL_FEATURES"},
     {virtio::kVersion1, "VERSION_1"},
+    {virtio::kInOrder, "IN_ORDER"},
 };
 
 std::string feature_names(std::uint64_t f) {

@@ -41,7 +41,7 @@ inline constexpr unsigned kNetCsum = 0, kNetGuestCsum = 1, kNetGuestTso4 = 7, kN
                           kNetGuestEcn = 9, kNetHostTso4 = 11, kNetHostTso6 = 12, kNetHostEcn = 13,
                           kNetMrgRxbuf = 15, kNetCtrlVq = 17, kNetMq = 22, kAnyLayout = 27,
                           kRingIndirectDesc = 28, kRingEventIdx = 29, kProtocolFeatures = 30,
-                          kVersion1 = 32, kLogAll = 26;
+                          kVersion1 = 32, kInOrder = 35, kLogAll = 26;
 constexpr std::uint64_t bit(unsigned b) {
   return std::uint64_t{1} << b;
 }

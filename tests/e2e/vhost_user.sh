@@ -106,7 +106,10 @@ testpmd | activated)
   fi
   for _ in $(seq 100); do logq has vhost_user_features && break; sleep 0.1; done
   logq has vhost_user_features || { tail -20 "$TMP/testpmd.log" >&2; fail "testpmd did not set up the device"; }
-  pass "testpmd (virtio-user) connected: $(grep '"event":"vhost_user_features"' "$LOG" | sed 's/.*"features":"\([^"]*\)".*/\1/')"
+  features=$(grep '"event":"vhost_user_features"' "$LOG" | sed 's/.*"features":"\([^"]*\)".*/\1/')
+  pass "testpmd (virtio-user) connected: $features"
+  # virtio-user takes IN_ORDER when offered: the frames below then cross its in-order paths.
+  [[ " $features " == *" IN_ORDER "* ]] || fail "IN_ORDER not negotiated with testpmd"
   queues=""
   for _ in $(seq 50); do
     queues=$("$FDLINKCTL" -s "$CTL" status --json | "$PY" -c '
