@@ -154,7 +154,7 @@ bpf_object* load_xdp_program(unsigned queues, bool mark_partials, bool& marks) {
   if (bpf_object__load(obj) == 0) return obj;
   int err = errno;
   bpf_object__close(obj);
-  if (mark_partials && err == EINVAL) {  // (the marking's helper, or not the marking at all)
+  if (mark_partials && err == EINVAL) {  // (the verifier refused it: once more, unmarked)
     marks = false;
     obj = open_xdp_program(queues, false);
     if (bpf_object__load(obj) == 0) return obj;

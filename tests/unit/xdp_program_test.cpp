@@ -23,7 +23,7 @@ using namespace fdlinkd::test;
 
 namespace {
 
-// The daemon's program as the link opens it (open_xdp_program), loaded but not attached.
+// The daemon's program as the link loads it (load_xdp_program), not attached.
 class Program {
  public:
   explicit Program(bool mark) : obj_(load_xdp_program(1, mark, marking_)) {
