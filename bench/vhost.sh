@@ -19,8 +19,9 @@
 # at both readings. A round whose middle box used less than 90% of its quota is flagged (it
 # did not set the rate) and left out of the medians. Output: CSV on stdout (round, forwarder,
 # size, pps, cpu, pps_per_cpu_s, saturated) and medians on stderr. FDLINKD_LINK: lines added
-# to both of fdlinkd's links (e.g. 'offloads = false'). PERF=1 records a profile of each forwarder's CPU in the
-# last round (perf record -g -C 1) into $OUT/profile-NAME.txt.
+# to both of fdlinkd's links (e.g. 'offloads = false'). PERF=1 records a profile of each
+# forwarder's CPU in the last round (perf record -g -C 1) into $OUT/profile-NAME.txt.
+# (The frames in flight are the generator's view: a frame the middle box dropped still counts.)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROUNDS=5 SECS=8 SIZE=64
