@@ -9,9 +9,17 @@
 #   fdlinkd-soft  the same, af_packet without vnet_hdr: fdlinkd segments in software
 #   fdlinkd-default  the af_packet link at its defaults (no vnet_hdr, no qdisc_bypass key):
 #                 super-frames go to the kernel's qdisc path whole
+#   fdlinkd-vnet-poll  fdlinkd-vnet with busy_poll = "200us" (the worker polls instead of
+#                 being woken by the sender's CPU for each super-frame)
+#   fdlinkd-base-vnet, fdlinkd-base-default  the same two with $FDLINKD_BASE (another build),
+#                 for an A/B run of two builds in the same interleaved rounds
+# FWDS="bridge fdlinkd-vnet ..." picks the paths (default: bridge and the three fdlinkd ones);
+# FDLINKD_DAEMON adds lines to fdlinkd's [daemon] table (e.g. 'busy_poll = "200us"').
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
+FDLINKD_BASE=${FDLINKD_BASE:-}
+FWDS=${FWDS:-bridge fdlinkd-vnet fdlinkd-soft fdlinkd-default}
 ROUNDS=${1:-3} SECS=${2:-8}
 OUT=${OUT:-$HERE/out}
 mkdir -p "$OUT"
@@ -44,7 +52,9 @@ run_bridge() {
   sleep 0.5
   iperf
 }
-run_fdlinkd() {  # VNET(true|false|default)
+run_fdlinkd() {  # BINARY VNET(true|false|default) [LINES for [daemon]]
+  local bin=$1 extra=${3:-}
+  shift
   up_hosts
   ip link add h2 netns tb-h2 type veth peer name pb netns tb-fw
   ip -n tb-fw link set pb up
@@ -52,6 +62,8 @@ run_fdlinkd() {  # VNET(true|false|default)
   cat > "$OUT/tap_tcp.toml" <<EOT
 [daemon]
 stats_interval = "0s"
+${FDLINKD_DAEMON:-}
+$extra
 [[link]]
 name = "tap"
 type = "tap"
@@ -75,7 +87,7 @@ type = "forward"
 to = "tap"
 EOT
   # Runs inside $(...): the daemon must not hold that pipe, and must be stopped here.
-  ip netns exec tb-fw taskset -c 1 "$FDLINKD" -c "$OUT/tap_tcp.toml" >/dev/null 2> "$OUT/tap_tcp.log" &
+  ip netns exec tb-fw taskset -c 1 "$bin" -c "$OUT/tap_tcp.toml" >/dev/null 2> "$OUT/tap_tcp.log" &
   local pid=$!
   for _ in $(seq 50); do grep -q ' ready: ' "$OUT/tap_tcp.log" 2>/dev/null && break; sleep 0.1; done
   ip -n tb-h1 addr add 10.98.0.1/24 dev t0
@@ -86,28 +98,43 @@ EOT
 }
 declare -A res
 for r in $(seq "$ROUNDS"); do
-  for f in bridge fdlinkd-vnet fdlinkd-soft fdlinkd-default; do
+  for f in $FWDS; do
     case $f in
       bridge) v=$(run_bridge) ;;
-      fdlinkd-vnet) v=$(run_fdlinkd true) ;;
-      fdlinkd-soft) v=$(run_fdlinkd false) ;;
-      fdlinkd-default) v=$(run_fdlinkd default) ;;
+      fdlinkd-vnet) v=$(run_fdlinkd "$FDLINKD" true) ;;
+      fdlinkd-vnet-poll) v=$(run_fdlinkd "$FDLINKD" true 'busy_poll = "200us"') ;;
+      fdlinkd-soft) v=$(run_fdlinkd "$FDLINKD" false) ;;
+      fdlinkd-default) v=$(run_fdlinkd "$FDLINKD" default) ;;
+      fdlinkd-base-vnet) v=$(run_fdlinkd "${FDLINKD_BASE:?FDLINKD_BASE names the other build}" true) ;;
+      fdlinkd-base-default) v=$(run_fdlinkd "${FDLINKD_BASE:?FDLINKD_BASE names the other build}" default) ;;
+      *) echo "unknown path $f" >&2; exit 2 ;;
     esac
     down
     echo "round $r $f: $v Gbit/s" >&2
     res[$f]="${res[$f]:-} $v"
   done
 done
-python3 - "${res[bridge]}" "${res[fdlinkd-vnet]}" "${res[fdlinkd-soft]}" "${res[fdlinkd-default]}" <<'EOF'
+args=()
+for f in $FWDS; do args+=("$f" "${res[$f]}"); done
+python3 - "${args[@]}" <<'EOF'
 import statistics, sys
-names = ["bridge", "fdlinkd-vnet (GSO pass-through)", "fdlinkd-soft (software GSO)",
-         "fdlinkd-default (af_packet defaults: pass-through, qdisc path)"]
-vals = [[float(x) for x in a.split()] for a in sys.argv[1:]]
-b = vals[0]
+what = {"bridge": "bridge",
+        "fdlinkd-vnet": "fdlinkd-vnet (GSO pass-through)",
+        "fdlinkd-vnet-poll": "fdlinkd-vnet-poll (GSO pass-through, busy_poll = 200us)",
+        "fdlinkd-soft": "fdlinkd-soft (software GSO)",
+        "fdlinkd-default": "fdlinkd-default (af_packet defaults: pass-through, qdisc path)",
+        "fdlinkd-base-vnet": "fdlinkd-base-vnet (FDLINKD_BASE, GSO pass-through)",
+        "fdlinkd-base-default": "fdlinkd-base-default (FDLINKD_BASE, af_packet defaults)"}
+a = sys.argv[1:]
+runs = {a[i]: [float(x) for x in a[i + 1].split()] for i in range(0, len(a), 2)}
+b = runs.get("bridge")
 print("| path | median Gbit/s | min-max | ratio to bridge | per-round ratio |")
 print("|---|---:|---:|---:|---:|")
-for n, v in zip(names, vals):
-    pr = [x / y for x, y in zip(v, b)]
-    print("| %s | %.2f | %.2f-%.2f | %.2f | %.2f-%.2f |" % (n, statistics.median(v), min(v), max(v),
-          statistics.median(v) / statistics.median(b), min(pr), max(pr)))
+for n, v in runs.items():
+    if b:
+        pr = [x / y for x, y in zip(v, b)]
+        rel = "%.2f | %.2f-%.2f" % (statistics.median(v) / statistics.median(b), min(pr), max(pr))
+    else:
+        rel = "- | -"
+    print("| %s | %.2f | %.2f-%.2f | %s |" % (what[n], statistics.median(v), min(v), max(v), rel))
 EOF

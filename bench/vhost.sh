@@ -145,6 +145,7 @@ run() {
   kill -TERM "$MID" 2>/dev/null || true
   wait "$MID" 2>/dev/null || true
   cp "$OUT/gen.log" "$OUT/gen-$name-$round.log"
+  cp "$OUT/mid.log" "$OUT/mid-$name-$round.log"
   # RX-packets of both ports, in the two readings: what the middle box passed on meanwhile.
   local pps
   pps=$(grep "RX-packets:" "$OUT/gen.log" | awk '{print $2}' | head -4 | paste -sd' ' |
