@@ -2,6 +2,9 @@
 # network namespaces (names unique to the test's PID), starts the real daemon, sends real
 # traffic, and checks what a user would check. Everything it made is removed on exit.
 set -euo pipefail
+# Under pipefail, `producer | grep -q` fails when grep stops at its first match while the
+# producer is still writing (SIGPIPE): keep it for short outputs written at once, and read a long
+# one (a capture, a journal) to its end with `grep PATTERN >/dev/null`.
 
 FDLINKD=${FDLINKD:?set FDLINKD to the fdlinkd binary}
 PY=/usr/bin/python3   # Debian's python3 (it has scapy), whatever else is on PATH
