@@ -53,8 +53,7 @@ run_bridge() {
   iperf
 }
 run_fdlinkd() {  # BINARY VNET(true|false|default) [LINES for [daemon]]
-  local bin=$1 extra=${3:-}
-  shift
+  local bin=$1 vnet=$2 extra=${3:-}
   up_hosts
   ip link add h2 netns tb-h2 type veth peer name pb netns tb-fw
   ip -n tb-fw link set pb up
@@ -75,7 +74,7 @@ sink = "to-wire"
 name = "wire"
 type = "af_packet"
 interface = "pb"
-$([ "$1" = default ] || printf 'vnet_hdr = %s\nqdisc_bypass = true' "$1")
+$([ "$vnet" = default ] || printf 'vnet_hdr = %s\nqdisc_bypass = true' "$vnet")
 sink = "to-tap"
 [[sink]]
 name = "to-wire"
