@@ -18,7 +18,6 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
-FDLINKD_BASE=${FDLINKD_BASE:-}
 FWDS=${FWDS:-bridge fdlinkd-vnet fdlinkd-soft fdlinkd-default}
 ROUNDS=${1:-3} SECS=${2:-8}
 OUT=${OUT:-$HERE/out}

@@ -116,10 +116,8 @@ fwd() { printf '[[sink]]\nname = "to-%s"\ntype = "forward"\nto = "%s"\n' "$1" "$
 CONFIG="$ROOTFS/etc/fdlinkd.toml"
 { printf '[daemon]\nstats_interval = "0s"\n'; afp a af_packet c1 b; afp b af_packet c2 a; fwd a; fwd b; } > "$CONFIG"
 journal() { in_ct journalctl -u "$1" --no-pager -o cat; }
-# has UNIT REGEX: the unit's journal has a line matching REGEX. The output is read whole first:
-# `journal | grep -q` stops reading at the first match, journalctl then dies of SIGPIPE, and
-# under pipefail the check fails though the line is there (it did, one run in two with both
-# CPUs busy).
+# has UNIT REGEX: the unit's journal has a line matching REGEX, read whole first (not
+# `journal | grep -q`: see lib.sh; it failed one run in two with both CPUs busy).
 has() { local out; out=$(journal "$1"); grep -qE "$2" <<< "$out"; }
 # last_run UNIT: the unit's journal from its last "ready: forwarding" on (its last start), once
 # journald has written what it was sent (the unit's last lines come just before it exits).
