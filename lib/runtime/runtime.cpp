@@ -108,6 +108,9 @@ bool Runtime::start_workers() {
   const auto& cpus = config_.daemon.cpu_affinity;
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     threads_.emplace_back([this, i] {
+      // Named for top -H, perf and ps (15 characters at most): fdlinkd-w0, fdlinkd-w1, ...
+      const std::string name = "fdlinkd-w" + std::to_string(i);
+      pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
       auto guard = asio::make_work_guard(*workers_[i]);
       run_worker(*workers_[i], config_.daemon);
     });

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,7 +168,10 @@ PcapSink::PcapSink(PcapSettings settings, unsigned workers) : s_(std::move(setti
     rings_.push_back(std::make_unique<Ring>(s_.buffer));
   pcap_ = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, static_cast<int>(s_.snaplen),
                                                PCAP_TSTAMP_PRECISION_NANO);
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "fdlinkd-pcap");
+    writer_loop();
+  });
 }
 
 PcapSink::~PcapSink() {
