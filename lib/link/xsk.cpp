@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/prefetch.hpp"
 #include "link/link.hpp"
 
 #ifndef SOL_XDP
@@ -218,8 +219,8 @@ void XskSocket::prefetch(std::uint32_t i) const {
   // The frame's first line and the one before it (the XDP metadata), which the kernel has
   // just written on another CPU: asked for early, the misses overlap instead of stalling.
   const std::uint8_t* f = frame(xsk_ring_cons__rx_desc(&rx_, rx_index_ + i)->addr);
-  __builtin_prefetch(f - FDLINKD_XDP_META_SIZE);
-  __builtin_prefetch(f);
+  prefetch_read(f - FDLINKD_XDP_META_SIZE);
+  prefetch_read(f);
 }
 
 bool XskSocket::next(std::uint8_t*& data, std::uint32_t& len) {
