@@ -74,7 +74,7 @@ VhostDevice::VhostDevice(std::size_t pairs, bool offloads, VhostHooks& hooks)
     : hooks_(hooks), mem_(std::make_unique<GuestMemory>()) {
   offered_ = bit(virtio::kVersion1) | bit(virtio::kAnyLayout) | bit(virtio::kRingIndirectDesc) |
              bit(virtio::kRingEventIdx) | bit(virtio::kNetMrgRxbuf) |
-             bit(virtio::kProtocolFeatures) | bit(virtio::kInOrder);
+             bit(virtio::kProtocolFeatures) | bit(virtio::kInOrder) | bit(virtio::kRingPacked);
   if (offloads)
     offered_ |= bit(virtio::kNetCsum) | bit(virtio::kNetGuestCsum) | bit(virtio::kNetHostTso4) |
                 bit(virtio::kNetHostTso6) | bit(virtio::kNetHostEcn) | bit(virtio::kNetGuestTso4) |
@@ -122,7 +122,7 @@ void VhostDevice::reset() {
     if (q->call_fd >= 0) ::close(q->call_fd);
     q->call_fd = -1;
     q->started = q->enabled = q->broken = q->addr_set = false;
-    q->event_idx = q->indirect = false;
+    q->event_idx = q->indirect = q->packed = false;
     q->size = 0;
     q->set_base(0);
     q->unmap();
@@ -268,7 +268,10 @@ std::string VhostDevice::apply(const VhostMessage& m, Reply& reply) {
       const std::uint32_t i = u32_at(p, 0), num = u32_at(p, 4);
       if (!(err = check_queue(i, name, true)).empty()) return err;
       // (0: DPDK's virtio-user sends it for a queue it leaves unused; such a ring cannot start)
-      if (num > VirtQueue::kMaxSize || (num & (num - 1)) != 0)
+      if (num > VirtQueue::kMaxSize)
+        return name + " " + std::to_string(num) + " for queue " + std::to_string(i) +
+               ": a ring holds up to 32768 descriptors";
+      if (!has(virtio::kRingPacked) && (num & (num - 1)) != 0)
         return name + " " + std::to_string(num) + " for queue " + std::to_string(i) +
                ": a split ring's size is a power of two up to 32768";
       std::lock_guard lock(vqs_[i]->mutex);
@@ -296,9 +299,15 @@ std::string VhostDevice::apply(const VhostMessage& m, Reply& reply) {
       if (!(err = expect(kState)).empty() || !(err = no_fds()).empty()) return err;
       const std::uint32_t i = u32_at(p, 0), base = u32_at(p, 4);
       if (!(err = check_queue(i, name, true)).empty()) return err;
-      if (base > 0xffff) return name + " " + std::to_string(base) + ": beyond a 16-bit index";
+      // Packed: QEMU adds the used position in bits 16-31 (as GET_VRING_BASE gives it); the
+      // device takes and returns chains in order, so the next used descriptor goes where the
+      // next chain begins, and the available position (bits 0-15) is all it needs.
+      const bool packed = has(virtio::kRingPacked);
+      if (base > 0xffff && !packed)
+        return name + " " + std::to_string(base) + ": beyond a 16-bit index";
       std::lock_guard lock(vqs_[i]->mutex);
-      vqs_[i]->set_base(static_cast<std::uint16_t>(base));
+      vqs_[i]->packed = packed;  // (how the base reads)
+      vqs_[i]->set_base(static_cast<std::uint16_t>(base & 0xffff));
       break;
     }
     case kGetVringBase: {
@@ -310,7 +319,7 @@ std::string VhostDevice::apply(const VhostMessage& m, Reply& reply) {
       state[0] = i;
       {
         std::lock_guard lock(vqs_[i]->mutex);
-        state[1] = vqs_[i]->last_avail;
+        state[1] = vqs_[i]->base();
       }
       reply.send = true;
       reply.size = sizeof state;
@@ -357,6 +366,7 @@ std::string VhostDevice::set_features(std::uint64_t v) {
   for (auto& q : vqs_) {
     q->event_idx = v & bit(virtio::kRingEventIdx);
     q->indirect = v & bit(virtio::kRingIndirectDesc);
+    if (!q->started) q->packed = v & bit(virtio::kRingPacked);
     // Without protocol features a started ring is enabled at once.
     if (q->started && !protocol_negotiated()) q->enabled = true;
   }
@@ -466,6 +476,7 @@ std::string VhostDevice::vring_fd(const VhostMessage& m, int& fd) {
     q.mem = mem_.get();
     q.event_idx = has(virtio::kRingEventIdx);
     q.indirect = has(virtio::kRingIndirectDesc);
+    q.packed = has(virtio::kRingPacked);
     q.started = true;
     if (!protocol_negotiated()) q.enabled = true;
     // A ring of size 0 (DPDK's virtio-user kicks one it leaves unused) starts and stays idle:

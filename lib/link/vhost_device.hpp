@@ -9,12 +9,14 @@
 // Offered: VERSION_1, ANY_LAYOUT, INDIRECT_DESC, EVENT_IDX, MRG_RXBUF, IN_ORDER (the device
 // already takes and returns every queue's chains in the order the driver offered them; a
 // driver that knows it can then hand out descriptors in table order: DPDK's virtio-user takes
-// its in-order paths, which cost the device fewer misses), and (with offloads)
+// its in-order paths, which cost the device fewer misses), RING_PACKED (the driver picks the
+// packed ring or the split one; QEMU's packed=on, virtio-user's packed_vq=1), and (with
+// offloads)
 // CSUM, GUEST_CSUM, HOST_TSO4/6, HOST_ECN, GUEST_TSO4/6, GUEST_ECN; protocol features MQ,
 // REPLY_ACK and CONFIGURE_MEM_SLOTS. Not offered: VHOST_F_LOG_ALL and LOG_SHMFD (dirty-page
 // logging), so QEMU blocks live migration of the guest ("Migration disabled: vhost-user backend
 // lacks VHOST_USER_PROTOCOL_F_LOG_SHMFD feature") instead of migrating it with pages fdlinkd
-// wrote left unsent; the packed ring; IOMMU.
+// wrote left unsent; IOMMU.
 //
 // Rings: stopped until SET_VRING_KICK, stopped again by GET_VRING_BASE; enabled by
 // SET_VRING_ENABLE once protocol features are negotiated (else as soon as started). Every

@@ -91,6 +91,7 @@ constexpr FeatureName kFeatureNames[] = {
     {virtio::kRingEventIdx, "EVENT_IDX"},
     {virtio::kProtocolFeatures, "PROTOCOL_FEATURES"},
     {virtio::kVersion1, "VERSION_1"},
+    {virtio::kRingPacked, "RING_PACKED"},
     {virtio::kInOrder, "IN_ORDER"},
 };
 

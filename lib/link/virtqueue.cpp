@@ -19,8 +19,23 @@ std::string_view vq_fault_name(VqFault f) {
 
 bool VirtQueue::map() {
   unmap();
-  if (!mem || !addr_set || size == 0 || size > kMaxSize || (size & (size - 1)) != 0) return false;
+  if (!mem || !addr_set || size == 0 || size > kMaxSize) return false;
   const std::uint64_t n = size;
+  if (packed) {  // (any size; the base inside the ring)
+    std::uint8_t* d = mem->uva_to_host(desc_uva, 16 * n);
+    std::uint8_t* a = mem->uva_to_host(avail_uva, 4);
+    std::uint8_t* u = mem->uva_to_host(used_uva, 4);
+    if (!d || !a || !u || last_avail >= size || used_idx >= size) return false;
+    if (reinterpret_cast<std::uintptr_t>(d) % 16 != 0 ||
+        reinterpret_cast<std::uintptr_t>(a) % 4 != 0 ||
+        reinterpret_cast<std::uintptr_t>(u) % 4 != 0)
+      return false;
+    desc_ = d;
+    avail_ = a;
+    used_ = u;
+    return true;
+  }
+  if ((size & (size - 1)) != 0) return false;
   std::uint8_t* d = mem->uva_to_host(desc_uva, 16 * n);
   std::uint8_t* a = mem->uva_to_host(avail_uva, 4 + 2 * n + 2);
   std::uint8_t* u = mem->uva_to_host(used_uva, 4 + 8 * n + 2);
@@ -36,6 +51,7 @@ bool VirtQueue::map() {
 }
 
 bool VirtQueue::should_call() {
+  if (packed) return should_call_packed();
   if (signalled_valid_ && signalled_used_ == used_idx) return false;  // nothing new
   // The used index is published before the driver's wish is read (the driver writes its wish,
   // then reads the index: one of the two sees the other).
@@ -62,7 +78,9 @@ void VirtQueue::call_if_needed() {
 }
 
 bool VirtQueue::enable_kicks() {
-  if (event_idx)
+  if (packed)  // (enable, never a position: the driver kicks for whatever it offers next)
+    __atomic_store_n(device_flags_ptr(), virtio::kEventEnable, __ATOMIC_RELAXED);
+  else if (event_idx)
     __atomic_store_n(avail_event_ptr(), last_avail, __ATOMIC_RELAXED);
   else
     __atomic_store_n(used_flags_ptr(), std::uint16_t{0}, __ATOMIC_RELAXED);
@@ -70,6 +88,58 @@ bool VirtQueue::enable_kicks() {
   // reads the wish).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   return available() != 0;
+}
+
+void VirtQueue::prefetch_packed(std::uint16_t ahead, bool write) const {
+  // Descriptors are not checked for being available: a stale one's buffer is prefetched for
+  // nothing, one outside memory not at all.
+  std::uint32_t at = std::uint32_t{last_avail} + ahead + 8;
+  if (at >= size) at %= size;
+  prefetch_read(desc_ + std::size_t{16} * at);
+  at = std::uint32_t{last_avail} + ahead;
+  if (at >= size) at %= size;
+  std::uint64_t addr;
+  std::memcpy(&addr, desc_ + std::size_t{16} * at, 8);
+  prefetch_buffer(addr, write);
+}
+
+void VirtQueue::publish_packed() {
+  // Each used descriptor where its chain began: id and length first, the flags (both set to
+  // the device's wrap counter) last, so that the driver sees it whole.
+  for (std::size_t i = 0; i < shadow_n_; ++i) {
+    const Shadow& e = shadow_[i];
+    std::uint8_t* d = desc_ + std::size_t{16} * used_idx;
+    std::memcpy(d + 8, &e.len, 4);
+    std::memcpy(d + 12, &e.id, 2);
+    std::uint16_t flags = used_wrap ? virtio::kDescAvail | virtio::kDescUsed : 0;
+    if (e.len != 0) flags |= virtio::kDescWrite;
+    __atomic_store_n(packed_flags_ptr(used_idx), flags, __ATOMIC_RELEASE);
+    advance(used_idx, used_wrap, e.descs);
+  }
+  shadow_n_ = 0;
+}
+
+bool VirtQueue::should_call_packed() {
+  if (signalled_valid_ && signalled_used_ == used_idx && signalled_wrap_ == used_wrap)
+    return false;                                       // nothing new
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // (as should_call)
+  const std::uint16_t flags = __atomic_load_n(driver_flags_ptr(), __ATOMIC_ACQUIRE);
+  const std::uint16_t off_wrap = __atomic_load_n(driver_off_wrap_ptr(), __ATOMIC_RELAXED);
+  const bool valid = signalled_valid_;
+  // A position and its wrap counter name a place modulo two laps of the ring: the last call's,
+  // now's and the driver's wish, counted that way.
+  const std::uint32_t laps = 2 * size;
+  const auto place = [&](std::uint32_t pos, bool wrap) { return pos + (wrap ? size : 0); };
+  const std::uint32_t old = place(signalled_used_, signalled_wrap_);
+  const std::uint32_t now = place(used_idx, used_wrap);
+  signalled_used_ = used_idx;
+  signalled_wrap_ = used_wrap;
+  signalled_valid_ = true;
+  if (flags == virtio::kEventDisable) return false;
+  if (flags != virtio::kEventDesc || !event_idx || !valid) return true;
+  // (vring_need_event in that count: the wish lies in [old, now))
+  const std::uint32_t event = place(off_wrap & 0x7fffu, (off_wrap >> 15) != 0) % laps;
+  return (now + laps - event - 1) % laps < (now + laps - old) % laps;
 }
 
 }  // namespace fdlinkd
@@ -94,11 +164,11 @@ RxEnd take_frames(VirtQueue& vq, Batch& batch, const RxLimits& limits, std::size
     }
     for (; n > 0 && !batch.full(); --n) {
       vq.prefetch(8, false);
-      std::uint16_t head = 0;
-      if ((fault = vq.next_head(head)) != VqFault::none) break;
+      VirtQueue::Chain chain;
+      if ((fault = vq.next_chain(chain)) != VqFault::none) break;
       std::uint8_t* slot = batch.slot(batch.size());
       std::uint64_t got = 0;  // bytes of the chain so far
-      fault = vq.walk_chain(head, false, [&](const std::uint8_t* p, std::uint32_t len) {
+      fault = vq.walk(chain, false, [&](const std::uint8_t* p, std::uint32_t len) {
         std::uint64_t off = 0;
         if (got < hdr_len) {  // (the header may be split over several descriptors)
           off = std::min<std::uint64_t>(len, hdr_len - got);
@@ -114,8 +184,7 @@ RxEnd take_frames(VirtQueue& vq, Batch& batch, const RxLimits& limits, std::size
         return true;  // (to the end: the frame's whole length decides whether it fits)
       });
       if (fault != VqFault::none) break;
-      vq.put_used(head, 0);
-      ++vq.last_avail;
+      vq.consume(chain, 0);
       if (discard) {
         ++tally.rx_packets;
         tally.rx_bytes += got;
@@ -145,14 +214,15 @@ RxEnd take_frames(VirtQueue& vq, Batch& batch, const RxLimits& limits, std::size
 
 PutResult put_frame(VirtQueue& vq, const std::uint8_t* hdr, std::size_t hdr_len, bool mergeable,
                     const std::uint8_t* data, std::size_t len, VqFault& fault) {
-  const std::uint16_t first_avail = vq.last_avail, first_used = vq.used_idx;
+  if (!vq.room_for(kMaxFrameBuffers)) vq.publish_used();
+  const VirtQueue::Mark first = vq.mark();
   const std::uint64_t total = hdr_len + len;
   std::uint64_t done = 0;
   std::uint16_t buffers = 0;
   std::uint8_t* count_at[2] = {nullptr, nullptr};  // num_buffers (header bytes 10 and 11)
   int left = vq.available_cached();
   vq.prefetch(2, true);
-  while (done < total) {
+  while (done < total && buffers < kMaxFrameBuffers) {
     if (left <= 0) {
       if (left < 0 || (left = vq.available()) < 0) {
         fault = VqFault::bad_avail_index;
@@ -160,10 +230,10 @@ PutResult put_frame(VirtQueue& vq, const std::uint8_t* hdr, std::size_t hdr_len,
       }
       if (left == 0) break;
     }
-    std::uint16_t head = 0;
-    if ((fault = vq.next_head(head)) != VqFault::none) return PutResult::fault;
+    VirtQueue::Chain chain;
+    if ((fault = vq.next_chain(chain)) != VqFault::none) return PutResult::fault;
     std::uint64_t written = 0;
-    fault = vq.walk_chain(head, true, [&](std::uint8_t* p, std::uint32_t room) {
+    fault = vq.walk(chain, true, [&](std::uint8_t* p, std::uint32_t room) {
       const std::uint64_t n = std::min<std::uint64_t>(room, total - done);
       for (std::uint64_t k = 0; k < n;) {  // header bytes, then frame bytes
         const std::uint64_t at = done + k;
@@ -185,16 +255,15 @@ PutResult put_frame(VirtQueue& vq, const std::uint8_t* hdr, std::size_t hdr_len,
       return done < total;
     });
     if (fault != VqFault::none) return PutResult::fault;
-    vq.put_used(head, static_cast<std::uint32_t>(written));
-    ++vq.last_avail;
+    vq.consume(chain, static_cast<std::uint32_t>(written));
     ++buffers;
     --left;
     if (!mergeable) break;
   }
   if (done < total) {  // give the buffers back: the driver has not seen them used
-    vq.last_avail = first_avail;
-    vq.used_idx = first_used;
-    return buffers == 0 || mergeable ? PutResult::ring_full : PutResult::too_big;
+    vq.back_to(first);
+    return (buffers == 0 || mergeable) && buffers < kMaxFrameBuffers ? PutResult::ring_full
+                                                                     : PutResult::too_big;
   }
   if (mergeable && count_at[0] && count_at[1]) {
     *count_at[0] = static_cast<std::uint8_t>(buffers & 0xff);

@@ -14,7 +14,7 @@ if [ "${1:-}" = "-r" ]; then RUNS=$2; shift 2; fi
 SECS=${1:-20}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(config frame vlan bridge filter offload stream coalesce vhost virtq)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(config frame vlan bridge filter offload stream coalesce vhost virtq virtq_packed)
 command -v clang++-14 >/dev/null || command -v clang++ >/dev/null || { echo "fuzz: no clang++; skipped" >&2; exit 77; }
 BUILD=${SANITIZER_BUILD_DIR:-$ROOT/build-asan}
 export OUT=$(mktemp -d /tmp/fdlinkd-fuzz.XXXXXX)

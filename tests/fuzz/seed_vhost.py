@@ -4,7 +4,9 @@
    table, then size, addresses, base, call and kick of both queues), in the target's chunk
    format, once in one chunk per message and once cut into small writes;
  - virtq: guest memory images (rings at the GuestRig addresses) with a few chains: single
-   descriptors, a chain of three, an indirect table, writable buffers for the receive side.
+   descriptors, a chain of three, an indirect table, writable buffers for the receive side;
+ - virtq_packed: the same over a packed ring (its descriptors at gpa 0), a chain across the
+   ring's end among them.
 The files are committed."""
 import hashlib
 import pathlib
@@ -97,3 +99,36 @@ write("virtq", bytes([4 | 0x80 | 0x20, 12]) + image(
     [(0x3800, 32, INDIRECT, 0)], [0], (0x3800, [(0x3000, 12, NEXT, 1), (0x300C, 80, 0, 0)])))
 write("virtq", bytes([4 | 0x80 | 0x40, 40]) + image(
     [(0x3000 + 0x100 * i, 128, WRITE, 0) for i in range(8)], list(range(8))))
+
+
+# --- virtq_packed ------------------------------------------------------------------------------
+AVAIL_F, USED_F = 1 << 7, 1 << 15
+
+
+def packed_image(descs, table=None):
+    """descs: {position: (addr, len, id, flags)}; table: (at, [(addr, len, id, flags)])."""
+    mem = bytearray(0x6000)
+    for i, (addr, length, ident, flags) in descs.items():
+        struct.pack_into("<QIHH", mem, DESC + 16 * i, addr, length, ident, flags)
+    if table:
+        at, entries = table
+        for i, (addr, length, ident, flags) in enumerate(entries):
+            struct.pack_into("<QIHH", mem, at + 16 * i, addr, length, ident, flags)
+    for k in range(0x3000, 0x6000):
+        if not table or not table[0] <= k < table[0] + 16 * len(table[1]):
+            mem[k] = k & 0xFF
+    # the target's input: ring (4096), the driver's event area (4), then from 0x3000 on
+    return bytes(mem[DESC:DESC + 4096] + mem[AVAIL:AVAIL + 4] + mem[0x3000:0x3000 + 3068])
+
+
+# (byte 0: size - 1; byte 1: event_idx 1, indirect 2, wrap 4, mergeable 8, 12-byte header 16,
+# frame length / 200 in bits 5-7; byte 2: the starting position)
+A1 = AVAIL_F  # available on a lap with wrap counter 1
+write("virtq_packed", bytes([3, 4 | 16 | 32, 0]) + packed_image(
+    {0: (0x3000, 72, 0, A1), 1: (0x3100, 112, 1, A1)}))
+write("virtq_packed", bytes([3, 4 | 16, 2]) + packed_image(
+    {2: (0x3000, 5, 7, A1 | NEXT), 3: (0x3005, 7, 7, A1 | NEXT), 0: (0x300C, 200, 7, USED_F)}))
+write("virtq_packed", bytes([3, 2 | 4 | 16, 0]) + packed_image(
+    {0: (0x3800, 32, 3, A1 | INDIRECT)}, (0x3800, [(0x3000, 12, 0, 0), (0x300C, 80, 0, 0)])))
+write("virtq_packed", bytes([7, 4 | 8 | 16 | 32, 0]) + packed_image(
+    {i: (0x3000 + 0x100 * i, 128, i, A1 | WRITE) for i in range(8)}))

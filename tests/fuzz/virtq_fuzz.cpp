@@ -83,15 +83,10 @@ void device_writes_used(std::uint8_t* mem, std::uint32_t size, std::uint16_t i,
 
 // Copies the input into guest memory: table, available ring, buffers.
 void load(GuestRig& g, const std::uint8_t* p, std::size_t n) {
-  const std::size_t parts[3][2] = {{GuestRig::kDesc, 4096},
-                                   {GuestRig::kAvail, 1024},
-                                   {GuestRig::kBuffers, GuestRig::kSize - GuestRig::kBuffers}};
-  for (const auto& [at, len] : parts) {
-    const std::size_t k = std::min(n, len);
-    std::memcpy(g.view + at, p, k);
-    p += k;
-    n -= k;
-  }
+  g.load(p, n,
+         {{GuestRig::kDesc, 4096},
+          {GuestRig::kAvail, 1024},
+          {GuestRig::kBuffers, GuestRig::kSize - GuestRig::kBuffers}});
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The vhost-user device side without a socket or a VM: a split virtqueue in a memfd that the
-// test writes as a driver would (tests/fuzz/guest_rig.hpp), the frames taken from it and put
+// The vhost-user device side without a socket or a VM: a split or packed virtqueue in a memfd that
+// the test writes as a driver would (tests/fuzz/guest_rig.hpp), the frames taken from it and put
 // into it, every fault a hostile driver can cause, the device's answers to message sequences,
 // and the message reader on a real socketpair.
 #include <fcntl.h>
@@ -368,8 +368,10 @@ TEST_CASE("vhost: the device follows a frontend's set-up and refuses what is out
   CHECK((offered & virtio::bit(virtio::kLogAll)) == 0);  // no dirty logging: no migration
   // A feature not offered is refused.
   CHECK_FALSE(f.send(vhost::kSetFeatures, u64s({offered | virtio::bit(virtio::kLogAll)})).empty());
-  // (without PROTOCOL_FEATURES: a ring is enabled as soon as it starts)
-  REQUIRE(f.send(vhost::kSetFeatures, u64s({offered & ~virtio::bit(virtio::kProtocolFeatures)}))
+  CHECK((offered & virtio::bit(virtio::kRingPacked)) != 0);
+  // (without PROTOCOL_FEATURES: a ring is enabled as soon as it starts; the split ring)
+  REQUIRE(f.send(vhost::kSetFeatures, u64s({offered & ~virtio::bit(virtio::kProtocolFeatures) &
+                                            ~virtio::bit(virtio::kRingPacked)}))
               .empty());
   CHECK(f.dev.header_len() == 12);
   // Payloads of the wrong size, and fds where none belong (closed all the same).
@@ -472,4 +474,258 @@ TEST_CASE("vhost: the reader takes messages in pieces and refuses oversized ones
   r.reset();
   CHECK(r.read(sv[0]) == VhostReader::Step::closed);
   ::close(sv[0]);
+}
+
+// --- the packed ring ------------------------------------------------------------------------
+
+namespace {
+
+struct Put {
+  PutResult r;
+  VqFault fault = VqFault::none;
+};
+Put put(VirtQueue& q, const std::uint8_t* frame, std::size_t len, bool mergeable) {
+  Put p;
+  std::uint8_t hdr[kHdr] = {};
+  hdr[10] = 1;
+  std::lock_guard lock(q.mutex);
+  p.r = put_frame(q, hdr, kHdr, mergeable, frame, len, p.fault);
+  return p;
+}
+void publish(VirtQueue& q) {
+  std::lock_guard lock(q.mutex);
+  q.publish_used();
+}
+
+}  // namespace
+
+TEST_CASE("vhost packed: frames are taken whole over three laps of the ring and returned by id") {
+  GuestRig g;
+  VirtQueue q;
+  g.setup(q, 4, false, true, true);
+  PackedDriver d{g, 4};
+  Batch b(64, 2048);
+  std::uint8_t tag = 1;
+  // Chains of 1, 2 (header apart) and 3 descriptors: they wrap the ring at different places.
+  for (int lap = 0; lap < 4; ++lap) {
+    write_frame(g, 0x3000, 60, tag);
+    d.offer({{0x3000, kHdr + 60}}, 7);
+    write_frame(g, 0x4000, 100, static_cast<std::uint8_t>(tag + 1));
+    d.offer({{0x4000, kHdr}, {0x4000 + kHdr, 100}}, 9);
+    Taken t = take(q, b);
+    REQUIRE(t.fault == VqFault::none);
+    REQUIRE(b.size() == 2);
+    CHECK(frame_is(b, 0, 60, tag));
+    CHECK(frame_is(b, 1, 100, static_cast<std::uint8_t>(tag + 1)));
+    std::uint16_t id = 0;
+    std::uint32_t len = 1;
+    REQUIRE(d.used(id, len));
+    CHECK(id == 7);
+    CHECK(len == 0);
+    REQUIRE(d.used(id, len));
+    CHECK(id == 9);
+    CHECK_FALSE(d.used(id, len));  // (nothing more)
+    b.clear();
+    tag = static_cast<std::uint8_t>(tag + 2);
+  }
+  CHECK(q.last_avail == 0);   // 12 descriptors: three laps of 4
+  CHECK_FALSE(q.avail_wrap);  // (flipped three times from 1)
+  CHECK(q.base() == 0);       // (both positions 0, both wrap counters 0)
+  // An indirect table of two descriptors takes one place in the ring.
+  write_frame(g, 0x5000, 80, 50);
+  const PackedDesc table[2] = {{0x5000, 20, 0, 0}, {0x5000 + 20, kHdr + 60, 0, 0}};
+  std::memcpy(g.view + 0x6000, table, sizeof table);
+  d.offer({{0x6000, sizeof table}}, 3, false, virtio::kDescIndirect);
+  const Taken t = take(q, b);
+  REQUIRE(t.fault == VqFault::none);
+  REQUIRE(b.size() == 1);
+  CHECK(frame_is(b, 0, 80, 50));
+  std::uint16_t id = 0;
+  std::uint32_t len = 0;
+  REQUIRE(d.used(id, len));
+  CHECK(id == 3);
+  CHECK(q.last_avail == 1);
+}
+
+TEST_CASE("vhost packed: a frame fills mergeable buffers and one that does not fit takes none") {
+  GuestRig g;
+  VirtQueue q;
+  g.setup(q, 8, false, false, true);
+  PackedDriver d{g, 8};
+  std::uint8_t frame[300];
+  for (std::size_t i = 0; i < sizeof frame; ++i)
+    frame[i] = static_cast<std::uint8_t>(i);
+  // Two buffers of 200: the frame and its header take both, and num_buffers says 2.
+  d.offer({{0x3000, 200}}, 1, true);
+  d.offer({{0x4000, 200}}, 2, true);
+  Put p = put(q, frame, 300, true);
+  REQUIRE(p.r == PutResult::sent);
+  std::uint16_t id = 0;
+  std::uint32_t len = 0;
+  CHECK_FALSE(d.used(id, len));  // (nothing visible before publish_used)
+  publish(q);
+  REQUIRE(d.used(id, len));
+  CHECK((id == 1 && len == 200));
+  REQUIRE(d.used(id, len));
+  CHECK((id == 2 && len == kHdr + 300 - 200));
+  CHECK(g.view[0x3000 + 10] == 2);
+  CHECK(std::memcmp(g.view + 0x3000 + kHdr, frame, 200 - kHdr) == 0);
+  CHECK(std::memcmp(g.view + 0x4000, frame + 200 - kHdr, 300 - (200 - kHdr)) == 0);
+  // One buffer of 200 left: the frame does not fit, and the ring is left as the driver wrote
+  // it (its descriptor unchanged, the device where it was).
+  d.offer({{0x5000, 200}}, 4, true);
+  std::uint8_t before[16];
+  std::memcpy(before, g.view + GuestRig::kDesc + 16 * 2, 16);
+  p = put(q, frame, 300, true);
+  CHECK(p.r == PutResult::ring_full);
+  publish(q);
+  CHECK(std::memcmp(before, g.view + GuestRig::kDesc + 16 * 2, 16) == 0);
+  CHECK(q.last_avail == 2);
+  // Without mergeable buffers it is too big for one; a smaller frame fits.
+  CHECK(put(q, frame, 300, false).r == PutResult::too_big);
+  REQUIRE(put(q, frame, 100, false).r == PutResult::sent);
+  publish(q);
+  REQUIRE(d.used(id, len));
+  CHECK((id == 4 && len == kHdr + 100));
+}
+
+TEST_CASE("vhost packed: calls follow the driver's event area and kicks the device's") {
+  GuestRig g;
+  VirtQueue q;
+  g.setup(q, 8, true, false, true);
+  PackedDriver d{g, 8};
+  Batch b(64, 2048);
+  const auto take_one = [&] {
+    write_frame(g, 0x3000, 60, 1);
+    d.offer({{0x3000, kHdr + 60}}, 1);
+    b.clear();
+    std::lock_guard lock(q.mutex);
+    VqFault f = VqFault::none;
+    CounterValues tally;
+    take_frames(q, b, limits(b), kHdr, false, tally, f);
+    REQUIRE(f == VqFault::none);
+    std::uint16_t id;
+    std::uint32_t len;
+    REQUIRE(d.used(id, len));
+  };
+  const auto calls = [&] {
+    std::lock_guard lock(q.mutex);
+    return q.should_call();
+  };
+  take_one();
+  CHECK(calls());        // (the first: always)
+  CHECK_FALSE(calls());  // (nothing new since)
+  d.want(virtio::kEventDisable);
+  take_one();
+  CHECK_FALSE(calls());
+  d.want(virtio::kEventEnable);
+  take_one();
+  CHECK(calls());
+  // With EVENT_IDX: a call once the device writes the used descriptor the driver names. The
+  // next it writes is at 3 (wrap 1): a wish for 4 is not met by 3, and is by 4.
+  d.want(virtio::kEventDesc, 4, true);
+  take_one();
+  CHECK_FALSE(calls());
+  take_one();
+  CHECK(calls());
+  // A wish on the next lap (position 1, wrap 0) is met only after the ring wraps: not by 5, 6,
+  // 7 or 0, and by 1.
+  d.want(virtio::kEventDesc, 1, false);
+  for (int i = 0; i < 4; ++i) {
+    take_one();
+    CHECK_FALSE(calls());
+  }
+  take_one();
+  CHECK(calls());
+  // The device asks for no kicks while it takes frames, and for them again once drained.
+  CHECK(d.device_flags() == virtio::kEventEnable);
+  {
+    std::lock_guard lock(q.mutex);
+    q.suppress_kicks();
+  }
+  CHECK(d.device_flags() == virtio::kEventDisable);
+  {
+    std::lock_guard lock(q.mutex);
+    CHECK_FALSE(q.enable_kicks());
+  }
+  CHECK(d.device_flags() == virtio::kEventEnable);
+}
+
+TEST_CASE("vhost packed: a hostile driver's rings are faults and nothing is read beyond them") {
+  GuestRig g;
+  VirtQueue q;
+  Batch b(64, 2048);
+  SECTION("every descriptor says NEXT: the chain loops") {
+    g.setup(q, 4, false, false, true);
+    PackedDriver d{g, 4};
+    d.offer({{0x3000, 20}, {0x3000, 20}, {0x3000, 20}, {0x3000, 20}}, 1, false);
+    PackedDesc last;
+    std::memcpy(&last, g.view + 16 * 3, 16);
+    last.flags |= virtio::kDescNext;
+    d.write(3, last);
+    CHECK(take(q, b).fault == VqFault::chain_loop);
+  }
+  SECTION("an indirect table that also says NEXT, or that is not negotiated") {
+    g.setup(q, 4, false, true, true);
+    PackedDriver d{g, 4};
+    d.offer({{0x6000, 32}}, 1, false, virtio::kDescIndirect | virtio::kDescNext);
+    CHECK(take(q, b).fault == VqFault::bad_indirect);
+    g.setup(q, 4, false, false, true);
+    PackedDriver d2{g, 4};
+    d2.offer({{0x6000, 32}}, 1, false, virtio::kDescIndirect);
+    CHECK(take(q, b).fault == VqFault::bad_indirect);
+  }
+  SECTION("a buffer outside memory, or one the device may write in a send chain") {
+    g.setup(q, 4, false, false, true);
+    PackedDriver d{g, 4};
+    d.offer({{GuestRig::kSize - 8, 64}}, 1);
+    CHECK(take(q, b).fault == VqFault::bad_address);
+    g.setup(q, 4, false, false, true);
+    PackedDriver d2{g, 4};
+    d2.offer({{0x3000, 64}}, 1, true);
+    CHECK(take(q, b).fault == VqFault::wrong_direction);
+  }
+  SECTION("a base outside the ring cannot map") {
+    g.setup(q, 4, false, false, true);
+    std::lock_guard lock(q.mutex);
+    q.set_base(0x8000 | 4);
+    CHECK_FALSE(q.map());
+  }
+  CHECK(b.size() == 0);
+}
+
+TEST_CASE("vhost packed: the device negotiates it and keeps position and wrap across a stop") {
+  Frontend f;
+  GuestRig g;
+  REQUIRE(f.send(vhost::kGetFeatures).empty());
+  const std::uint64_t want = f.reply_u64() & ~virtio::bit(virtio::kProtocolFeatures);
+  REQUIRE(f.send(vhost::kSetFeatures, u64s({want})).empty());
+  const int memfd = ::dup(g.fd);
+  REQUIRE(f.send(vhost::kSetMemTable, u64s({1, 0, GuestRig::kSize, GuestRig::kUva, 0}), {memfd})
+              .empty());
+  // A packed ring need not be a power of two.
+  REQUIRE(f.send(vhost::kSetVringNum, state(1, 6)).empty());
+  REQUIRE(f.send(vhost::kSetVringAddr,
+                 u64s({1, GuestRig::kUva + GuestRig::kDesc, GuestRig::kUva + GuestRig::kUsed,
+                       GuestRig::kUva + GuestRig::kAvail, 0}))
+              .empty());
+  REQUIRE(f.send(vhost::kSetVringBase, state(1, 0x8000 | 5)).empty());
+  REQUIRE(f.send(vhost::kSetVringKick, u64s({1}), {::eventfd(0, EFD_CLOEXEC)}).empty());
+  VirtQueue& q = f.dev.vq(1);
+  REQUIRE(q.ready());
+  CHECK(q.packed);
+  // The driver offers one frame at position 5 (wrap 1); the device takes it and wraps.
+  PackedDriver d{g, 6};
+  d.next = 5;
+  d.used_at = 5;
+  write_frame(g, 0x3000, 60, 1);
+  d.offer({{0x3000, kHdr + 60}}, 2);
+  Batch b(64, 2048);
+  REQUIRE(take(q, b).fault == VqFault::none);
+  CHECK(b.size() == 1);
+  REQUIRE(f.send(vhost::kGetVringBase, state(1, 0)).empty());
+  std::uint32_t base[2];
+  std::memcpy(base, f.reply.payload, 8);
+  CHECK(base[1] == 0u);  // position 0, both wrap counters 0 now
+  f.dev.reset();
 }
