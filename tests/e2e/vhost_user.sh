@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vhost_user.sh frontend|testpmd|activated: a vhost_user link with a frontend that is not QEMU
+# vhost_user.sh frontend|testpmd|packed|activated: a vhost_user link with a frontend that is not QEMU
 # (vm.sh has QEMU guests):
 #   frontend: vhost_frontend.py, a frontend written from the protocol: an ICMP echo from its
 #             transmit queue to h1 and the reply into its receive queue; then 13 hostile
@@ -12,13 +12,14 @@
 #             queue pairs (MQ; fdlinkd with two workers), in macswap mode: both pairs come up
 #             (fdlinkctl status), 50 frames h1 sends to it come back to h1 (tcpdump counts
 #             them), and testpmd's own counters agree.
+#   packed:   the same over the packed ring (virtio-user's packed_vq=1): RING_PACKED negotiated.
 #   activated: the same, with the socket made by systemd-socket-activate (as a .socket unit
 #             would): fdlinkd starts when testpmd connects, takes the passed socket
 #             (vhost_user_socket_from_systemd) and leaves the file in place when it stops.
 # h1 (10.77.8.1) --veth-- [af_packet wire] fdlinkd [vhost_user vm] -- frontend (10.77.8.2)
 # h2 (10.77.9.1) --veth-- [af_packet p2] fdlinkd [af_packet p3] --veth-- h3 (10.77.9.2)
 source "$(dirname "$0")/lib.sh"
-MODE=${1:?frontend, testpmd or activated}
+MODE=${1:?frontend, testpmd, packed or activated}
 if [ "$MODE" != frontend ]; then
   command -v dpdk-testpmd >/dev/null ||
     { echo "vhost_user: needs dpdk-testpmd (dpdk-dev, librte-net-virtio23); skipped" >&2; exit 77; }
@@ -86,7 +87,7 @@ frontend)
     fail "h2 -> h3 lost pings while the hostile frontends came and went: $(grep transmitted "$TMP/ping-aside")"
   pass "h2 -> h3 through other links all along: $(grep transmitted "$TMP/ping-aside")"
   ;;
-testpmd | activated)
+testpmd | packed | activated)
   ip netns exec "$ID-h1" tcpdump -i h1 -n -c 50 -Q in -w "$TMP/back.pcap" \
     "icmp and ether src 02:fd:00:00:08:02" 2>/dev/null &
   dump=$!
@@ -94,7 +95,7 @@ testpmd | activated)
   # macswap: each frame goes back with its MAC addresses swapped (so to h1, from the frontend's
   # address when h1 sent to it).
   timeout 60 dpdk-testpmd --no-huge --no-pci -m 512 --file-prefix "$ID" --log-level=user1,info \
-    --vdev "net_virtio_user0,path=$SOCK,queues=2,mac=02:fd:00:00:08:02" -- \
+    --vdev "net_virtio_user0,path=$SOCK,queues=2,mac=02:fd:00:00:08:02$([ "$MODE" = packed ] && echo ,packed_vq=1)" -- \
     --rxq=2 --txq=2 --total-num-mbufs=8192 --stats-period 1 --forward-mode=macswap -a > "$TMP/testpmd.log" 2>&1 &
   pmd=$!
   BACKGROUND+=("$pmd")
@@ -110,6 +111,11 @@ testpmd | activated)
   pass "testpmd (virtio-user) connected: $features"
   # virtio-user takes IN_ORDER when offered: the frames below then cross its in-order paths.
   [[ " $features " == *" IN_ORDER "* ]] || fail "IN_ORDER not negotiated with testpmd"
+  if [ "$MODE" = packed ]; then
+    [[ " $features " == *" RING_PACKED "* ]] || fail "RING_PACKED not negotiated with packed_vq=1"
+  else
+    [[ " $features " != *" RING_PACKED "* ]] || fail "RING_PACKED negotiated without packed_vq=1"
+  fi
   queues=""
   for _ in $(seq 50); do
     queues=$("$FDLINKCTL" -s "$CTL" status --json | "$PY" -c '
