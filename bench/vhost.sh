@@ -20,7 +20,9 @@
 # did not set the rate) and left out of the medians. Output: CSV on stdout (round, forwarder,
 # size, pps, cpu, pps_per_cpu_s, saturated) and medians on stderr. FDLINKD_LINK: lines added
 # to both of fdlinkd's links (e.g. 'offloads = false'). PERF=1 records a profile of each
-# forwarder's CPU in the last round (perf record -g -C 1) into $OUT/profile-NAME.txt.
+# forwarder's CPU in the last round (perf record -g -C 1) into $OUT/profile-NAME.txt. PACKED=1:
+# the generator's ports ask for the packed ring (virtio-user's packed_vq=1), for every middle
+# box alike.
 # (The frames in flight are the generator's view: a frame the middle box dropped still counts.)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +35,8 @@ FORWARDERS=("$@")
 [ ${#FORWARDERS[@]} -gt 0 ] || FORWARDERS=(testpmd-vhost fdlinkd-vhost)
 FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
 CAP=${CAP:-25}
+RING=""
+[ -n "${PACKED:-}" ] && RING=",packed_vq=1"
 OUT=${OUT:-$(mktemp -d /tmp/fdlinkd-vhost-bench.XXXXXX)}
 CG=/sys/fs/cgroup/cpu/fb-vhost
 mkdir -p "$CG" "$OUT"
@@ -125,7 +129,7 @@ run() {
   rm -f "$fifo"
   mkfifo "$fifo"
   taskset -c 0 dpdk-testpmd --lcores=0@0,1@0 --no-huge --no-pci -m 1024 --file-prefix fbgen \
-    --vdev "net_virtio_user0,path=$A" --vdev "net_virtio_user1,path=$B" -- -i \
+    --vdev "net_virtio_user0,path=$A$RING" --vdev "net_virtio_user1,path=$B$RING" -- -i \
     --total-num-mbufs=32768 --forward-mode=io --txpkts="$SIZE" < "$fifo" > "$OUT/gen.log" 2>&1 &
   local gen=$!
   exec 7> "$fifo"
