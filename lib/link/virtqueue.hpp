@@ -399,7 +399,8 @@ VqFault VirtQueue::walk_packed(Chain& c, bool writable, Seg& seg) const {
   bool more = true;
   for (std::uint32_t n = 1;; ++n) {
     if (n > size) return VqFault::chain_loop;  // (every descriptor of the ring says NEXT)
-    PackedDesc d;                              // read once: the driver may write the ring meanwhile
+    // Read once: the driver may write the ring meanwhile.
+    PackedDesc d;
     std::memcpy(&d, desc_ + std::size_t{16} * pos, sizeof d);
     if (++pos == size) pos = 0;
     c.id = d.id;  // (the chain's last descriptor has it)
@@ -486,7 +487,8 @@ enum class PutResult { sent, ring_full, too_big, fault };
 /// (hdr_len bytes) then `data`. With `mergeable` (MRG_RXBUF) a frame larger than a buffer fills
 /// several, and num_buffers says how many; without, it must fit one chain. Nothing is visible to
 /// the driver until publish_used(); a frame that does not fit (ring_full: no buffers left;
-/// too_big: its chain is too short) takes no buffer.
+/// too_big: its chain is too short, or it would take more than kMaxFrameBuffers) takes no
+/// buffer.
 PutResult put_frame(VirtQueue& vq, const std::uint8_t* hdr, std::size_t hdr_len, bool mergeable,
                     const std::uint8_t* data, std::size_t len, VqFault& fault);
 

@@ -6,7 +6,8 @@
 // buffers and indirect tables). Checked against a plain reference walk of the same memory:
 //   - the send direction takes exactly the chains the reference finds available and whole, in
 //     order, counts their bytes as the reference does, ends at the reference's position and
-//     wrap counter, and faults only where the reference refuses a chain;
+//     wrap counter, and faults only where the reference refuses a chain (rings that offer
+//     more than VirtQueue::kShadow chains at once, on several laps: the first kShadow);
 //   - a frame put into the receive ring moves the device on by whole chains (one, or as many
 //     as it needs when mergeable), and one that does not fit leaves it where it was;
 //   - nothing is read or written outside the memory (ASan, and the walker's own checks).
@@ -112,7 +113,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::memcpy(sim, g.view, GuestRig::kSize);
   const std::uint16_t disable = virtio::kEventDisable;  // (the device's first write)
   std::memcpy(sim + GuestRig::kUsed + 2, &disable, 2);
-  Batch batch(32, 512);
+  // (a batch the device never fills: it takes every chain available, and so does the reference;
+  // frames the batch refuses, runts and oversize ones, take no slot)
+  static Batch batch(1024, 512);
+  batch.clear();
   RxLimits lim;
   lim.slot = batch.slot_capacity();
   lim.wire = 1514;
@@ -127,7 +131,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   std::uint64_t taken = 0, bytes = 0;
   bool refused = false;
-  while (taken < 32 && available(sim, pos, wrap)) {
+  while (taken < VirtQueue::kShadow && available(sim, pos, wrap)) {
     const auto c = reference(sim, qsize, indirect, pos);
     if (!c) {
       refused = true;
@@ -137,6 +141,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     bytes += c->bytes < hdr_len ? c->bytes : std::min<std::uint64_t>(c->bytes - hdr_len, lim.slot);
     pos += c->descs;
     if (pos >= qsize) pos -= qsize, wrap = !wrap;
+  }
+  // Past kShadow chains the device writes used descriptors while it goes on, and with them
+  // the ring the reference reads (chains started again on later laps, at places that were not
+  // heads before): there only the first kShadow are compared.
+  if (taken == VirtQueue::kShadow) {
+    FUZZ_CHECK(tally.rx_packets >= taken);
+    return 0;
   }
   FUZZ_CHECK(tally.rx_packets == taken);
   FUZZ_CHECK(tally.rx_bytes == bytes);
