@@ -20,9 +20,9 @@
 # did not set the rate) and left out of the medians. Output: CSV on stdout (round, forwarder,
 # size, pps, cpu, pps_per_cpu_s, saturated) and medians on stderr. FDLINKD_LINK: lines added
 # to both of fdlinkd's links (e.g. 'offloads = false'). PERF=1 records a profile of each
-# forwarder's CPU in the last round (perf record -g -C 1) into $OUT/profile-NAME.txt. PACKED=1:
-# the generator's ports ask for the packed ring (virtio-user's packed_vq=1), for every middle
-# box alike.
+# forwarder's CPU in the last round (perf record -g -C 1) into $OUT/profile-NAME.txt. A
+# forwarder named NAME-packed is NAME with the generator's ports asking for the packed ring
+# (virtio-user's packed_vq=1); PACKED=1 does that for every forwarder.
 # (The frames in flight are the generator's view: a frame the middle box dropped still counts.)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,8 +35,6 @@ FORWARDERS=("$@")
 [ ${#FORWARDERS[@]} -gt 0 ] || FORWARDERS=(testpmd-vhost fdlinkd-vhost)
 FDLINKD=${FDLINKD:-$HERE/../build/daemon/fdlinkd}
 CAP=${CAP:-25}
-RING=""
-[ -n "${PACKED:-}" ] && RING=",packed_vq=1"
 OUT=${OUT:-$(mktemp -d /tmp/fdlinkd-vhost-bench.XXXXXX)}
 CG=/sys/fs/cgroup/cpu/fb-vhost
 mkdir -p "$CG" "$OUT"
@@ -118,9 +116,10 @@ EOT
 
 # run NAME ROUND: one measurement; prints its CSV line.
 run() {
-  local name=$1 round=$2
+  local name=$1 round=$2 ring=""
+  [ -n "${PACKED:-}" ] || [ "${name%-packed}" != "$name" ] && ring=",packed_vq=1"
   rm -f "$A" "$B"
-  "start_$name"
+  "start_${name%-packed}"
   wait_sockets || { log "$name: no sockets"; cat "$OUT/mid.log" >&2; kill "$MID"; return 1; }
   # The generator is driven through its prompt: the first frames go only once both ports are
   # up on both sides (a frame the middle box cannot pass on is lost, and with it a share of
@@ -129,7 +128,7 @@ run() {
   rm -f "$fifo"
   mkfifo "$fifo"
   taskset -c 0 dpdk-testpmd --lcores=0@0,1@0 --no-huge --no-pci -m 1024 --file-prefix fbgen \
-    --vdev "net_virtio_user0,path=$A$RING" --vdev "net_virtio_user1,path=$B$RING" -- -i \
+    --vdev "net_virtio_user0,path=$A$ring" --vdev "net_virtio_user1,path=$B$ring" -- -i \
     --total-num-mbufs=32768 --forward-mode=io --txpkts="$SIZE" < "$fifo" > "$OUT/gen.log" 2>&1 &
   local gen=$!
   exec 7> "$fifo"
