@@ -120,9 +120,10 @@ void VirtQueue::publish_packed() {
 }
 
 bool VirtQueue::should_call_packed() {
-  if (signalled_valid_ && signalled_used_ == used_idx && signalled_wrap_ == used_wrap)
-    return false;                                       // nothing new
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // (as should_call)
+  // Nothing new since the last call: no call. Else, as should_call, the used descriptors are
+  // published before the driver's wish is read.
+  if (signalled_valid_ && signalled_used_ == used_idx && signalled_wrap_ == used_wrap) return false;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   const std::uint16_t flags = __atomic_load_n(driver_flags_ptr(), __ATOMIC_ACQUIRE);
   const std::uint16_t off_wrap = __atomic_load_n(driver_off_wrap_ptr(), __ATOMIC_RELAXED);
   const bool valid = signalled_valid_;

@@ -48,6 +48,11 @@ struct GuestRig {
     ::munmap(view, kSize);
     ::close(fd);
   }
+  /// One rig for every input of a fuzz target (one memfd, never freed).
+  static GuestRig& shared() {
+    static GuestRig* g = new GuestRig;
+    return *g;
+  }
   GuestRig(const GuestRig&) = delete;
   GuestRig& operator=(const GuestRig&) = delete;
 

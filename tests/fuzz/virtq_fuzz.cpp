@@ -23,11 +23,6 @@ using namespace fdlinkd::test;
 
 namespace {
 
-GuestRig& rig() {
-  static GuestRig* g = new GuestRig;  // (one memfd for every input)
-  return *g;
-}
-
 // The bytes of chain `head`, or nullopt when a driver could not have meant it.
 std::optional<std::uint64_t> reference(const std::uint8_t* mem, std::uint32_t size,
                                        bool indirect_ok, std::uint16_t head, bool writable) {
@@ -93,7 +88,7 @@ void load(GuestRig& g, const std::uint8_t* p, std::size_t n) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
-  GuestRig& g = rig();
+  GuestRig& g = GuestRig::shared();
   const std::uint32_t qsize = 1u << (data[0] % 9);  // 1 .. 256
   const bool event_idx = data[0] & 0x10, indirect = data[0] & 0x20, mergeable = data[0] & 0x40;
   const std::size_t hdr_len = data[0] & 0x80 ? 12 : 10;

@@ -24,11 +24,6 @@ using namespace fdlinkd::test;
 
 namespace {
 
-GuestRig& rig() {
-  static GuestRig* g = new GuestRig;  // (one memfd for every input)
-  return *g;
-}
-
 PackedDesc desc_at(const std::uint8_t* mem, std::uint64_t at) {
   PackedDesc d;
   std::memcpy(&d, mem + at, sizeof d);
@@ -100,7 +95,7 @@ void start(GuestRig& g, VirtQueue& q, const std::uint8_t* data, std::size_t size
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 3) return 0;
-  GuestRig& g = rig();
+  GuestRig& g = GuestRig::shared();
   const std::uint32_t qsize = std::uint32_t{data[0]} + 1;
   const bool indirect = data[1] & 2, mergeable = data[1] & 8;
   const std::size_t hdr_len = data[1] & 16 ? 12 : 10;
