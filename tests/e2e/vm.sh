@@ -28,7 +28,7 @@
 # without back-pressure: VM_LINK_EXTRA="tx_backlog = 0"; the last check then fails). VM_PACKED=1
 # or VM_PACKED= picks the ring of a vhost_user mode. (The client mode's restart under a running
 # guest needs the split ring: QEMU 7.2 keeps no packed ring's position for a backend that went
-# away, and gives the new one the position it had at start; docs/vhost-user.md.)
+# away, and gives the new one the position it had at start; README, Connecting a VM.)
 source "$(dirname "$0")/lib.sh"
 MODE=${1:?stream_listen, stream_connect, dgram, tap, vhost_user or vhost_user_client}
 KERNEL=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1 || true)

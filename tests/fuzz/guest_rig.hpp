@@ -23,6 +23,16 @@
 
 namespace fdlinkd::test {
 
+/// What a vhost_user link takes from a guest into `batch`: an Ethernet frame of 14 to 1514
+/// bytes, up to a slot.
+inline RxLimits guest_limits(const Batch& batch) {
+  RxLimits l;
+  l.slot = batch.slot_capacity();
+  l.wire = 1514;
+  l.min_frame = 14;
+  return l;
+}
+
 struct GuestRig {
   static constexpr std::uint64_t kSize = 64 * 1024, kHalf = kSize / 2;
   static constexpr std::uint64_t kUva = 0x7f0000000000;  ///< the frontend's address of gpa 0

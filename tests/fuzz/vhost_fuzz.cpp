@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "check.hpp"
+#include "guest_rig.hpp"
 #include "link/vhost_device.hpp"
 #include "link/virtqueue.hpp"
 
@@ -59,10 +60,7 @@ void send_chunk(int fd, const std::uint8_t* p, std::size_t len, const int* fds, 
 
 // The data path over every queue the frontend made ready.
 void run_queues(VhostDevice& dev, Batch& batch) {
-  RxLimits lim;
-  lim.slot = batch.slot_capacity();
-  lim.wire = 1514;
-  lim.min_frame = 14;
+  const RxLimits lim = test::guest_limits(batch);
   static const std::uint8_t frame[1514] = {};
   const std::uint8_t hdr[12] = {};
   for (std::size_t i = 0; i < dev.queue_count(); ++i) {

@@ -104,10 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::memcpy(sim, g.view, GuestRig::kSize);
   device_writes_flags(sim, event_idx);
   Batch batch(32, 512);
-  RxLimits lim;
-  lim.slot = batch.slot_capacity();
-  lim.wire = 1514;
-  lim.min_frame = 14;
+  const RxLimits lim = guest_limits(batch);
   CounterValues tally;
   VqFault fault = VqFault::none;
   std::uint16_t avail_before;

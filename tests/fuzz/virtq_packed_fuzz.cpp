@@ -112,10 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // frames the batch refuses, runts and oversize ones, take no slot)
   static Batch batch(1024, 512);
   batch.clear();
-  RxLimits lim;
-  lim.slot = batch.slot_capacity();
-  lim.wire = 1514;
-  lim.min_frame = 14;
+  const RxLimits lim = guest_limits(batch);
   CounterValues tally;
   VqFault fault = VqFault::none;
   std::uint32_t pos = q.last_avail;

@@ -22,14 +22,6 @@ namespace {
 
 constexpr std::size_t kHdr = 12;  // VERSION_1's virtio-net header
 
-RxLimits limits(const Batch& b) {
-  RxLimits l;
-  l.slot = b.slot_capacity();
-  l.wire = 1514;
-  l.min_frame = 14;
-  return l;
-}
-
 // Writes a 12-byte virtio-net header with `flags` and then `len` frame bytes at gpa `at`.
 void write_frame(GuestRig& g, std::uint64_t at, std::size_t len, std::uint8_t tag) {
   std::memset(g.view + at, 0, kHdr);
@@ -52,7 +44,7 @@ struct Taken {
 Taken take(VirtQueue& q, Batch& b, bool discard = false) {
   Taken t;
   std::lock_guard lock(q.mutex);
-  t.end = take_frames(q, b, limits(b), kHdr, discard, t.tally, t.fault);
+  t.end = take_frames(q, b, guest_limits(b), kHdr, discard, t.tally, t.fault);
   return t;
 }
 
@@ -305,7 +297,7 @@ TEST_CASE("vhost: a memfd truncated under the ring faults back to the caller") {
   Taken t;
   std::lock_guard lock(q.mutex);
   const bool finished =
-      guarded([&] { t.end = take_frames(q, b, limits(b), kHdr, false, t.tally, t.fault); });
+      guarded([&] { t.end = take_frames(q, b, guest_limits(b), kHdr, false, t.tally, t.fault); });
   CHECK_FALSE(finished);
   REQUIRE(::ftruncate(g.fd, GuestRig::kSize) == 0);
 }
@@ -506,7 +498,8 @@ TEST_CASE("vhost packed: frames are taken whole over three laps of the ring and 
   PackedDriver d{g, 4};
   Batch b(64, 2048);
   std::uint8_t tag = 1;
-  // Chains of 1, 2 (header apart) and 3 descriptors: they wrap the ring at different places.
+  // Chains of 1 and 2 descriptors (the header apart): 3 a round on a ring of 4, so they wrap
+  // it at different places.
   for (int lap = 0; lap < 4; ++lap) {
     write_frame(g, 0x3000, 60, tag);
     d.offer({{0x3000, kHdr + 60}}, 7);
@@ -602,7 +595,7 @@ TEST_CASE("vhost packed: calls follow the driver's event area and kicks the devi
     std::lock_guard lock(q.mutex);
     VqFault f = VqFault::none;
     CounterValues tally;
-    take_frames(q, b, limits(b), kHdr, false, tally, f);
+    take_frames(q, b, guest_limits(b), kHdr, false, tally, f);
     REQUIRE(f == VqFault::none);
     std::uint16_t id;
     std::uint32_t len;
