@@ -172,6 +172,15 @@ read -r _ _ got_in size_in < <(grep "guest: sha-in" "$TMP/vm1.out" | tr -d "\r")
 pass "5 MiB h1 -> guest: SHA-256 equal ($(( ($(date +%s%N) - t1) / 1000000 )) ms)"
 console vm1 "guest: sha-out" 30
 sent_out=$(grep "guest: sha-out" "$TMP/vm1.out" | tr -d '\r' | awk '{print $3}')
+# (bounded: a transfer that stalls fails here with what each side saw, instead of hanging
+# until ctest's timeout kills the test with nothing said; one CI run saw that once)
+for _ in $(seq 300); do kill -0 "$rx" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$rx" 2>/dev/null; then
+  ip netns exec "$ID-h1" ss -tin >&2 || true
+  "${FDLINKCTL:-$(dirname "$FDLINKD")/../ctl/fdlinkctl}" -s "$CTL" stats >&2 || true
+  grep -vE '"event":"(stats|vhost_user_features)"' "$LOG" | tail -20 >&2
+  fail "5 MiB guest -> h1: h1 still receiving 30 s after the guest sent it all"
+fi
 wait "$rx" || true
 got_out=$(cut -d' ' -f1 < "$TMP/got")
 [ "$got_out" = "$sent_out" ] || fail "5 MiB from the guest: received $got_out, guest sent $sent_out"
