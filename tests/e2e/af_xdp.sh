@@ -62,11 +62,14 @@ grep '"event":"af_xdp_attached"' "$LOG" | grep -q '"zero_copy":false' ||
   "$([ "$MODE" = xdp ] && echo 2 || echo 1)" ] || fail "af_xdp sockets do not share the UMEM area"
 
 ping_ok "$ID-h1" 10.78.1.2 100
-# Latency at low load: one ping every 50 ms; a loose bound (the benchmark reports the figure).
-# A receive path that waited for a batch or a timeout would show here.
-avg=$(ip netns exec "$ID-h1" ping -q -c 40 -i 0.05 10.78.1.2 | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
-awk -v a="$avg" 'BEGIN { exit !(a != "" && a < 1.0) }' || fail "average RTT at 20 pings/s is $avg ms (bound 1 ms)"
-pass "average RTT at 20 pings/s: $avg ms"
+# Latency at low load: one ping every 50 ms; a loose bound on the median (the benchmark reports
+# the figure). A receive path that waited for a batch or a timeout would show here; one ping
+# whose process waited for a CPU on a busy machine would move the mean, not the median.
+out=$(ip netns exec "$ID-h1" ping -c 40 -i 0.05 10.78.1.2)
+median=$(grep -o "time=[0-9.]*" <<< "$out" | cut -d= -f2 | sort -n | sed -n 20p)
+awk -v m="$median" 'BEGIN { exit !(m != "" && m < 1.0) }' ||
+  fail "median RTT at 20 pings/s is $median ms (bound 1 ms): $out"
+pass "median RTT at 20 pings/s: $median ms ($(tail -1 <<< "$out"))"
 tcp_ok "$ID-h1" "$far" 10.78.1.2 20
 tcp_ok "$far" "$ID-h1" 10.78.1.1 20
 udp_flows_ok "$ID-h1" "$far" 10.78.1.2 8 2000 20000

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # ring_latency.sh v3|v2|spin: single frames through dispatch = "packet_mmap" are not held back.
 #   v3 (TPACKET_V3, the default): a block goes to fdlinkd when full or when block_timeout
-#      (1 ms) expires: each of 20 pings, 200 ms apart, must return in well under 5 ms.
-#   v2 (ring.version = 2): each frame goes to fdlinkd as it lands: the median of 20 pings must
-#      be under 0.7 ms (a V3 ring's timeout alone adds 1 ms per direction). Then 5 MiB of TCP
+#      expires: the kernel reports both rings (ss) as TPACKET_V3 with a 1 ms timeout (its own
+#      default on a veth is 8 ms), and the median of 20 pings, 200 ms apart, is under 4 ms.
+#   v2 (ring.version = 2): each frame goes to fdlinkd as it lands: ss reports TPACKET_V2 rings
+#      and the median of 20 pings is under 0.7 ms (a V3 ring's timeout alone adds up to 1 ms
+#      per direction). Medians, not the slowest ping: one ping whose process waited for a CPU
+#      says nothing of the ring (CI once saw a 5.5 ms maximum on a busy machine). Then 5 MiB of TCP
 #      with SHA-256 checked: the sender's 64 KiB super-frames do not fit a 2 KiB slot and come
 #      through the socket's queue (TP_STATUS_COPY), in their place.
 #   spin (busy_poll = "always", two workers, v2 rings): the workers never sleep: fdlinkd uses
@@ -29,18 +32,29 @@ $(afp_link b pb to-a 'dispatch = "packet_mmap"' "$ring")
 $(forward_sinks a b)
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
+# The rings as the kernel holds them (packet_diag): "ver:2" is TPACKET_V3, "ver:1" TPACKET_V2.
+# fdlinkd's two sockets are the only packet sockets in its namespace.
+rings=$(ip netns exec "$ID-fw" ss -0 -e | grep -o 'ver:[0-9]*\|tmo:[0-9]*' | sort | uniq -c |
+  awk '{print $2 "x" $1}' | paste -sd' ')
+case $MODE in
+  v3) want="tmo:1x2 ver:2x2" ;;  # two TPACKET_V3 rings, each with a 1 ms block timeout
+  *) want="tmo:0x2 ver:1x2" ;;   # two TPACKET_V2 rings (no block, no timeout)
+esac
+[ "$rings" = "$want" ] ||
+  fail "the kernel's view of fdlinkd's rings is $rings, not $want: $(ip netns exec "$ID-fw" ss -0 -e)"
 out=$(ip netns exec "$ID-h1" ping -c 20 -i 0.2 -W 1 10.77.8.2)
 grep -q " 0% packet loss" <<< "$out" || fail "pings lost: $out"
-max=$(echo "$out" | tail -1 | cut -d/ -f6)
+median=$(grep -o "time=[0-9.]*" <<< "$out" | cut -d= -f2 | sort -n | sed -n 10p)
 # (A spinning worker holds a CPU whatever else needs it: with both of this machine's CPUs
 # spun, the pings' own processes wait for a time slice. Its latency is the benchmark's:
 # bench/latency.sh.)
-[ "$MODE" = spin ] || "$PY" -c "import sys; sys.exit(0 if float('$max') < 5.0 else 1)" ||
-  fail "slowest ping took $max ms (limit 5 ms)"
+if [ "$MODE" = v3 ]; then
+  "$PY" -c "import sys; sys.exit(0 if float('$median') < 4.0 else 1)" ||
+    fail "median ping $median ms through TPACKET_V3 rings with a 1 ms block timeout (limit 4 ms): $out"
+fi
 if [ "$MODE" = v2 ]; then
-  median=$(grep -o "time=[0-9.]*" <<< "$out" | cut -d= -f2 | sort -n | sed -n 10p)
   "$PY" -c "import sys; sys.exit(0 if float('$median') < 0.7 else 1)" ||
-    fail "median ping $median ms through a TPACKET_V2 ring (limit 0.7 ms)"
+    fail "median ping $median ms through a TPACKET_V2 ring (limit 0.7 ms): $out"
   pass "20 single pings through a TPACKET_V2 ring: median $median ms, $(echo "$out" | tail -1)"
   tcp_ok "$ID-h1" "$ID-h2" 10.77.8.2 5
   copies=$(ip netns exec "$ID-fw" "$FDLINKCTL" -s "$CTL" stats --json | "$PY" -c '
@@ -61,7 +75,7 @@ elif [ "$MODE" = spin ]; then
   pass "busy_poll = always: $((t1 - t0)) ticks in 1 s with nothing to forward (two workers spinning); $(echo "$out" | tail -1)"
   tcp_ok "$ID-h1" "$ID-h2" 10.77.8.2 5
 else
-  pass "20 single pings through packet_mmap: $(echo "$out" | tail -1)"
+  pass "TPACKET_V3 rings with a 1 ms block timeout; 20 single pings: median $median ms, $(echo "$out" | tail -1)"
 fi
 stop_daemon
 [ "$MODE" != spin ] || [ "$(logq final a rx_packets)" -gt 20 ] || fail "no final counters after SIGTERM"
