@@ -17,6 +17,8 @@ packages=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio
   # DPDK's testpmd as a vhost-user frontend (virtio-user: tests/e2e/vhost_user.sh)
   dpdk-dev librte-net-virtio23
+  # the README's libvirt XML against libvirt's schema (tests/docs/libvirt_xml.sh)
+  libvirt-clients
   # fdlinkd-cni (tests/e2e/cni.sh): the reference IPAM plugins, and podman with runc
   containernetworking-plugins podman runc
 )
