@@ -67,10 +67,10 @@ print(links["a"]["rx_packets"], links["a"]["total_drops"] if "total_drops" in li
   [ "$rx" -lt 1000 ] || fail "link a read $rx frames for 5 MiB: super-frames were cut or lost"
   pass "5 MiB arrived on link a as $rx frames (super-frames whole, through the socket's queue), none dropped"
 elif [ "$MODE" = spin ]; then
-  # Two workers that never sleep: with nothing to forward, each is always running or waiting
-  # for a CPU (state R), never asleep (S) in epoll_wait, over 20 looks in 1 s. (Their CPU
-  # time, the figure below, is only a lower bound's worth: next to a busy process, as on a
-  # loaded CI machine, two spinning workers on 2 CPUs get well under 2 CPU-seconds a second.)
+  # Two workers that never sleep: with nothing to forward, each is running or waiting for a
+  # CPU (state R), not asleep in epoll_wait (S), in 20 looks over about a second (at most 2 of
+  # the 40 may miss). Their CPU time is only reported: next to a busy process, as on a loaded
+  # CI machine, two spinning workers on 2 CPUs get well under 2 CPU-seconds a second.
   workers=$(grep -lx 'fdlinkd-w[0-9]*' /proc/"$DAEMON_PID"/task/*/comm | xargs -n1 dirname)
   [ "$(wc -w <<< "$workers")" -eq 2 ] || fail "busy_poll = always: not 2 worker threads: $workers"
   ticks() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
