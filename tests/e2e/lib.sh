@@ -148,7 +148,7 @@ where_lost() {
   done
   echo "softnet_stat (processed dropped squeezed):" >&2
   awk '{print "  " $1, $2, $3}' /proc/net/softnet_stat >&2
-  ip netns exec "$2" nstat -asz 2>/dev/null | grep -E "Udp(RcvbufErrors|InErrors|InCsumErrors)" >&2 || true
+  ip netns exec "$2" nstat -asz 2>/dev/null | grep -E "Udp(RcvbufErrors|InErrors|InCsumErrors|NoPorts)" >&2 || true
 }
 
 # tcp_ok SRC_NS DST_NS DST_ADDR MB: sends MB MiB of random bytes over TCP and compares the

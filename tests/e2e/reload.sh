@@ -47,9 +47,10 @@ if [ "$MODE" = traffic ]; then
   start_daemon "$TMP/cfg.toml" "$D"
   ping_ok "$A" 10.7.0.2 3
 
-  ip netns exec "$B" "$PY" "$HERE/udp_seq.py" recv 9000 "$TMP/seq.out" &
+  ip netns exec "$B" "$PY" "$HERE/udp_seq.py" recv 9000 "$TMP/seq.out" 2> "$TMP/seq.err" &
   RX=$!
-  sleep 0.3
+  for _ in $(seq 100); do grep -q ready "$TMP/seq.err" 2>/dev/null && break; sleep 0.05; done
+  grep -q ready "$TMP/seq.err" || fail "the UDP receiver did not bind within 5 s"
   ip netns exec "$A" "$PY" "$HERE/udp_seq.py" send 10.7.0.2 9000 3000 "$TMP/stop" &
   BACKGROUND+=($!)
   TX=$!

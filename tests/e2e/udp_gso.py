@@ -31,7 +31,9 @@ def main():
             s.sendto(b"".join(payload(i, j, seg) for j in range(PER_SEND)), (addr, port))
             time.sleep(0.002)
         return
+    s.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE: a slow reader loses nothing
     s.bind((addr, port))
+    print("ready", file=sys.stderr, flush=True)  # (the sender waits for it)
     s.settimeout(float(sys.argv[6]))
     seen, bad = set(), 0
     try:

@@ -15,8 +15,9 @@ import time
 
 def recv(port, out):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE (SO_RCVBUF stops at rmem_max)
     s.bind(("0.0.0.0", port))
+    print("ready", file=sys.stderr, flush=True)  # (the sender waits for it)
     s.settimeout(30)
     last, received, reordered, dups, sent = -1, 0, 0, 0, -1
     seen = set()
