@@ -57,12 +57,15 @@ $vlans
 EOT
 start_daemon "$TMP/fdlinkd.toml" "$ID-fw"
 
-# capture NS IFACE NAME: tcpdump of frames arriving on IFACE into $TMP/NAME.pcap.
+# capture NS IFACE NAME: tcpdump of frames arriving on IFACE into $TMP/NAME.pcap, once it
+# says it is listening.
 CAPS=()
 capture() {
-  ip netns exec "$1" tcpdump -i "$2" -Q in -s 0 --immediate-mode -U -w "$TMP/$3.pcap" 2>/dev/null &
+  ip netns exec "$1" tcpdump -i "$2" -Q in -s 0 --immediate-mode -U -w "$TMP/$3.pcap" 2>"$TMP/$3.cap.err" &
   CAPS+=($!)
   BACKGROUND+=($!)
+  for _ in $(seq 100); do grep -q "listening on" "$TMP/$3.cap.err" && return 0; sleep 0.05; done
+  fail "tcpdump on $2 did not start within 5 s: $(cat "$TMP/$3.cap.err")"
 }
 stop_captures() {
   sleep 0.5
@@ -87,7 +90,8 @@ if [ "$MODE" = plain ]; then
   r1=$!
   ip netns exec "$ID-fw" timeout 60 socat -u TCP-LISTEN:5002,reuseaddr - | sha256sum > "$TMP/got2" &
   r2=$!
-  sleep 0.5
+  wait_listen "$ID-h2" 5001
+  wait_listen "$ID-fw" 5002
   ip netns exec "$ID-h1" timeout 60 socat -u "FILE:$TMP/blob" TCP:10.77.20.2:5001 &
   s1=$!
   ip netns exec "$ID-h3" timeout 60 socat -u "FILE:$TMP/blob" TCP:10.77.20.4:5002 &

@@ -151,6 +151,17 @@ where_lost() {
   ip netns exec "$2" nstat -asz 2>/dev/null | grep -E "Udp(RcvbufErrors|InErrors|InCsumErrors|NoPorts)" >&2 || true
 }
 
+# wait_listen NS PORT: returns once something in NS listens on TCP port PORT; fails after 5 s.
+# (A fixed sleep after starting a listener races with a slow start on a busy machine: the
+# connect is refused.)
+wait_listen() {
+  for _ in $(seq 100); do
+    ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+    sleep 0.05
+  done
+  fail "nothing listens on TCP port $2 in $1 after 5 s"
+}
+
 # tcp_ok SRC_NS DST_NS DST_ADDR MB: sends MB MiB of random bytes over TCP and compares the
 # SHA-256 of what arrived with what was sent.
 tcp_ok() {
@@ -160,7 +171,7 @@ tcp_ok() {
   want=$(sha256sum < "$TMP/blob" | cut -d' ' -f1)
   ip netns exec "$dst" timeout 60 socat -u "TCP-LISTEN:$port,reuseaddr" - 2>"$TMP/socat-rx.err" | sha256sum > "$TMP/got" &
   local rx=$!
-  for _ in $(seq 50); do ip netns exec "$dst" ss -ltn | grep -q ":$port " && break; sleep 0.05; done
+  wait_listen "$dst" "$port"
   t0=$(date +%s%N)
   ip netns exec "$src" timeout 60 socat -u "FILE:$TMP/blob" "TCP:$addr:$port" || fail "TCP send to $addr failed"
   wait $rx || fail "TCP receiver failed: $(cat "$TMP/socat-rx.err")"

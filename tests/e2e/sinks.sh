@@ -49,7 +49,7 @@ sink_stat() {  # sink_stat SINK COUNTER: from the final stats of the sink event
 tcp_fails() {
   ip netns exec "$ID-h2" timeout 5 socat -u TCP-LISTEN:5003,reuseaddr - >/dev/null 2>&1 &
   local rx=$!
-  sleep 0.3
+  wait_listen "$ID-h2" 5003  # (else a refused connect would pass for a filtered one)
   if ip netns exec "$ID-h1" timeout 3 socat -u - TCP:10.77.21.2:5003,connect-timeout=2 </dev/null 2>/dev/null; then
     kill $rx 2>/dev/null || true
     return 1

@@ -49,7 +49,7 @@ sleep 0.5
 iperf() {  # iperf ADDR [-R]
   ip netns exec "$ID-h2" iperf3 -s -1 -B "$1" >/dev/null 2>&1 &
   local srv=$!
-  sleep 0.3
+  wait_listen "$ID-h2" 5201
   local out
   out=$(ip netns exec "$ID-h1" timeout 20 iperf3 -c "$1" -n 100M $2 -J) || fail "iperf3 to $1 $2 failed"
   wait $srv || true
