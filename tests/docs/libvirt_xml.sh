@@ -3,8 +3,8 @@
 # link is what libvirt takes. Each ```xml block of that section is put in a minimal domain
 # and checked against libvirt's own schema (virt-xml-validate), once as written and once in
 # the other mode its comment names (mode='server', for client = true in fdlinkd). A mangled
-# copy must be refused, so that the check is seen to check. No libvirt daemon is run: what
-# libvirt makes of the XML at run time is untried (the note of issue 26 says so).
+# copy must be refused, so that the check is seen to check. No libvirt daemon is run here (a run by
+# hand with libvirtd 9.0 is in the README and the note of issue 26).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 command -v virt-xml-validate >/dev/null || { echo "virt-xml-validate is not installed (libvirt-clients)" >&2; exit 77; }
