@@ -72,9 +72,9 @@ ip -n "$ID-h1" neigh add 10.79.1.9 lladdr 02:00:00:00:00:09 dev h1
 start_daemon "$TMP/skb.toml" "$ID-fw"
 ip -n "$ID-fw" -d link show dev xa | grep -q "xdpgeneric" || fail "skb: no generic XDP program on xa"
 # The link reflects frames: h1's pings to a made-up neighbour come back to h1 as they left.
-ip netns exec "$ID-h1" timeout 10 tcpdump -c 10 -nli h1 -Q in icmp > "$TMP/skb.cap" 2>/dev/null &
+ip netns exec "$ID-h1" timeout 10 tcpdump -c 10 -nli h1 -Q in icmp > "$TMP/skb.cap" 2>"$TMP/skb.err" &
 capture=$!
-sleep 1
+capturing "$TMP/skb.err"
 ip netns exec "$ID-h1" ping -q -c 10 -i 0.05 -W 1 10.79.1.9 >/dev/null || true
 wait $capture || fail "skb: fewer than 10 echo requests came back through fdlinkd"
 pass "skb: 10 echo requests reflected through generic XDP"

@@ -64,8 +64,7 @@ capture() {
   ip netns exec "$1" tcpdump -i "$2" -Q in -s 0 --immediate-mode -U -w "$TMP/$3.pcap" 2>"$TMP/$3.cap.err" &
   CAPS+=($!)
   BACKGROUND+=($!)
-  for _ in $(seq 100); do grep -q "listening on" "$TMP/$3.cap.err" && return 0; sleep 0.05; done
-  fail "tcpdump on $2 did not start within 5 s: $(cat "$TMP/$3.cap.err")"
+  capturing "$TMP/$3.cap.err"
 }
 stop_captures() {
   sleep 0.5

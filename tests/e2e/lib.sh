@@ -162,6 +162,17 @@ wait_listen() {
   fail "nothing listens on TCP port $2 in $1 after 5 s"
 }
 
+# capturing FILE: returns once the tcpdump or tshark whose stderr goes to FILE says it captures
+# ("listening on", "Capturing on"); fails after 5 s. (A fixed sleep after starting one races
+# with a slow start on a busy machine: the first frames go uncounted.)
+capturing() {
+  for _ in $(seq 100); do
+    grep -qE "listening on|Capturing on" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  fail "the capture did not start within 5 s: $(cat "$1" 2>/dev/null)"
+}
+
 # tcp_ok SRC_NS DST_NS DST_ADDR MB: sends MB MiB of random bytes over TCP and compares the
 # SHA-256 of what arrived with what was sent.
 tcp_ok() {

@@ -43,10 +43,10 @@ ip netns exec "$ID-h1" ethtool -k "$dev" | grep -q "tx-udp-segmentation: on" ||
   fail "$dev has no UDP segmentation offload: the sender would segment before fdlinkd"
 ping_ok "$ID-h1" 10.77.10.2 3
 
-ip netns exec "$ID-h2" tcpdump -i h2 -Q in -s 100 --immediate-mode -w "$TMP/h2.pcap" udp port 9000 2>/dev/null &
+ip netns exec "$ID-h2" tcpdump -i h2 -Q in -s 100 --immediate-mode -w "$TMP/h2.pcap" udp port 9000 2>"$TMP/h2.cap.err" &
 CAP=$!
 BACKGROUND+=("$CAP")
-sleep 0.5
+capturing "$TMP/h2.cap.err"
 ip netns exec "$ID-h2" "$PY" "$HERE/udp_gso.py" recv 10.77.10.2 9000 100 1200 3 > "$TMP/rx" 2> "$TMP/rx.err" &
 RX=$!
 # (sent before the receiver is bound, datagrams are lost to "port unreachable": CI once

@@ -36,7 +36,7 @@ through() {  # through SRC_NS SRC_IF DST_NS DST_IF
   ip netns exec "$3" tcpdump -i "$4" -Q in -s 0 --immediate-mode -U -w "$TMP/$4.pcap" 2>"$TMP/$4.tcpdump" &
   local cap=$!
   BACKGROUND+=("$cap")
-  sleep 1
+  capturing "$TMP/$4.tcpdump"
   ip netns exec "$1" "$PY" "$HERE/vlan_frames.py" send "$2"
   sleep 0.5
   kill -INT "$cap" 2>/dev/null || true

@@ -41,11 +41,10 @@ ip netns exec "$ID-h1" ethtool -k t0 | grep -q "tcp-segmentation-offload: on" ||
   fail "t0 does not offer TSO: fdlinkd's TUNSETOFFLOAD did not take"
 ping_ok "$ID-h1" 10.77.9.2 5
 
-ip netns exec "$ID-h2" tcpdump -i h2 -Q in -s 0 -c 4000 -w "$TMP/h2.pcap" tcp 2>/dev/null &
+ip netns exec "$ID-h2" tcpdump -i h2 -Q in -s 0 -c 4000 -w "$TMP/h2.pcap" tcp 2>"$TMP/h2.cap.err" &
 CAP=$!
 BACKGROUND+=("$CAP")
-
-sleep 0.5
+capturing "$TMP/h2.cap.err"
 iperf() {  # iperf ADDR [-R]
   ip netns exec "$ID-h2" iperf3 -s -1 -B "$1" >/dev/null 2>&1 &
   local srv=$!
@@ -58,10 +57,10 @@ iperf() {  # iperf ADDR [-R]
 for addr in 10.77.9.2 fd77:9::2; do
   up=$(iperf "$addr" "")
   # What fdlinkd writes into the TAP while data flows towards it, as ns1's stack receives it.
-  ip netns exec "$ID-h1" tcpdump -i t0 -Q in -s 0 -c 600 -w "$TMP/t0-$addr.pcap" tcp 2>/dev/null &
+  ip netns exec "$ID-h1" tcpdump -i t0 -Q in -s 0 -c 600 -w "$TMP/t0-$addr.pcap" tcp 2>"$TMP/t0.cap.err" &
   CAP1=$!
   BACKGROUND+=("$CAP1")
-  sleep 0.3
+  capturing "$TMP/t0.cap.err"
   down=$(iperf "$addr" -R)
   kill -INT "$CAP1" 2>/dev/null || true
   wait "$CAP1" 2>/dev/null || true

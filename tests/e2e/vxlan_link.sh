@@ -97,8 +97,7 @@ ip netns exec "$ID-a" ethtool -K ua tx off >/dev/null
 ip netns exec "$ID-hb" timeout 20 tshark -i hb0 -n -s 96 -f "tcp port 5001" -w "$TMP/hb.pcap" 2>"$TMP/hb.err" &
 TD=$!
 BACKGROUND+=("$TD")
-for _ in $(seq 100); do grep -q "Capturing on" "$TMP/hb.err" && break; sleep 0.05; done
-sleep 0.2
+capturing "$TMP/hb.err"
 tcp_ok "$ID-a" "$ID-hb" 10.99.0.2 5
 sleep 0.2
 kill -INT "$TD" 2>/dev/null || true
@@ -112,10 +111,10 @@ pass "gro = true: $big TCP super-frames larger than $((MTU + 14)) bytes reached 
 # tshark on the far side checks them with offload off, as a NIC would have finished them.
 ip netns exec "$ID-b" ethtool -K ub tx off >/dev/null
 # tshark on the underlay while the pings run.
-ip netns exec "$ID-a" timeout 20 tshark -i ua -n -f "udp port 4789" -c 40 -w "$TMP/under.pcap" 2>/dev/null &
+ip netns exec "$ID-a" timeout 20 tshark -i ua -n -f "udp port 4789" -c 40 -w "$TMP/under.pcap" 2>"$TMP/under.err" &
 TS=$!
 BACKGROUND+=("$TS")
-sleep 1
+capturing "$TMP/under.err"
 ping_ok "$ID-hb" 10.99.0.1 20
 wait "$TS" || true
 src_field=ip.src; [ "$MODE" = v6 ] && src_field=ipv6.src

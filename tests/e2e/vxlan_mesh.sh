@@ -62,9 +62,9 @@ done
 count() {
   local ns=$1 filter=$2
   shift 2
-  ip netns exec "$ns" timeout 4 tcpdump -i u -n -l "$filter" > "$TMP/cap.$ns" 2>/dev/null &
+  ip netns exec "$ns" timeout 4 tcpdump -i u -n -l "$filter" > "$TMP/cap.$ns" 2>"$TMP/cap.$ns.err" &
   local tp=$!
-  sleep 0.7
+  capturing "$TMP/cap.$ns.err"
   "$@" >/dev/null 2>&1 || true
   sleep 0.5
   kill "$tp" 2>/dev/null; wait "$tp" 2>/dev/null || true

@@ -120,9 +120,9 @@ if [ "$MODE" = bridge ]; then
   # Tagged frames for VLAN 10 from the trunk side reach h1 untagged, in the kernel once known.
   H3MAC=$(ip -n "$ID-h3" -j link show h3 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
   H1MAC=$(ip -n "$ID-h1" -j link show h1 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
-  ip netns exec "$ID-h1" tcpdump -i h1 -Q in -n -s 0 --immediate-mode -U -w "$TMP/h1.pcap" "ether src $H3MAC" 2>/dev/null &
+  ip netns exec "$ID-h1" tcpdump -i h1 -Q in -n -s 0 --immediate-mode -U -w "$TMP/h1.pcap" "ether src $H3MAC" 2>"$TMP/h1.cap.err" &
   DUMP=$!; BACKGROUND+=($DUMP)
-  sleep 0.5
+  capturing "$TMP/h1.cap.err"
   before=$(stat c xdp_rx_packets)
   ip netns exec "$ID-h3" "$PY" - "$H3MAC" "$H1MAC" <<'PYEOF'
 import sys
@@ -149,9 +149,9 @@ PYEOF
   [ $((after - before)) -ge 40 ] || fail "VLAN 10 unicast from the trunk did not go through XDP ($((after - before)) frames)"
   pass "tagged VLAN 10 frames from the trunk reach h1 untagged: 51 of 51, $((after - before)) in XDP"
   # And back: h1's frames to h3's MAC leave the trunk tagged 10 (the tag pushed in XDP).
-  ip netns exec "$ID-h3" tcpdump -i h3 -Q in -n -s 0 --immediate-mode -U -w "$TMP/h3.pcap" "ether src $H1MAC" 2>/dev/null &
+  ip netns exec "$ID-h3" tcpdump -i h3 -Q in -n -s 0 --immediate-mode -U -w "$TMP/h3.pcap" "ether src $H1MAC" 2>"$TMP/h3.cap.err" &
   DUMP=$!; BACKGROUND+=($DUMP)
-  sleep 0.5
+  capturing "$TMP/h3.cap.err"
   before=$(stat c xdp_tx_packets)
   ip netns exec "$ID-h1" "$PY" - "$H1MAC" "$H3MAC" <<'PYEOF'
 import sys
