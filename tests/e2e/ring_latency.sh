@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ring_latency.sh v3|v2|spin: single frames through dispatch = "packet_mmap" are not held back.
 #   v3 (TPACKET_V3, the default): a block goes to fdlinkd when full or when block_timeout
-#      expires: the kernel reports both rings (ss) as TPACKET_V3 with a 1 ms timeout (its own
-#      default on a veth is 8 ms), and the median of 20 pings, 200 ms apart, is under 4 ms.
+#      expires: the kernel reports both rings (ss) as TPACKET_V3 with a 1 ms timeout, and the
+#      median of 20 pings, 200 ms apart, is under 4 ms.
 #   v2 (ring.version = 2): each frame goes to fdlinkd as it lands: ss reports TPACKET_V2 rings
 #      and the median of 20 pings is under 0.7 ms (a V3 ring's timeout alone adds up to 1 ms
 #      per direction). Medians, not the slowest ping: one ping whose process waited for a CPU
