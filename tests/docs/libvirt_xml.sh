@@ -3,8 +3,8 @@
 # link is what libvirt takes. Each ```xml block of that section is put in a minimal domain
 # and checked against libvirt's own schema (virt-xml-validate), once as written and once in
 # the other mode its comment names (mode='server', for client = true in fdlinkd). A mangled
-# copy must be refused, so that the check is seen to check. No libvirt daemon is run here (a run by
-# hand with libvirtd 9.0 is in the README and the note of issue 26).
+# copy must be refused, so that the check is seen to check. No libvirt daemon is run here
+# (a run by hand with libvirtd 9.0 is in the README and the note of issue 26).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 command -v virt-xml-validate >/dev/null || { echo "virt-xml-validate is not installed (libvirt-clients)" >&2; exit 77; }
@@ -18,8 +18,8 @@ awk '/^## Connecting a VM/ { in_s = 1; next } /^## / { in_s = 0 }
 grep -q "<interface type='vhostuser'>" "$TMP/blocks" ||
   { echo "FAIL: no <interface type='vhostuser'> in an xml block of README's \"Connecting a VM\"" >&2; exit 1; }
 
-# domain FILE < XML: the README's lines, <memoryBacking> at the domain's level and the rest
-# in <devices>, as `virsh edit` would hold them.
+# domain FILE: a domain of the README's xml lines, <memoryBacking> at the domain's level and
+# the rest in <devices>, as `virsh edit` would hold them.
 domain() {
   local xml
   xml=$(grep -v 'block end' "$TMP/blocks")
