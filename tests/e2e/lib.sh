@@ -124,7 +124,7 @@ udp_flows_ok() {
   local src=$1 dst=$2 addr=$3 flows=$4 count=$5 pps=$6
   ip netns exec "$dst" "$PY" "$HERE/udp_flows.py" recv 7000 "$flows" "$count" 3 > "$TMP/flows.json" 2>"$TMP/flows.err" &
   local rx=$!
-  for _ in $(seq 50); do grep -q ready "$TMP/flows.err" 2>/dev/null && break; sleep 0.05; done
+  said "$TMP/flows.err" ready "the UDP receiver"
   ip netns exec "$src" "$PY" "$HERE/udp_flows.py" send "$addr" 7000 "$flows" "$count" "$pps" >/dev/null
   wait $rx
   "$PY" - "$TMP/flows.json" "$flows flows $src -> $dst" <<'PYEOF' || { where_lost "$src" "$dst"; exit 1; }
@@ -162,15 +162,22 @@ wait_listen() {
   fail "nothing listens on TCP port $2 in $1 after 5 s"
 }
 
-# capturing FILE: returns once the tcpdump or tshark whose stderr goes to FILE says it captures
-# ("listening on", "Capturing on"); fails after 5 s. (A fixed sleep after starting one races
-# with a slow start on a busy machine: the first frames go uncounted.)
-capturing() {
+# said FILE REGEX WHAT: returns once a process writing FILE has said REGEX (a receiver "ready"
+# once bound); fails after 5 s naming WHAT. (A fixed sleep after starting a receiver or a
+# capture races with a slow start on a busy machine: the first frames go uncounted.)
+said() {
   for _ in $(seq 100); do
-    grep -qE "listening on|Capturing on" "$1" 2>/dev/null && return 0
+    grep -qE "$2" "$1" 2>/dev/null && return 0
     sleep 0.05
   done
-  fail "the capture did not start within 5 s: $(cat "$1" 2>/dev/null)"
+  fail "$3 did not start within 5 s: $(cat "$1" 2>/dev/null)"
+}
+# capturing FILE: the tcpdump or tshark whose stderr goes to FILE captures.
+capturing() { said "$1" "listening on|Capturing on" "the capture"; }
+
+# median_rtt: the median (the lower one of an even count) of the times ping printed on stdin.
+median_rtt() {
+  grep -o "time=[0-9.]*" | cut -d= -f2 | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
 # tcp_ok SRC_NS DST_NS DST_ADDR MB: sends MB MiB of random bytes over TCP and compares the

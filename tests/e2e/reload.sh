@@ -49,8 +49,7 @@ if [ "$MODE" = traffic ]; then
 
   ip netns exec "$B" "$PY" "$HERE/udp_seq.py" recv 9000 "$TMP/seq.out" 2> "$TMP/seq.err" &
   RX=$!
-  for _ in $(seq 100); do grep -q ready "$TMP/seq.err" 2>/dev/null && break; sleep 0.05; done
-  grep -q ready "$TMP/seq.err" || fail "the UDP receiver did not bind within 5 s"
+  said "$TMP/seq.err" ready "the UDP receiver"
   ip netns exec "$A" "$PY" "$HERE/udp_seq.py" send 10.7.0.2 9000 3000 "$TMP/stop" &
   BACKGROUND+=($!)
   TX=$!

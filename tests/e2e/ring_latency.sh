@@ -44,7 +44,7 @@ esac
   fail "the kernel's view of fdlinkd's rings is $rings, not $want: $(ip netns exec "$ID-fw" ss -0 -e)"
 out=$(ip netns exec "$ID-h1" ping -c 20 -i 0.2 -W 1 10.77.8.2)
 grep -q " 0% packet loss" <<< "$out" || fail "pings lost: $out"
-median=$(grep -o "time=[0-9.]*" <<< "$out" | cut -d= -f2 | sort -n | sed -n 10p)
+median=$(median_rtt <<< "$out")
 # (A spinning worker holds a CPU whatever else needs it: with both of this machine's CPUs
 # spun, the pings' own processes wait for a time slice. Its latency is the benchmark's:
 # bench/latency.sh.)

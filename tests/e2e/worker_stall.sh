@@ -33,7 +33,7 @@ ping_ok "$ID-h1" 10.77.13.2 5
 
 ip netns exec "$ID-h2" "$PY" "$HERE/udp_flows.py" recv 7000 $FLOWS $COUNT 3 > "$TMP/flows.json" 2>"$TMP/flows.err" &
 RX=$!
-for _ in $(seq 50); do grep -q ready "$TMP/flows.err" 2>/dev/null && break; sleep 0.05; done
+said "$TMP/flows.err" ready "the UDP receiver"
 ip netns exec "$ID-h1" "$PY" "$HERE/udp_flows.py" send 10.77.13.2 7000 $FLOWS $COUNT $PPS >/dev/null &
 TX=$!
 for i in 1 2 3; do
