@@ -113,8 +113,12 @@ logq() { "$PY" "$HERE/logq.py" "$LOG" "$@"; }
 # ping_ok NS ADDR COUNT: COUNT pings, 10 ms apart, must all be answered.
 ping_ok() {
   local out
-  out=$(ip netns exec "$1" ping -q -c "$3" -i 0.01 -W 2 "$2") || { echo "$out" >&2; fail "ping $2 from $1 lost packets"; }
-  grep -q " 0% packet loss" <<< "$out" || { echo "$out" >&2; fail "ping $2 from $1 lost packets"; }
+  out=$(ip netns exec "$1" ping -c "$3" -i 0.01 -W 2 "$2") && grep -q " 0% packet loss" <<< "$out" || {
+    echo "$out" >&2
+    echo "no reply to icmp_seq: $(seq "$3" | grep -vxFf <(grep -o 'icmp_seq=[0-9]*' <<< "$out" | cut -d= -f2) | tr '\n' ' ')" >&2
+    where_lost "$1" "$1"
+    fail "ping $2 from $1 lost packets"
+  }
   pass "$3 pings $1 -> $2, 0% loss ($(echo "$out" | tail -1))"
 }
 
