@@ -48,10 +48,14 @@ expect() {
   pass "$what: $reason +$((now - before)) on $link, none on $other"
 }
 
-# frozen_burst IFACE: 20000 frames out of h1's IFACE while the daemon is stopped (SIGSTOP).
+# frozen_burst IFACE: 20000 frames of 1400 bytes (28 MB) out of h1's IFACE while the daemon is
+# stopped (SIGSTOP): more than the link's socket buffer (8 MiB) or receive ring (64 blocks of
+# 128 KiB, 8 MiB) can hold, however fast they come. (With 100-byte frames a full TPACKET_V3 block
+# holds about 700, so 20000 of them fit in the ring when the sender fills each block before its
+# 1 ms timeout retires it, and overflowed it only when a slower sender left blocks part-empty.)
 frozen_burst() {
   kill -STOP "$DAEMON_PID"
-  ip netns exec "$ID-h1" "$PY" "$HERE/send_frames.py" "$1" 20000 >/dev/null
+  ip netns exec "$ID-h1" "$PY" "$HERE/send_frames.py" "$1" 20000 1400 >/dev/null
   kill -CONT "$DAEMON_PID"
 }
 
