@@ -18,7 +18,8 @@
 # /proc/PID/task/*/schedstat), giving frames per CPU-second; the log adds the frames in flight
 # at both readings. A round whose middle box used less than 90% of its quota is flagged (it
 # did not set the rate) and left out of the medians. Output: CSV on stdout (round, forwarder,
-# size, pps, cpu, pps_per_cpu_s, saturated) and medians on stderr. FDLINKD_LINK: lines added
+# size, pps, cpu, pps_per_cpu_s, saturated, cpu_capped: the CPU of the capped threads alone) and
+# medians on stderr. FDLINKD_LINK: lines added
 # to both of fdlinkd's links (e.g. 'offloads = false'). PERF=1 records a profile of each
 # forwarder's CPU in the last round (perf record -g -C 1) into $OUT/profile-NAME.txt. A
 # forwarder named NAME-packed is NAME with the generator's ports asking for the packed ring
@@ -53,20 +54,29 @@ log() { echo "[$(date +%T)] $*" >&2; }
 # space, none run again, cpu.stat's throttled_time frozen while nr_throttled climbed): the
 # stall that earlier runs saw as a middle box that took no more frames. With only the lcores
 # capped, 12 of 12 probes ran (docs/benchmarks.md).
+CAPPED=()  # the threads cap() put under the quota
 cap() {
   local t n=0
+  CAPPED=()
   for t in /proc/"$1"/task/*; do
     if grep -qxE 'dpdk-testpmd|rte-worker-[0-9]+|fdlinkd-w[0-9]+' "$t/comm"; then
       echo "${t##*/}" > "$CG/tasks"
+      CAPPED+=("$t")
       n=$((n + 1))
     fi
   done
-  [ "$n" -gt 0 ] || for t in /proc/"$1"/task/*; do echo "${t##*/}" > "$CG/tasks"; done
+  [ "$n" -gt 0 ] || for t in /proc/"$1"/task/*; do echo "${t##*/}" > "$CG/tasks"; CAPPED+=("$t"); done
   log "capped $n named threads of $1 (0: all of them)"
 }
 # CPU time of every thread of PID in ns (schedstat: exact, where /proc/PID/stat's ticks are
 # sampled and go wrong under a cgroup quota).
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
+# The same over the capped threads only (the forwarding threads, without the ones that handle
+# messages and interrupts).
+cpu_capped_ns() {
+  local t
+  for t in "${CAPPED[@]}"; do cat "$t/schedstat" 2>/dev/null; done | awk '{s += $1} END {printf "%.0f", s}'
+}
 wait_sockets() {
   local i
   for i in $(seq 100); do [ -S "$A" ] && [ -S "$B" ] && return 0; sleep 0.05; done
@@ -142,6 +152,8 @@ run() {
   echo "show port stats all" >&7
   local c0 c1
   c0=$(cpu_ns "$MID")
+  local k0
+  k0=$(cpu_capped_ns)
   local t0
   t0=$(date +%s%N)
   if [ "${PERF:-}" = 1 ] && [ "$round" = "$ROUNDS" ]; then
@@ -152,6 +164,8 @@ run() {
     sleep "$SECS"
   fi
   c1=$(cpu_ns "$MID")
+  local k1
+  k1=$(cpu_capped_ns)
   echo "show port stats all" >&7
   local t1
   t1=$(date +%s%N)
@@ -184,12 +198,14 @@ run() {
   # cost of a frame: the round is kept in the CSV, flagged, and left out of the medians.
   local saturated
   saturated=$(awk -v c="$cpu" -v cap="$CAP" 'BEGIN {print (c >= 0.9 * cap / 100) ? 1 : 0}')
-  echo "$round,$name,$SIZE,$pps,$cpu,$per,$saturated"
-  log "round $round $name: $pps pps, $cpu CPU, $per frames per CPU-second, in flight $flight$(
+  local capped
+  capped=$(awk -v t="$((k1 - k0))" -v ns="$((t1 - t0))" 'BEGIN {printf "%.3f", t / ns}')
+  echo "$round,$name,$SIZE,$pps,$cpu,$per,$saturated,$capped"
+  log "round $round $name: $pps pps, $cpu CPU ($capped in the capped threads), $per frames per CPU-second, in flight $flight$(
     [ "$saturated" = 1 ] || echo ", NOT SATURATED (left out of the medians)")"
 }
 
-echo "round,forwarder,size,pps,cpu,pps_per_cpu_s,saturated" | tee "$OUT/results.csv"
+echo "round,forwarder,size,pps,cpu,pps_per_cpu_s,saturated,cpu_capped" | tee "$OUT/results.csv"
 for r in $(seq "$ROUNDS"); do
   for f in "${FORWARDERS[@]}"; do run "$f" "$r"; done
 done | tee -a "$OUT/results.csv"
