@@ -15,6 +15,7 @@
 #   fdlinkd-xdp-alt (the same from the binary FDLINKD_ALT and with the link lines FDLINKD_ALT_LINK:
 #   an A/B of two builds or settings), fdlinkd-xdp-alt2 (from FDLINKD_ALT2, a third build),
 #   fdlinkd-ring-alt (fdlinkd-ring from the binary FDLINKD_ALT: an A/B of two builds),
+#   fdlinkd-offload-bridge-alt (likewise for fdlinkd-offload-bridge),
 #   fdlinkd-xdp-bp, fdlinkd-readv-bp, fdlinkd-ring2-bp (with [daemon] busy_poll = "200us"), fdlinkd-gro (recvmmsg + sendmmsg, vnet_hdr, in the
 #   bridge's placement: veth GRO and NAPI on the forwarder's CPU; GSO passed through)
 #   Append "-rps" to any name (fdlinkd-ring-rps) to run it in `topo.sh place rps`: the
@@ -322,6 +323,11 @@ start_fdlinkd-offload-bridge() {
   ip netns exec fb-gen ping -c 1 -W 1 10.99.0.2 > /dev/null 2>&1 || true
 }
 stop_fdlinkd-offload-bridge() { stop_fdlinkd; }
+# fdlinkd-offload-bridge from the binary FDLINKD_ALT (an A/B of two builds' XDP programs).
+start_fdlinkd-offload-bridge-alt() {
+  FDLINKD=${FDLINKD_ALT:?set FDLINKD_ALT to another build} start_fdlinkd-offload-bridge
+}
+stop_fdlinkd-offload-bridge-alt() { stop_fdlinkd; }
 start_fdlinkd-teepcap() { FDLINKD_SINKS=teepcap start_fdlinkd packet_mmap true; }
 stop_fdlinkd-teepcap() { stop_fdlinkd; rm -f "$OUT"/cap.pcap*; }
 stop_fdlinkd-readv() { stop_fdlinkd; }

@@ -11,6 +11,8 @@
 //            there, its tag pushed or popped as the egress port wants. Broadcast, multicast,
 //            unknown destinations, new or moved sources, and frames a port does not admit go
 //            to fdlinkd, which floods, learns (and enters what it learns here) and counts.
+//            The program notes when it last sent on a frame from each source, and fdlinkd asks
+//            before it ages that MAC out.
 // Frames the program does not understand, multi-buffer frames and frames too big for the way
 // out go to fdlinkd as well, which handles or counts them as ever.
 //
@@ -49,7 +51,7 @@ struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 262144);
   __type(key, struct fdlinkd_fp_fdb_key);
-  __type(value, __u32);
+  __type(value, struct fdlinkd_fp_fdb_entry);
 } fdlinkd_fp_fdb SEC(".maps");
 
 struct {
@@ -152,14 +154,18 @@ static __always_inline int bridge_out(const struct fdlinkd_fp_port* port, __u32 
   }
   struct fdlinkd_fp_fdb_key k = {.bridge = port->bridge, .vlan = vlan};
   __builtin_memcpy(k.mac, d + 6, 6);
-  const __u32* src = bpf_map_lookup_elem(&fdlinkd_fp_fdb, &k);
-  if (!src || *src != slot) return -1;  // a new or moved source: fdlinkd learns it
+  struct fdlinkd_fp_fdb_entry* src = bpf_map_lookup_elem(&fdlinkd_fp_fdb, &k);
+  if (!src || src->slot != slot) return -1;  // a new or moved source: fdlinkd learns it
   __builtin_memcpy(k.mac, d, 6);
-  const __u32* dst = bpf_map_lookup_elem(&fdlinkd_fp_fdb, &k);
-  if (!dst || *dst == slot) return -1;  // unknown (flood) or hairpin
-  const __u32 q = *dst;
+  const struct fdlinkd_fp_fdb_entry* dst = bpf_map_lookup_elem(&fdlinkd_fp_fdb, &k);
+  if (!dst || dst->slot == slot) return -1;  // unknown (flood) or hairpin
+  const __u32 q = dst->slot;
   const struct fdlinkd_fp_port* egress = bpf_map_lookup_elem(&fdlinkd_fp_ports, &q);
   if (!egress || egress->mode != FDLINKD_FP_BRIDGE || egress->bridge != port->bridge) return -1;
+  // The source talks, though fdlinkd will not see it: say so, for its aging (a write every
+  // FDLINKD_FP_SEEN_STEP, so that CPUs forwarding from one MAC do not trade the line per frame).
+  const __u64 now = bpf_ktime_get_ns();
+  if (now - src->seen_ns >= FDLINKD_FP_SEEN_STEP) src->seen_ns = now;
   *out = q;
   *edit = 0;
   *vlan_out = vlan;

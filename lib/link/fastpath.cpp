@@ -274,8 +274,18 @@ bool XdpFastPath::fdb_set(std::uint32_t bridge, std::uint16_t vlan, const std::u
                           std::size_t slot) {
   if (!ready()) return false;
   const fdlinkd_fp_fdb_key k = fdb_key(bridge, vlan, mac);
-  const auto value = static_cast<__u32>(slot);
+  fdlinkd_fp_fdb_entry value{};
+  value.slot = static_cast<__u32>(slot);
   return bpf_map_update_elem(fdb_fd_, &k, &value, BPF_ANY) == 0;
+}
+
+std::uint32_t XdpFastPath::fdb_seen(std::uint32_t bridge, std::uint16_t vlan,
+                                    const std::uint8_t* mac) const {
+  if (!ready()) return 0;
+  const fdlinkd_fp_fdb_key k = fdb_key(bridge, vlan, mac);
+  fdlinkd_fp_fdb_entry value{};
+  if (bpf_map_lookup_elem(fdb_fd_, &k, &value) != 0 || value.seen_ns == 0) return 0;
+  return static_cast<std::uint32_t>(value.seen_ns / 1000000000u);
 }
 
 void XdpFastPath::fdb_del(std::uint32_t bridge, std::uint16_t vlan, const std::uint8_t* mac) {

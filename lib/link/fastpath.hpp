@@ -71,6 +71,9 @@ class XdpFastPath {
   /// A bridge's learned MAC (vlan 0: a bridge without VLANs) on the port of `slot`.
   bool fdb_set(std::uint32_t bridge, std::uint16_t vlan, const std::uint8_t* mac, std::size_t slot);
   void fdb_del(std::uint32_t bridge, std::uint16_t vlan, const std::uint8_t* mac);
+  /// When the program last sent on a frame from that MAC, in seconds of CLOCK_MONOTONIC (its
+  /// coarse form, as the bridge's clock, has the same seconds); 0: not since fdb_set.
+  std::uint32_t fdb_seen(std::uint32_t bridge, std::uint16_t vlan, const std::uint8_t* mac) const;
   /// Forgets every MAC of `bridge`.
   void fdb_clear(std::uint32_t bridge);
 

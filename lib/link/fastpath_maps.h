@@ -39,12 +39,22 @@ struct fdlinkd_fp_vlan_key {
   __u32 vlan;
 };
 
-/* A learned MAC of a bridge: (bridge, VLAN, MAC) -> the slot of its port. */
+/* A learned MAC of a bridge: (bridge, VLAN, MAC) -> the slot of its port, and when the program
+ * last sent on a frame from it. */
 struct fdlinkd_fp_fdb_key {
   __u32 bridge;
   __u16 vlan;
   __u8 mac[6];
 };
+struct fdlinkd_fp_fdb_entry {
+  __u32 slot;
+  __u32 pad;
+  /* CLOCK_MONOTONIC (bpf_ktime_get_ns), written at most every FDLINKD_FP_SEEN_STEP; 0: the
+   * program has not forwarded a frame from this MAC since fdlinkd entered it. fdlinkd asks
+   * before it ages the MAC out: frames it never sees keep the MAC alive. */
+  __u64 seen_ns;
+};
+#define FDLINKD_FP_SEEN_STEP 100000000ull /* 100 ms: one write a MAC at most, not per frame */
 
 /* Per CPU and slot: what the program redirected. rx: frames received on the slot's interface
  * and sent on by the program; tx: frames the program sent out of the slot. */

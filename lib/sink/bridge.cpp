@@ -34,6 +34,9 @@ constexpr std::string_view kCounterNames[kCounters] = {
     "hairpin", "reserved", "vlan_filtered", "not_member", "no_buffer", "macs"};
 
 constexpr std::size_t kMaxUpdates = 4096;  // per batch; more waits for the next frame from it
+// offload = "xdp": workers other than 0 keep a MAC this much longer than `aging`, so that a
+// refresh from the kernel's fast path, which worker 0 asks for, reaches them first.
+constexpr std::uint32_t kFastPathGrace = 2;
 
 std::uint32_t now_s() {
   timespec ts{};
@@ -100,13 +103,17 @@ std::uint16_t MacTable::lookup(std::uint64_t key) const {
   return e.key ? e.port : kNoPort;
 }
 
-MacTable::Learned MacTable::learn(std::uint64_t key, std::uint16_t port, std::uint32_t now) {
+MacTable::Learned MacTable::learn(std::uint64_t key, std::uint16_t port, std::uint32_t now,
+                                  bool heard) {
   std::size_t i = slot_of(key);
   Entry& e = slots_[i];
   if (e.key) {
     if (e.is_static) return Learned::kept_static;
     e.seen = now;
-    if (e.port == port) return Learned::refreshed;
+    if (e.port == port) {
+      e.heard |= heard;  // (an addition or a move is posted as it happens)
+      return Learned::refreshed;
+    }
     --per_port_[e.port];
     ++per_port_[port];
     e.port = port;
@@ -174,12 +181,21 @@ void MacTable::evict() {
   }
 }
 
-std::size_t MacTable::age(std::uint32_t now, std::uint32_t aging,
-                          std::vector<std::uint64_t>* gone) {
+std::size_t MacTable::age(std::uint32_t now, std::uint32_t aging, std::vector<std::uint64_t>* gone,
+                          const std::function<std::uint32_t(const Entry&)>& seen_elsewhere) {
   std::size_t n = 0;
   for (std::size_t i = 0; i < slots_.size();) {
-    const Entry& e = slots_[i];
+    Entry& e = slots_[i];
     if (e.key && !e.is_static && now - e.seen >= aging) {
+      if (seen_elsewhere) {
+        const std::uint32_t t = seen_elsewhere(e);
+        if (t != 0 && now - t < aging) {
+          e.seen = t;
+          e.heard = true;
+          ++i;
+          continue;
+        }
+      }
       if (gone) gone->push_back(e.key);
       erase_at(i);  // (the shift may bring another entry into slot i: look again)
       ++n;
@@ -517,6 +533,12 @@ void BridgeSink::fast_learn(std::size_t w, MacTable::Learned r, std::uint64_t ke
   fp_->fdb_set(fp_id_, s_.vlan_aware ? MacTable::vlan_of(key) : 0, mac, port_link_[port]);
 }
 
+std::uint32_t BridgeSink::fast_seen(std::uint64_t key) const {
+  std::uint8_t mac[6];
+  mac_of(key, mac);
+  return fp_->fdb_seen(fp_id_, s_.vlan_aware ? MacTable::vlan_of(key) : 0, mac);
+}
+
 void BridgeSink::fast_forget(std::uint64_t key) {
   std::uint8_t mac[6];
   mac_of(key, mac);
@@ -605,13 +627,22 @@ void BridgeSink::process(Pass& pass, Batch& in) {
   if (s_.aging_s != 0 && now != pw.last_sweep) {  // at most once a second
     pw.last_sweep = now;
     if (fp_ && w == 0) {
+      // A MAC whose frames the kernel forwards stays, as the kernel last saw it (and the other
+      // workers hear of it below).
       pw.gone.clear();
-      pass.count(kAged, pw.table.age(now, s_.aging_s, &pw.gone));
+      pass.count(kAged, pw.table.age(now, s_.aging_s, &pw.gone,
+                                     [&](const MacTable::Entry& e) { return fast_seen(e.key); }));
       for (std::uint64_t k : pw.gone)
         fast_forget(k);
     } else {
-      pass.count(kAged, pw.table.age(now, s_.aging_s));
+      pass.count(kAged, pw.table.age(now, fp_ ? s_.aging_s + kFastPathGrace : s_.aging_s));
     }
+    if (per_worker_.size() > 1)  // the refreshes of the last second, for the other workers
+      pw.table.take_heard([&](const MacTable::Entry& e) {
+        if (pw.outbox.size() >= kMaxUpdates) return false;
+        pw.outbox.push_back({e.key, e.port, true});
+        return true;
+      });
   }
   const std::size_t ingress = pass.ingress();
   const std::uint16_t p = ingress < link_port_.size() ? link_port_[ingress] : MacTable::kNoPort;
@@ -653,8 +684,8 @@ void BridgeSink::process(Pass& pass, Batch& in) {
         pass.count(kLearned);
       if (r == MacTable::Learned::added_evicting) pass.count(kEvicted);
       if (r == MacTable::Learned::moved) pass.count(kMoved);
-      // Only changes go to the other workers; refreshes stay local (each worker ages its own
-      // copy, and a MAC that is still talking is refreshed where it talks).
+      // Changes go to the other workers with this batch; refreshes are marked in the table and
+      // go with the next sweep (once a second, not once a frame).
       const bool changed = r == MacTable::Learned::added ||
                            r == MacTable::Learned::added_evicting || r == MacTable::Learned::moved;
       if (changed && per_worker_.size() > 1 && pw.outbox.size() < kMaxUpdates)
@@ -701,7 +732,11 @@ void BridgeSink::apply(PerWorker& pw, const std::vector<Update>& updates) {
   const std::uint32_t now = now_s();
   const std::size_t w = &pw == per_worker_[0].get() ? 0 : 1;
   for (const Update& u : updates) {
-    const MacTable::Learned r = pw.table.learn(u.key, u.port, now);
+    if (u.refresh) {  // (a move this worker saw since stands)
+      const std::uint16_t at = pw.table.lookup(u.key);
+      if (at != MacTable::kNoPort && at != u.port) continue;
+    }
+    const MacTable::Learned r = pw.table.learn(u.key, u.port, now, false);
     if (fp_) fast_learn(w, r, u.key, u.port, pw.table);
   }
 }

@@ -26,13 +26,17 @@
 // With several workers there is no lock on the per-frame path: each worker has a table of its
 // own; what one worker learns (a new MAC or a move) is posted, once per batch, to the others'
 // io_contexts and applied there. A frame a worker has not heard of yet is flooded meanwhile,
-// as any switch floods an unknown destination.
+// as any switch floods an unknown destination. Refreshes go once a second, with each
+// worker's sweep: the MACs its frames showed again, so that a MAC talking only through one
+// worker's links does not age out of the others' tables.
 //
 // offload = "xdp" (link/fastpath.hpp): worker 0 enters each MAC the bridge learns (and takes
 // out each one it forgets) in the fast path's table, and the kernel forwards known unicast
-// between the ports whose links are on interfaces; what it forwards, fdlinkd does not see
-// (the MAC ages out here and is learned again from the next frame that comes up the slow
-// path). Flooding, learning, moves and everything else stay here.
+// between the ports whose links are on interfaces; what it forwards, fdlinkd does not see.
+// So before worker 0 ages a MAC out it asks the kernel when its program last forwarded a
+// frame from it: a MAC that talks there stays, and the refresh is posted to the other
+// workers (which age theirs 2 s later, so that worker 0 decides first).
+// Flooding, learning, moves and everything else stay here.
 //
 // Counters: learned, moved, evicted, aged, forwarded, flooded, hairpin, reserved,
 // vlan_filtered, not_member, no_buffer, macs (the table size on worker 0). SIGUSR1 logs the
@@ -42,6 +46,7 @@
 #include <array>
 #include <bitset>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -59,6 +64,7 @@ class MacTable {
     std::uint32_t seen = 0;  ///< when last seen (seconds, the caller's clock)
     std::uint16_t port = 0;
     bool is_static = false;
+    bool heard = false;  ///< refreshed by a frame here since take_heard() last looked
   };
 
   MacTable(std::size_t max_macs, std::size_t ports);
@@ -70,12 +76,27 @@ class MacTable {
 
   /// The port (MAC, VLAN) was learned on, or kNoPort.
   std::uint16_t lookup(std::uint64_t key) const;
-  /// Records that `key` was seen on `port` at `now`.
-  Learned learn(std::uint64_t key, std::uint16_t port, std::uint32_t now);
+  /// Records that `key` was seen on `port` at `now`. `heard`: by a frame here (a refresh is
+  /// marked for take_heard), not by another worker's word.
+  Learned learn(std::uint64_t key, std::uint16_t port, std::uint32_t now, bool heard = true);
+  /// Calls f(entry) for each entry refreshed here (heard) since the last call, and clears its
+  /// mark; when f returns false it stops, and the rest wait for the next call.
+  template <class F>
+  void take_heard(F&& f) {
+    for (Entry& e : slots_)
+      if (e.key && e.heard) {
+        if (!f(static_cast<const Entry&>(e))) return;
+        e.heard = false;
+      }
+  }
   void add_static(std::uint64_t key, std::uint16_t port);
   /// Forgets entries not seen since `now - aging`; returns how many (their keys into `gone`).
+  /// `seen_elsewhere`, if given, is asked about each entry before it goes: when its MAC was
+  /// last seen where this table does not look (the kernel's fast path; 0: not). An entry seen
+  /// there within `aging` stays, as seen then (and heard).
   std::size_t age(std::uint32_t now, std::uint32_t aging,
-                  std::vector<std::uint64_t>* gone = nullptr);
+                  std::vector<std::uint64_t>* gone = nullptr,
+                  const std::function<std::uint32_t(const Entry&)>& seen_elsewhere = {});
   /// Forgets every learned (not static) entry; returns how many (their keys into `gone`).
   std::size_t flush(std::vector<std::uint64_t>* gone = nullptr);
   /// The key the last learn() that returned added_evicting evicted.
@@ -157,6 +178,7 @@ class BridgeSink : public Sink {
   struct Update {
     std::uint64_t key;
     std::uint16_t port;
+    bool refresh = false;  ///< only seen again: not applied over a move the worker saw since
   };
   /// Sends frame `f` (VLAN `vlan`, tagged as `tag` says) out of port `q`, as that port's mode
   /// wants it tagged; variants are made once per frame, on copies.
@@ -167,6 +189,8 @@ class BridgeSink : public Sink {
   void fast_learn(std::size_t w, MacTable::Learned r, std::uint64_t key, std::uint16_t port,
                   const MacTable& table);
   void fast_forget(std::uint64_t key);
+  /// When the kernel last forwarded a frame from `key` (seconds, now_s's clock; 0: not).
+  std::uint32_t fast_seen(std::uint64_t key) const;
   void share(Pass& pass, PerWorker& pw);
 
   BridgeSettings s_;

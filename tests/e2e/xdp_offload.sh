@@ -16,6 +16,11 @@
 #   - a tee added by a reload moves that path back to userspace, and its pcap holds exactly
 #     the frames sent after the reload;
 #   - after SIGTERM, and after a failed start, `bpftool net` shows no program of ours.
+#   MODE = bridge_aging: the bridge above with aging = "3s" and two workers (a and c on worker
+#          0, b on worker 1). Pings between h1 and h2 go through XDP for 4 times `aging`, while
+#          h3 and h2 send a broadcast every half second (each comes up to fdlinkd and makes its
+#          worker sweep its table): the MACs that talk only through the kernel are not aged out
+#          or learned again. Once h1 and h2 are silent, they are aged out within aging + 2 s.
 # A frame redirected into a veth reaches its peer only when the peer has NAPI (GRO on, or an XDP
 # program of its own): the forward test starts with GRO off on h2 and checks that fdlinkd keeps
 # the path into pb in userspace and says why, then turns it on and sees the path offloaded.
@@ -65,6 +70,7 @@ name = "sw"
 type = "bridge"
 ports = ["a", "b", "c"]
 offload = "xdp"
+'"$([ "$MODE" != bridge_aging ] || echo 'aging = "3s"')"'
 [sink.vlans]
 a = { access = 10 }
 b = { access = 10 }
@@ -72,6 +78,7 @@ c = { trunk = [10, 20], native = 1 }'
   cat > "$TMP/fdlinkd.toml" <<EOT
 [daemon]
 stats_interval = "0s"
+$([ "$MODE" != bridge_aging ] || echo 'workers = 2')
 $(afp_link a pa sw 'dispatch = "packet_mmap"')
 $(afp_link b pb sw)
 $(afp_link c pc sw)
@@ -103,6 +110,63 @@ stat() {  # stat LINK KEY: one counter of one link, from fdlinkctl's JSON
   ctl stats --json | "$PY" -c "import json,sys; r=json.load(sys.stdin)
 print(next(l for l in r['links'] if l['name']=='$1')['$2'])"
 }
+
+if [ "$MODE" = bridge_aging ]; then
+  sw() {  # sw COUNTER: the bridge's counter, summed over the workers
+    ctl sinks --json | "$PY" -c "import json,sys; print([s for s in json.load(sys.stdin)['sinks'] if s['name']=='sw'][0]['counters']['$1'])"
+  }
+  macs() {  # the MACs in the bridge's table (worker 0's), on one line
+    ctl fdb --json | "$PY" -c "import json,sys
+print(' '.join(sorted(e['mac'] for e in json.load(sys.stdin)['bridges'][0]['entries'])))"
+  }
+  H1MAC=$(ip -n "$ID-h1" -j link show h1 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
+  H2MAC=$(ip -n "$ID-h2" -j link show h2 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
+  ping_ok "$ID-h1" 10.77.50.2 5
+  broadcasts() {  # broadcasts NS SECONDS: a UDP broadcast every half second
+    ip netns exec "$1" "$PY" -c "import socket,time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for _ in range(int($2 * 2)):
+    s.sendto(b'sweep', ('10.77.50.255', 9)); time.sleep(0.5)" > /dev/null 2>&1
+  }
+  broadcasts "$ID-h3" 0.5  # (h3 learned now, not during the count)
+  aged0=$(sw aged); learned0=$(sw learned); x0=$(stat a xdp_rx_packets)
+  broadcasts "$ID-h3" 12 & b3=$!; BACKGROUND+=($b3)
+  broadcasts "$ID-h2" 12 & b2=$!; BACKGROUND+=($b2)
+  out=$(ip netns exec "$ID-h1" ping -q -c 240 -i 0.05 -W 1 10.77.50.2) || { echo "$out" >&2; fail "pings during 4 aging times lost packets"; }
+  wait $b3 $b2
+  aged=$(( $(sw aged) - aged0 )); learned=$(( $(sw learned) - learned0 )); x=$(( $(stat a xdp_rx_packets) - x0 ))
+  echo "12 s of pings (aging 3 s): aged $aged, learned $learned, a's frames through XDP $x" >&2
+  macs >&2
+  [ "$x" -ge 230 ] || fail "only $x of h1's 240 pings went through XDP"
+  [ "$aged" -eq 0 ] && [ "$learned" -eq 0 ] ||
+    fail "MACs that talk through the kernel were aged out ($aged) and learned again ($learned) within 12 s of aging = 3s"
+  macs | grep "$H1MAC" | grep -q "$H2MAC" || fail "the table lacks h1's or h2's MAC after 12 s of pings"
+  # Worker 1 (b's) heard of the refreshes: a frame from a new source on h2 to h1 comes up there
+  # and is forwarded to h1's port, not flooded.
+  f0=$(sw flooded); fw0=$(sw forwarded)
+  ip netns exec "$ID-h2" "$PY" - "$H1MAC" <<'PYEOF'
+import sys
+from scapy.all import Ether, IP, UDP, sendp, conf
+conf.verb = 0
+sendp(Ether(src="02:00:00:00:99:01", dst=sys.argv[1]) / IP(src="10.77.50.9", dst="10.77.50.99") / UDP(dport=9), iface="h2")  # (h1 drops it: no reply, no ARP)
+PYEOF
+  for _ in $(seq 20); do [ "$(sw forwarded)" -gt "$fw0" ] && break; sleep 0.1; done
+  [ "$(sw forwarded)" -gt "$fw0" ] && [ "$(sw flooded)" -eq "$f0" ] ||
+    fail "a frame to h1 that came up on worker 1 was flooded (flooded +$(( $(sw flooded) - f0 ))): worker 1 forgot h1"
+  pass "12 s of pings through XDP with aging = 3s and sweeps every half second: 0 aged, 0 learned again; both workers still know h1"
+  # Silent now (h3 still sweeps worker 0): both go from worker 0's table, and from the kernel's.
+  broadcasts "$ID-h3" 7
+  aged=$(( $(sw aged) - aged0 ))
+  macs >&2
+  [ "$aged" -ge 2 ] && ! macs | grep -q "$H1MAC\|$H2MAC" ||
+    fail "h1 and h2, silent for 7 s, were not aged out of worker 0's table (aged $aged)"
+  ping_ok "$ID-h1" 10.77.50.2 5
+  pass "silent for 7 s, h1 and h2 are aged out (aged $aged); pings then pass again"
+  stop_daemon
+  [ "$(ours)" -eq 0 ] || fail "a program of ours is still attached after SIGTERM"
+  exit 0
+fi
 
 ping_ok "$ID-h1" 10.77.50.2 100
 ping_ok "$ID-h2" 10.77.50.1 100

@@ -1,7 +1,10 @@
 // bridge: the MAC table on its own, then the sink on real fds (socketpairs as member links).
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "config/config.hpp"
@@ -131,6 +134,27 @@ TEST_CASE("MAC table: aging forgets what was not seen - keeps the rest and stati
     CHECK(t.lookup(k(i)) == (i <= 100 ? MacTable::kNoPort : i % 2));
   CHECK(t.age(100000, 1) == 100);
   CHECK(t.lookup(k(250)) == 1);
+}
+
+TEST_CASE("MAC table: aging keeps a MAC seen elsewhere within aging - as seen then") {
+  MacTable t(64, 2);
+  for (std::uint8_t i = 1; i <= 6; ++i)
+    t.learn(k(i), 0, 10);
+  // The kernel forwarded frames from MACs 1 and 2 (at 250 and 280), from 3 too long ago (100),
+  // never from the others.
+  std::vector<std::uint64_t> gone;
+  const auto elsewhere = [](const MacTable::Entry& e) -> std::uint32_t {
+    return e.key == k(1) ? 250 : e.key == k(2) ? 280 : e.key == k(3) ? 100 : 0;
+  };
+  CHECK(t.age(300, 60, &gone, elsewhere) == 4);
+  CHECK(t.lookup(k(1)) == 0);
+  CHECK(t.lookup(k(2)) == 0);
+  std::sort(gone.begin(), gone.end());
+  CHECK(gone == std::vector<std::uint64_t>{k(3), k(4), k(5), k(6)});
+  // Kept as seen then: 1 (seen at 250) goes at 310, 2 (seen at 280) stays until 340.
+  CHECK(t.age(310, 60) == 1);
+  CHECK(t.lookup(k(1)) == MacTable::kNoPort);
+  CHECK(t.lookup(k(2)) == 0);
 }
 
 TEST_CASE("MAC table: when full - the port with the most MACs loses its least recent one") {
@@ -303,6 +327,38 @@ TEST_CASE("bridge: with two workers - what one learns reaches the other's table"
   CHECK(r.got(0).size() == 1);
   CHECK(r.counter("flooded") == 1);
   CHECK(r.counter("forwarded") == 1);
+}
+
+TEST_CASE("bridge: with two workers - a MAC talking through one stays in the other's table") {
+  BridgeSettings s;
+  s.aging_s = 2;
+  Rig r(2, s, 2);  // port 0 on worker 0, port 1 on worker 1
+  r.send(0, eth(0xFF, 1));
+  r.send(1, eth(0xFF, 2));
+  r.got(0);
+  r.got(1);
+  // For 5 s (2.5 times aging) MAC 1 talks only on port 0 (worker 0), MAC 2 only on port 1:
+  // each worker sweeps its table every second, and hears of the other's MAC only by the
+  // refreshes the other posts with its sweep.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+    r.send(0, eth(2, 1));
+    r.send(1, eth(1, 2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  CHECK(r.bridge->table(0).lookup(k(2)) == 1);
+  CHECK(r.bridge->table(1).lookup(k(1)) == 0);
+  CHECK(r.counter("aged") == 0);
+  CHECK(r.counter("flooded") == 2);  // the two broadcasts: every unicast was forwarded
+  // Once MAC 1 is silent, both tables forget it.
+  const auto later = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < later) {
+    r.send(0, eth(0xFF, 3));
+    r.send(1, eth(3, 2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  CHECK(r.bridge->table(0).lookup(k(1)) == MacTable::kNoPort);
+  CHECK(r.bridge->table(1).lookup(k(1)) == MacTable::kNoPort);
 }
 
 namespace {

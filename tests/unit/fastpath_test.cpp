@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "config/config.hpp"
 #include "frames.hpp"
@@ -225,6 +226,22 @@ TEST_CASE("XDP fast path: a bridge port sends known unicast and leaves the rest 
   const Run b = run(r.fp, prio);
   CHECK(b.verdict == XDP_REDIRECT);
   CHECK(b.frame == eth_udp(2, 1, 10));
+
+  // The source's entry says when the program last forwarded a frame from it (the bridge asks
+  // before it ages the MAC out); the destination's does not.
+  std::uint8_t m1[6], m2[6];
+  mac(1, m1);
+  mac(2, m2);
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  const auto now = static_cast<std::uint32_t>(ts.tv_sec);
+  CHECK(r.fp.fdb_seen(7, 10, m1) >= now - 1);
+  CHECK(r.fp.fdb_seen(7, 10, m1) <= now + 1);
+  CHECK(r.fp.fdb_seen(7, 10, m2) == 0);
+  r.learn(1, 10, 0);  // entered again (as a move would): not seen since
+  CHECK(r.fp.fdb_seen(7, 10, m1) == 0);
+  CHECK(run(r.fp, eth_udp(2, 1)).verdict == XDP_REDIRECT);
+  CHECK(r.fp.fdb_seen(7, 10, m1) >= now - 1);
 
   // What fdlinkd decides: broadcast, an unknown destination, an unknown or moved source, a
   // frame to the port it came from, a tag the access port does not admit.
