@@ -481,7 +481,8 @@ BridgeSink::BridgeSink(BridgeSettings settings, std::vector<std::uint16_t> link_
       link_port_(std::move(link_port)),
       port_link_(s_.ports.size(), static_cast<std::size_t>(-1)),
       fp_(fastpath && fastpath->ready() ? fastpath : nullptr),
-      fp_id_(fastpath_id) {
+      fp_id_(fastpath_id),
+      clock_(now_s) {
   for (std::size_t l = 0; l < link_port_.size(); ++l)
     if (link_port_[l] != MacTable::kNoPort) port_link_[link_port_[l]] = l;
   vlan_ports_.resize(s_.vlan_aware ? 4096 : 1);
@@ -622,7 +623,7 @@ void BridgeSink::send(Pass& pass, Frame& f, std::uint16_t q, std::uint16_t vlan,
 
 void BridgeSink::process(Pass& pass, Batch& in) {
   PerWorker& pw = *per_worker_[pass.worker().id];
-  const std::uint32_t now = now_s();
+  const std::uint32_t now = clock_();
   const std::size_t w = pass.worker().id;
   if (s_.aging_s != 0 && now != pw.last_sweep) {  // at most once a second
     pw.last_sweep = now;
@@ -729,7 +730,7 @@ void BridgeSink::share(Pass& pass, PerWorker& pw) {
 }
 
 void BridgeSink::apply(PerWorker& pw, const std::vector<Update>& updates) {
-  const std::uint32_t now = now_s();
+  const std::uint32_t now = clock_();
   const std::size_t w = &pw == per_worker_[0].get() ? 0 : 1;
   for (const Update& u : updates) {
     if (u.refresh) {  // (a move this worker saw since stands)
@@ -743,7 +744,7 @@ void BridgeSink::apply(PerWorker& pw, const std::vector<Update>& updates) {
 
 std::vector<std::vector<log::Field>> BridgeSink::state(Worker& w) const {
   const MacTable& t = per_worker_[w.id]->table;
-  const std::uint32_t now = now_s();
+  const std::uint32_t now = clock_();
   std::vector<std::vector<log::Field>> rows;
   t.for_each([&](const MacTable::Entry& e) {
     rows.push_back({{"mac", mac_text(e.key)},

@@ -170,6 +170,9 @@ class BridgeSink : public Sink {
 
   /// The table worker `w` keeps (tests look at it between batches).
   const MacTable& table(std::size_t w) const;
+  /// The clock aging counts in (seconds; CLOCK_MONOTONIC_COARSE unless a test sets its own).
+  using Clock = std::uint32_t (*)();
+  void set_clock(Clock c) { clock_ = c; }
 
   static const SinkType kType;
 
@@ -200,6 +203,7 @@ class BridgeSink : public Sink {
   std::vector<std::size_t> port_link_;  ///< per port: its link's index
   XdpFastPath* fp_ = nullptr;
   std::uint32_t fp_id_ = 0;
+  Clock clock_;
 };
 
 }  // namespace fdlinkd
