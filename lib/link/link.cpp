@@ -22,7 +22,11 @@ bool peer_hung_up(int fd) {
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
 }
 
-Link::Link(const LinkConfig& config) : config_(config) {
+namespace {
+std::atomic<std::uint64_t> g_link_serial{0};
+}  // namespace
+
+Link::Link(const LinkConfig& config) : config_(config), serial_(++g_link_serial) {
   resize_ports(config_.fds);
 }
 

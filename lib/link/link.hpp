@@ -62,6 +62,8 @@ class Link : protected TxPort {
   /// This link's place in the config's [[link]] list (what Pass::ingress() reports).
   std::size_t index() const { return index_; }
   void set_index(std::size_t i) { index_ = i; }
+  /// Unique among the Links this process has made (an address may be reused, this is not).
+  std::uint64_t serial() const { return serial_; }
   std::size_t port_count() const { return ports_.size(); }
   Port& port(std::size_t i) { return *ports_[i]; }
   const Port& port(std::size_t i) const { return *ports_[i]; }
@@ -226,6 +228,7 @@ class Link : protected TxPort {
   std::vector<int> retired_fds_;  ///< taken by mark_down(), closed later
 
   LinkConfig config_;
+  std::uint64_t serial_;
   std::vector<std::unique_ptr<Port>> ports_;
   std::unique_ptr<PortCounters[]> counters_;  ///< [worker * ports + port]
   /// What the kernel counted (collect_kernel_counters): written by the stats thread only.

@@ -100,11 +100,12 @@ void Runtime::plan_offload() {
     now.push_back(std::move(o));
   }
 
-  // Counters: a slot's are reset when it is first used for another link.
+  // Counters: a slot's are reset when it is first used for another link (told apart by
+  // serial: a new Link may be made where a freed one was).
   const auto own = [&](std::size_t slot, const Link* l) {
-    auto [it, fresh] = fastpath_owner_.try_emplace(slot, l);
-    if (!fresh && it->second == l) return;
-    it->second = l;
+    auto [it, fresh] = fastpath_owner_.try_emplace(slot, l->serial());
+    if (!fresh && it->second == l->serial()) return;
+    it->second = l->serial();
     fastpath_->reset_stats(slot);
   };
   // The rows: every way out gets its size limit; the slots that take part get their mode.
@@ -162,7 +163,8 @@ void Runtime::add_fastpath_stats(const Link& link, json::object& o) const {
   if (!fastpath_ || !fastpath_->ready()) return;
   const auto it = fastpath_owner_.find(link.index());
   fdlinkd_fp_stats s{};
-  if (it != fastpath_owner_.end() && it->second == &link) s = fastpath_->stats(link.index());
+  if (it != fastpath_owner_.end() && it->second == link.serial())
+    s = fastpath_->stats(link.index());
   o["xdp_rx_packets"] = s.rx_packets;
   o["xdp_rx_bytes"] = s.rx_bytes;
   o["xdp_tx_packets"] = s.tx_packets;

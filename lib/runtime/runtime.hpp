@@ -167,7 +167,8 @@ class Runtime {
     bool quiet = false;   ///< its sink does not offload: in status, not in the log
   };
   std::vector<Offloaded> offloaded_;
-  std::map<std::size_t, const Link*> fastpath_owner_;  ///< slot -> the link its counters are of
+  std::map<std::size_t, std::uint64_t> fastpath_owner_;  ///< slot -> serial of the link its
+                                                         ///< counters are of
   LinkSet links_;
   std::shared_ptr<Graph> graph_;
   std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
