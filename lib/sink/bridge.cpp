@@ -747,11 +747,18 @@ std::vector<std::vector<log::Field>> BridgeSink::state(Worker& w) const {
   const std::uint32_t now = clock_();
   std::vector<std::vector<log::Field>> rows;
   t.for_each([&](const MacTable::Entry& e) {
+    // With offload, worker 0 asks the kernel only when a MAC reaches `aging`: the age shown is
+    // from the later of fdlinkd's last sight and the kernel's.
+    std::uint32_t seen = e.seen;
+    if (fp_ && w.id == 0 && !e.is_static) {
+      const std::uint32_t k = std::min(fast_seen(e.key), now);
+      if (k != 0 && now - k < now - seen) seen = k;
+    }
     rows.push_back({{"mac", mac_text(e.key)},
                     {"vlan", MacTable::vlan_of(e.key)},
                     {"port", s_.ports[e.port]},
                     {"static", e.is_static},
-                    {"age_s", e.is_static ? 0 : now - e.seen}});
+                    {"age_s", e.is_static ? 0 : now - seen}});
   });
   return rows;
 }

@@ -133,7 +133,18 @@ for _ in range(int($2 * 2)):
   aged0=$(sw aged); learned0=$(sw learned); x0=$(stat a xdp_rx_packets)
   broadcasts "$ID-h3" 12 & b3=$!; BACKGROUND+=($b3)
   broadcasts "$ID-h2" 12 & b2=$!; BACKGROUND+=($b2)
-  out=$(ip netns exec "$ID-h1" ping -q -c 240 -i 0.05 -W 1 10.77.50.2) || { echo "$out" >&2; fail "pings during 4 aging times lost packets"; }
+  ip netns exec "$ID-h1" ping -q -c 240 -i 0.05 -W 1 10.77.50.2 > "$TMP/ping.out" 2>&1 & p=$!
+  # Meanwhile fdlinkctl fdb gives h1's age from the last frame the kernel forwarded from it:
+  # fdlinkd itself sees none of them (h1 sends no broadcast), and asks the kernel only once a
+  # MAC reaches `aging` (3 s), so without that its own age would climb to 2 within 4 s of looks.
+  sleep 4
+  : > "$TMP/ages"
+  for _ in $(seq 8); do
+    ctl fdb --json | "$PY" -c "import json,sys
+print([e['age_s'] for e in json.load(sys.stdin)['bridges'][0]['entries'] if e['mac'] == '$H1MAC'][0])" >> "$TMP/ages"
+    sleep 0.5
+  done
+  wait $p || { cat "$TMP/ping.out" >&2; fail "pings during 4 aging times lost packets"; }
   wait $b3 $b2
   aged=$(( $(sw aged) - aged0 )); learned=$(( $(sw learned) - learned0 )); x=$(( $(stat a xdp_rx_packets) - x0 ))
   echo "12 s of pings (aging 3 s): aged $aged, learned $learned, a's frames through XDP $x" >&2
@@ -142,6 +153,11 @@ for _ in range(int($2 * 2)):
   [ "$aged" -eq 0 ] && [ "$learned" -eq 0 ] ||
     fail "MACs that talk through the kernel were aged out ($aged) and learned again ($learned) within 12 s of aging = 3s"
   macs | grep "$H1MAC" | grep -q "$H2MAC" || fail "the table lacks h1's or h2's MAC after 12 s of pings"
+  ages=$(tr "\n" " " < "$TMP/ages")
+  for a in $ages; do
+    [ "$a" -le 1 ] || fail "fdlinkctl fdb said h1's MAC was $a s old while it sent pings (ages: $ages)"
+  done
+  pass "fdlinkctl fdb, 8 looks during the pings: h1's age $ages (from the kernel's last forward)"
   # Worker 1 (b's) heard of the refreshes: a frame from a new source on h2 to h1 comes up there
   # and is forwarded to h1's port, not flooded.
   f0=$(sw flooded); fw0=$(sw forwarded)
