@@ -531,19 +531,19 @@ void BridgeSink::fast_learn(std::size_t w, MacTable::Learned r, std::uint64_t ke
   std::uint8_t mac[6];
   mac_of(key, mac);
   // (when the kernel's table is full, this MAC stays on the slow path)
-  fp_->fdb_set(fp_id_, s_.vlan_aware ? MacTable::vlan_of(key) : 0, mac, port_link_[port]);
+  fp_->fdb_set(fp_id_, fast_vlan(key), mac, port_link_[port]);
 }
 
 std::uint32_t BridgeSink::fast_seen(std::uint64_t key) const {
   std::uint8_t mac[6];
   mac_of(key, mac);
-  return fp_->fdb_seen(fp_id_, s_.vlan_aware ? MacTable::vlan_of(key) : 0, mac);
+  return fp_->fdb_seen(fp_id_, fast_vlan(key), mac);
 }
 
 void BridgeSink::fast_forget(std::uint64_t key) {
   std::uint8_t mac[6];
   mac_of(key, mac);
-  fp_->fdb_del(fp_id_, s_.vlan_aware ? MacTable::vlan_of(key) : 0, mac);
+  fp_->fdb_del(fp_id_, fast_vlan(key), mac);
 }
 
 OffloadPlan BridgeSink::offload_plan(std::size_t ingress) const {

@@ -194,6 +194,10 @@ class BridgeSink : public Sink {
   void fast_forget(std::uint64_t key);
   /// When the kernel last forwarded a frame from `key` (seconds, now_s's clock; 0: not).
   std::uint32_t fast_seen(std::uint64_t key) const;
+  /// The VLAN of `key` in the fast path's table (0 for a bridge without VLANs).
+  std::uint16_t fast_vlan(std::uint64_t key) const {
+    return s_.vlan_aware ? MacTable::vlan_of(key) : 0;
+  }
   void share(Pass& pass, PerWorker& pw);
 
   BridgeSettings s_;

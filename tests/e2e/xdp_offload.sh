@@ -111,6 +111,9 @@ stat() {  # stat LINK KEY: one counter of one link, from fdlinkctl's JSON
 print(next(l for l in r['links'] if l['name']=='$1')['$2'])"
 }
 
+hmac() { ip -n "$ID-$1" -j link show "$1" | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])"; }
+H1MAC=$(hmac h1); H2MAC=$(hmac h2)
+
 if [ "$MODE" = bridge_aging ]; then
   sw() {  # sw COUNTER: the bridge's counter, summed over the workers
     ctl sinks --json | "$PY" -c "import json,sys; print([s for s in json.load(sys.stdin)['sinks'] if s['name']=='sw'][0]['counters']['$1'])"
@@ -119,8 +122,6 @@ if [ "$MODE" = bridge_aging ]; then
     ctl fdb --json | "$PY" -c "import json,sys
 print(' '.join(sorted(e['mac'] for e in json.load(sys.stdin)['bridges'][0]['entries'])))"
   }
-  H1MAC=$(ip -n "$ID-h1" -j link show h1 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
-  H2MAC=$(ip -n "$ID-h2" -j link show h2 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
   ping_ok "$ID-h1" 10.77.50.2 5
   broadcasts() {  # broadcasts NS SECONDS: a UDP broadcast every half second
     ip netns exec "$1" "$PY" -c "import socket,time
@@ -198,8 +199,7 @@ if [ "$MODE" = bridge ]; then
   ip netns exec "$ID-h3" ping -c 3 -i 0.1 -W 1 10.77.50.1 >/dev/null 2>&1 && fail "h3 (VLAN 1) reached h1 (VLAN 10)"
   pass "h3 on VLAN 1 cannot reach h1 on VLAN 10"
   # Tagged frames for VLAN 10 from the trunk side reach h1 untagged, in the kernel once known.
-  H3MAC=$(ip -n "$ID-h3" -j link show h3 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
-  H1MAC=$(ip -n "$ID-h1" -j link show h1 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
+  H3MAC=$(hmac h3)
   ip netns exec "$ID-h1" tcpdump -i h1 -Q in -n -s 0 --immediate-mode -U -w "$TMP/h1.pcap" "ether src $H3MAC" 2>"$TMP/h1.cap.err" &
   DUMP=$!; BACKGROUND+=($DUMP)
   capturing "$TMP/h1.cap.err"
@@ -257,8 +257,6 @@ fi
 # Counters exact after 10^6 frames: UDP from h1 to h2 at full speed with bench/gen.
 GEN=$TMP/gen
 gcc -O2 -o "$GEN" "$HERE/../../bench/gen.c"
-H2MAC=$(ip -n "$ID-h2" -j link show h2 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
-H1MAC=$(ip -n "$ID-h1" -j link show h1 | "$PY" -c "import json,sys; print(json.load(sys.stdin)[0]['address'])")
 snap() {  # what h1 sent, h2 received, and a's and b's counters
   echo "$(ip netns exec "$ID-h1" cat /sys/class/net/h1/statistics/tx_packets)" \
        "$(ip netns exec "$ID-h2" cat /sys/class/net/h2/statistics/rx_packets)" \
