@@ -166,15 +166,17 @@ void show_stats(const json::object& r) {
   }
   print_table(rows);
   // Frames the XDP fast path sent on: fdlinkd never read them (they are not in RX/TX above).
-  std::vector<std::vector<std::string>> xdp{
-      {"LINK", "XDP_RX_PACKETS", "XDP_RX_BYTES", "XDP_TX_PACKETS", "XDP_TX_BYTES", "TO_SLOW_PATH"}};
+  std::vector<std::vector<std::string>> xdp{{"LINK", "XDP_RX_PACKETS", "XDP_RX_BYTES",
+                                             "XDP_TX_PACKETS", "XDP_TX_BYTES", "TO_SLOW_PATH",
+                                             "XDP_DROPPED", "XDP_TX_FAILED"}};
   for (const auto& lv : r.at("links").as_array()) {
     const auto& l = lv.as_object();
     if (l.contains("xdp_rx_packets") &&
         num(l.at("xdp_rx_packets")) + num(l.at("xdp_tx_packets")) + num(l.at("xdp_to_slow_path")))
       xdp.push_back({str(l.at("name")), str(l.at("xdp_rx_packets")), str(l.at("xdp_rx_bytes")),
                      str(l.at("xdp_tx_packets")), str(l.at("xdp_tx_bytes")),
-                     str(l.at("xdp_to_slow_path"))});
+                     str(l.at("xdp_to_slow_path")), str(l.at("xdp_dropped")),
+                     l.contains("xdp_tx_failed") ? str(l.at("xdp_tx_failed")) : "-"});
   }
   if (xdp.size() > 1) {
     std::printf("\noffloaded (XDP, in the kernel):\n");

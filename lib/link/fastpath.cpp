@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +25,9 @@ namespace fdlinkd {
 // The program of fastpath.bpf.c, compiled at build time (cmake/embed.cmake).
 extern const unsigned char kFastPathProgram[];
 extern const std::size_t kFastPathProgram_size;
+// fastpath_trace.bpf.c: counts the frames the kernel drops after a redirect.
+extern const unsigned char kFastPathTraceProgram[];
+extern const std::size_t kFastPathTraceProgram_size;
 
 namespace {
 
@@ -94,7 +98,73 @@ XdpFastPath::XdpFastPath() = default;
 
 XdpFastPath::~XdpFastPath() {
   instances_.clear();  // (detached before the maps go)
+  for (bpf_link* l : trace_links_)
+    bpf_link__destroy(l);
+  if (trace_) bpf_object__close(trace_);
   if (template_) bpf_object__close(template_);
+}
+
+namespace {
+
+// The cookie of the calling thread's network namespace (SO_NETNS_COOKIE, Linux 5.14+), 0 if
+// the kernel cannot say.
+std::uint64_t netns_cookie() {
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  std::uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (::getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) cookie = 0;
+  ::close(fd);
+  return cookie;
+}
+
+}  // namespace
+
+void XdpFastPath::open_trace() {
+  // The tracepoints' programs share the fast path's counters, and know its DEVMAP by id.
+  bpf_map_info info{};
+  __u32 info_len = sizeof info;
+  if (bpf_obj_get_info_by_fd(tx_fd_, &info, &info_len) != 0) {
+    trace_error_ = "cannot read the id of the fast path's DEVMAP: " + errno_text(errno);
+    return;
+  }
+  bpf_object_open_opts oo{};
+  oo.sz = sizeof oo;
+  oo.object_name = "fdlinkd_fp_trace";
+  tx_map_id_ = info.id;
+  bpf_object* obj = bpf_object__open_mem(kFastPathTraceProgram, kFastPathTraceProgram_size, &oo);
+  bpf_map* stats = obj ? bpf_object__find_map_by_name(obj, "fdlinkd_fp_stats") : nullptr;
+  const __u32 id = info.id;
+  if (!stats || !set_read_only_globals(obj, &id, sizeof id) ||
+      bpf_map__reuse_fd(stats, stats_fd_) != 0) {
+    if (obj) bpf_object__close(obj);
+    trace_error_ = "fdlinkd's tracepoint program is not the one it was built with";
+    return;
+  }
+  if (bpf_object__load(obj) != 0) {
+    const int err = errno;
+    bpf_object__close(obj);
+    trace_error_ = "cannot load the program that counts them: " +
+                   errno_text(err, "CAP_PERFMON besides CAP_BPF (or CAP_SYS_ADMIN)");
+    return;
+  }
+  bpf_program* prog = nullptr;
+  while ((prog = bpf_object__next_program(obj, prog)) != nullptr) {
+    bpf_link* l = bpf_program__attach(prog);
+    if (!l) {
+      const int err = errno;
+      for (bpf_link* t : trace_links_)
+        bpf_link__destroy(t);
+      trace_links_.clear();
+      bpf_object__close(obj);
+      trace_error_ = std::string("cannot attach to the kernel's tracepoint ") +
+                     bpf_program__section_name(prog) + ": " + errno_text(err);
+      return;
+    }
+    trace_links_.push_back(l);
+  }
+  trace_ = obj;
+  egress_fd_ = map_fd(obj, "fdlinkd_fp_egress");
 }
 
 const std::string& XdpFastPath::open() {
@@ -124,6 +194,7 @@ const std::string& XdpFastPath::open() {
   vlans_fd_ = map_fd(obj, "fdlinkd_fp_vlans");
   fdb_fd_ = map_fd(obj, "fdlinkd_fp_fdb");
   stats_fd_ = map_fd(obj, "fdlinkd_fp_stats");
+  open_trace();
   return error_;
 }
 
@@ -231,6 +302,7 @@ std::string XdpFastPath::set_tx(std::size_t slot, unsigned ifindex, const std::s
       return "cannot enter ifindex " + std::to_string(ifindex) +
              " in the DEVMAP: " + errno_text(errno) +
              (errno == EINVAL ? " (the driver cannot take redirected frames)" : "");
+    set_egress(slot, fdlinkd_fp_egress_key{netns_cookie(), ifindex, 0});
   } catch (const std::exception& e) {
     return e.what();
   }
@@ -241,6 +313,24 @@ void XdpFastPath::clear_tx(std::size_t slot) {
   if (!ready() || slot >= FDLINKD_FP_SLOTS) return;
   const auto key = static_cast<__u32>(slot);
   bpf_map_delete_elem(tx_fd_, &key);
+  set_egress(slot, std::nullopt);
+}
+
+int XdpFastPath::trace_program_fd(const char* name) const {
+  bpf_program* p = trace_ ? bpf_object__find_program_by_name(trace_, name) : nullptr;
+  return p ? bpf_program__fd(p) : -1;
+}
+
+void XdpFastPath::set_egress(std::size_t slot, std::optional<fdlinkd_fp_egress_key> key) {
+  if (egress_fd_ < 0) return;
+  if (egress_.size() <= slot) egress_.resize(slot + 1);
+  auto& now = egress_[slot];
+  if (now && key && std::memcmp(&*now, &*key, sizeof *key) == 0) return;
+  if (now) bpf_map_delete_elem(egress_fd_, &*now);
+  now = std::nullopt;
+  if (!key || key->netns_cookie == 0) return;
+  const auto value = static_cast<__u32>(slot);
+  if (bpf_map_update_elem(egress_fd_, &*key, &value, BPF_ANY) == 0) now = key;
 }
 
 void XdpFastPath::set_vlans(std::size_t slot, const std::bitset<4096>& allowed) {
@@ -323,6 +413,7 @@ fdlinkd_fp_stats XdpFastPath::stats(std::size_t slot) const {
     sum.tx_bytes += s.tx_bytes;
     sum.to_slow_path += s.to_slow_path;
     sum.dropped += s.dropped;
+    sum.tx_failed += s.tx_failed;
   }
   return sum;
 }

@@ -19,11 +19,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "link/fastpath_maps.h"
 
+struct bpf_link;
 struct bpf_object;
 
 namespace fdlinkd {
@@ -47,6 +49,15 @@ class XdpFastPath {
   /// used here (the same answer every time).
   const std::string& open();
   bool ready() const { return template_ != nullptr; }
+  /// "" when the frames the kernel drops after a redirect are counted (tx_failed: raw
+  /// tracepoints, fastpath_trace.bpf.c), else why not (it takes CAP_PERFMON).
+  const std::string& trace_error() const { return trace_error_; }
+  /// The id of the DEVMAP of the ways out (what the kernel's tracepoints name it by); 0 before
+  /// open().
+  std::uint32_t tx_map_id() const { return tx_map_id_; }
+  /// The fd of the tracepoint program `name` (tests run it with BPF_PROG_TEST_RUN); -1 if the
+  /// tracer is not loaded.
+  int trace_program_fd(const char* name) const;
   /// The program open() loaded, for slot 0, never attached (tests run it on frames with
   /// BPF_PROG_TEST_RUN); -1 before open().
   int program_fd() const;
@@ -86,7 +97,16 @@ class XdpFastPath {
 
  private:
   struct Instance;
+  void open_trace();
+  /// Slot's way out as the tracepoints name it (nullopt: none).
+  void set_egress(std::size_t slot, std::optional<fdlinkd_fp_egress_key> key);
   std::string error_;
+  std::string trace_error_;
+  bpf_object* trace_ = nullptr;         ///< fastpath_trace.bpf.c, loaded and attached
+  std::vector<bpf_link*> trace_links_;  ///< its attachments
+  int egress_fd_ = -1;
+  std::uint32_t tx_map_id_ = 0;
+  std::vector<std::optional<fdlinkd_fp_egress_key>> egress_;  ///< by slot: what it holds
   bool opened_ = false;
   bpf_object* template_ = nullptr;  ///< loaded, never attached: owns the shared maps
   int ports_fd_ = -1, tx_fd_ = -1, vlans_fd_ = -1, fdb_fd_ = -1, stats_fd_ = -1;

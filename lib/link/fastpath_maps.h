@@ -65,6 +65,18 @@ struct fdlinkd_fp_stats {
   __u64 tx_bytes;
   __u64 to_slow_path; /* frames left to fdlinkd (XDP_PASS) on an offloaded slot */
   __u64 dropped;      /* frames a tag could not be pushed or popped on (no headroom) */
+  /* Of tx_packets, frames the kernel could not send after the program redirected them: the
+   * way out no longer took redirected frames (a veth whose peer lost GRO), or its queue was
+   * full, or it was down. Counted by fastpath_trace.bpf.c from the kernel's XDP tracepoints. */
+  __u64 tx_failed;
+};
+
+/* A way out as the kernel's tracepoints name it: a device by its network namespace's cookie
+ * (SO_NETNS_COOKIE) and its ifindex there. fdlinkd_fp_egress maps it to its slot. */
+struct fdlinkd_fp_egress_key {
+  __u64 netns_cookie;
+  __u32 ifindex;
+  __u32 pad;
 };
 
 #endif

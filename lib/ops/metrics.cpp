@@ -189,13 +189,17 @@ constexpr PortMetric kFastPathMetrics[] = {
     {"xdp_rx_bytes", "fdlinkd_link_xdp_receive_bytes_total",
      "Bytes of the frames forwarded in the kernel from the link."},
     {"xdp_tx_packets", "fdlinkd_link_xdp_transmit_packets_total",
-     "Frames the kernel's fast path sent out of the link."},
+     "Frames the kernel's fast path redirected to the link's interface (xdp_tx_failed of them "
+     "the kernel could not send)."},
     {"xdp_tx_bytes", "fdlinkd_link_xdp_transmit_bytes_total",
-     "Bytes of the frames the fast path sent out of the link."},
+     "Bytes of the frames the fast path redirected to the link's interface."},
     {"xdp_to_slow_path", "fdlinkd_link_xdp_slow_path_packets_total",
      "Frames of an offloaded link the fast path left to fdlinkd."},
     {"xdp_dropped", "fdlinkd_link_xdp_dropped_packets_total",
      "Frames the fast path dropped (a VLAN tag it could not push or pop)."},
+    {"xdp_tx_failed", "fdlinkd_link_xdp_transmit_failed_packets_total",
+     "Frames redirected to the link's interface that the kernel then dropped (it stopped taking "
+     "redirected frames, was full or down)."},
 };
 
 }  // namespace

@@ -45,6 +45,13 @@ XdpFastPath* Runtime::prepare_fastpath(const Config& config) {
     log::warn("xdp_offload_unavailable",
               "offload = \"xdp\" is not possible here: every path stays in userspace",
               {{"why", why}});
+  if (why.empty() && wanted && !fastpath_->trace_error().empty() && !trace_warned_) {
+    trace_warned_ = true;
+    log::warn("xdp_tx_failed_uncounted",
+              "frames the kernel drops after the XDP fast path redirected them are not counted "
+              "(xdp_tx_failed stays 0)",
+              {{"why", fastpath_->trace_error()}});
+  }
   return fastpath_.get();
 }
 
@@ -148,6 +155,21 @@ void Runtime::plan_offload() {
                 {{"link", o.link}, {"sink", o.sink}, {"why", o.why_not}});
   }
   offloaded_ = std::move(now);
+
+  // Frames the kernel dropped after a redirect, in the log as they grow (once a second at most).
+  for (const auto& [slot, serial] : fastpath_owner_) {
+    const Link* l = slot < at.size() ? at[slot] : nullptr;
+    if (!l || l->serial() != serial) continue;
+    const std::uint64_t failed = fastpath_->stats(slot).tx_failed;
+    std::uint64_t& logged = tx_failed_logged_[slot];
+    if (failed < logged) logged = 0;  // (the slot's counters were reset)
+    if (failed == logged) continue;
+    log::warn("xdp_tx_failed",
+              "the kernel dropped frames the XDP fast path had redirected to the link (its way "
+              "out stopped taking redirected frames, was full or down)",
+              {{"link", l->name()}, {"frames", failed - logged}, {"total", failed}});
+    logged = failed;
+  }
 }
 
 void Runtime::schedule_offload_check() {
@@ -171,6 +193,7 @@ void Runtime::add_fastpath_stats(const Link& link, json::object& o) const {
   o["xdp_tx_bytes"] = s.tx_bytes;
   o["xdp_to_slow_path"] = s.to_slow_path;
   o["xdp_dropped"] = s.dropped;
+  o["xdp_tx_failed"] = s.tx_failed;
 }
 
 json::array Runtime::offload_status() const {

@@ -167,8 +167,11 @@ class Runtime {
     bool quiet = false;   ///< its sink does not offload: in status, not in the log
   };
   std::vector<Offloaded> offloaded_;
-  std::map<std::size_t, std::uint64_t> fastpath_owner_;  ///< slot -> serial of the link its
-                                                         ///< counters are of
+  std::map<std::size_t, std::uint64_t> fastpath_owner_;    ///< slot -> serial of the link its
+                                                           ///< counters are of
+  std::map<std::size_t, std::uint64_t> tx_failed_logged_;  ///< slot -> its xdp_tx_failed, as
+                                                           ///< last logged
+  bool trace_warned_ = false;  ///< said that xdp_tx_failed cannot be counted
   LinkSet links_;
   std::shared_ptr<Graph> graph_;
   std::vector<std::unique_ptr<Dispatcher>> dispatchers_;

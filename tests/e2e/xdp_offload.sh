@@ -283,6 +283,36 @@ echo "h1 sent $tx, h2 got $rx; a: xdp $xin + fdlinkd $uin; b: xdp $xout + fdlink
 [ $((xin * 10)) -ge $((tx * 9)) ] || fail "only $xin of $tx frames went through XDP"
 pass "$tx frames: a counted every one (xdp $xin, fdlinkd $uin), h2 got $rx = b's xdp $xout + fdlinkd $uout"
 
+if [ "$MODE" = forward ]; then
+  # Frames the kernel drops after the program redirected them are counted (xdp_tx_failed). With
+  # fdlinkd stopped (it cannot see the way out change and take the path back), h2 loses GRO
+  # (the redirect into pb fails), then gets it back and goes down (pb takes the frames and
+  # drops them); h1 sends for a second in each state.
+  read -r s0 r0 ax0 ar0 bx0 bt0 ad0 bd0 sl0 < <(snap)
+  f0=$(stat b xdp_tx_failed)
+  kill -STOP "$DAEMON_PID"
+  ip netns exec "$ID-h2" ethtool -K h2 gro off >/dev/null
+  ip netns exec "$ID-h1" "$GEN" -i h1 -s 60 -n 64 -d "$H2MAC" -S "$H1MAC" -t 1 > "$TMP/gen.out"
+  ip netns exec "$ID-h2" ethtool -K h2 gro on >/dev/null
+  ip -n "$ID-h2" link set h2 down
+  ip netns exec "$ID-h1" "$GEN" -i h1 -s 60 -n 64 -d "$H2MAC" -S "$H1MAC" -t 1 > "$TMP/gen.out"
+  ip -n "$ID-h2" link set h2 up
+  kill -CONT "$DAEMON_PID"
+  for _ in $(seq 30); do ctl status | grep -Eq '^a +to-b +native' && break; sleep 0.1; done
+  sleep 1
+  read -r s1 r1 ax1 ar1 bx1 bt1 ad1 bd1 sl1 < <(snap)
+  failed=$(( $(stat b xdp_tx_failed) - f0 ))
+  tx=$((s1 - s0)); rx=$((r1 - r0)); xin=$((ax1 - ax0)); uin=$((ar1 - ar0)); xout=$((bx1 - bx0)); uout=$((bt1 - bt0))
+  echo "h1 sent $tx, h2 got $rx; a: xdp $xin + fdlinkd $uin; b: xdp $xout (failed $failed) + fdlinkd $uout" >&2
+  [ "$tx" -ge 10000 ] || fail "the generator sent only $tx frames"
+  [ "$failed" -ge $((tx - 100)) ] || fail "b's xdp_tx_failed grew by $failed, h1 sent $tx frames that could not reach h2"
+  [ $((xin + uin)) -eq "$tx" ] || fail "a counted $((xin + uin)) frames (xdp $xin + fdlinkd $uin), h1 sent $tx"
+  [ $((xout - failed + uout)) -eq "$rx" ] || fail "h2 received $rx, b counted xdp $xout - failed $failed + fdlinkd $uout"
+  grep -q '"event":"xdp_tx_failed".*"link":"b"' "$LOG" || fail "the log does not report the frames the kernel dropped (xdp_tx_failed)"
+  ping_ok "$ID-h1" 10.77.50.2 20
+  pass "kernel drops after a redirect are counted: h1 sent $tx, b's xdp_tx_failed $failed, h2 got $rx = xdp $xout - $failed + fdlinkd $uout; in the log; pings pass again"
+fi
+
 # A tee added by a reload: a's frames go to userspace again and the pcap holds what passes.
 sed -i '0,/^sink = "\(to-b\|sw\)"/s//sink = "cap"/' "$TMP/fdlinkd.toml"  # (a's: the first)
 next=$([ "$MODE" = forward ] && echo to-b || echo sw)
@@ -331,7 +361,9 @@ ip netns exec "$ID-fw" "$FDLINKD" -c "$TMP/bad.toml" --log-format json 2>"$TMP/b
 pass "after a failed start, bpftool net shows nothing of ours"
 
 # What systemd/af_xdp.conf grants (no CAP_PERFMON, no CAP_SYS_ADMIN) is enough: as an
-# unprivileged user, fdlinkd loads the program and offloads both links.
+# unprivileged user, fdlinkd loads the program and offloads both links (and says that it cannot
+# count the frames the kernel drops after a redirect); with systemd/xdp_tx_failed.conf's
+# CAP_PERFMON as well, it counts them.
 if [ "$MODE" = forward ]; then
   caps=$(sed -n 's/^AmbientCapabilities=//p' "$HERE/../../systemd/af_xdp.conf" | tr 'A-Z' 'a-z' |
          sed 's/cap_/+/g; s/ /,/g')
@@ -344,15 +376,33 @@ $(afp_link b pb to-a)
 $(forward_sinks a b | sed 's/^to = .*/&\noffload = "xdp"/')
 EOT
   chmod 755 "$TMP"; chmod 644 "$TMP/user.toml"
-  ip netns exec "$ID-fw" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps="$caps" \
-    --ambient-caps="$caps" "$FDLINKD" -c "$TMP/user.toml" 2>"$TMP/user.err" &
-  user_pid=$!
-  BACKGROUND+=("$user_pid")
-  for _ in $(seq 50); do [ "$(grep -c 'xdp_offload:.*xdp_mode=native' "$TMP/user.err")" -ge 2 ] && break; sleep 0.1; done
-  [ "$(grep -c 'xdp_offload:.*xdp_mode=native' "$TMP/user.err")" -ge 2 ] ||
-    { cat "$TMP/user.err" >&2; fail "as a user with $caps: a and b not offloaded"; }
+  as_user() {  # as_user LOG: fdlinkd as nobody with $caps, until both links are offloaded
+    ip netns exec "$ID-fw" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps="$caps" \
+      --ambient-caps="$caps" "$FDLINKD" -c "$TMP/user.toml" 2>"$1" &
+    user_pid=$!
+    BACKGROUND+=("$user_pid")
+    for _ in $(seq 50); do [ "$(grep -c 'xdp_offload:.*xdp_mode=native' "$1")" -ge 2 ] && break; sleep 0.1; done
+    [ "$(grep -c 'xdp_offload:.*xdp_mode=native' "$1")" -ge 2 ] ||
+      { cat "$1" >&2; fail "as a user with $caps: a and b not offloaded"; }
+  }
+  as_user "$TMP/user.err"
   ping_ok "$ID-h1" 10.77.50.2 20
+  grep -q 'xdp_tx_failed_uncounted:.*CAP_PERFMON' "$TMP/user.err" ||
+    { cat "$TMP/user.err" >&2; fail "as a user without CAP_PERFMON: no warning that xdp_tx_failed is not counted"; }
   kill -TERM "$user_pid"; wait "$user_pid" || fail "as a user: exit status $? after SIGTERM"
   [ "$(ours)" -eq 0 ] || fail "as a user: a program was left attached"
-  pass "unprivileged user with $caps (systemd/af_xdp.conf): both links offloaded, pings pass, nothing left"
+  pass "unprivileged user with $caps (systemd/af_xdp.conf): both links offloaded, pings pass, nothing left; told that xdp_tx_failed needs CAP_PERFMON"
+  # With systemd/xdp_tx_failed.conf's CAP_PERFMON added, the drops are counted.
+  caps="$caps,$(sed -n 's/^AmbientCapabilities=//p' "$HERE/../../systemd/xdp_tx_failed.conf" | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')"
+  as_user "$TMP/user2.err"
+  ip -n "$ID-h2" link set h2 down
+  ip netns exec "$ID-h1" "$GEN" -i h1 -s 60 -n 64 -d "$H2MAC" -S "$H1MAC" -t 1 > "$TMP/gen.out"
+  ip -n "$ID-h2" link set h2 up
+  for _ in $(seq 30); do grep -q 'xdp_tx_failed:.*link=b' "$TMP/user2.err" && break; sleep 0.1; done
+  grep -q 'xdp_tx_failed_uncounted' "$TMP/user2.err" && fail "as a user with $caps: still told xdp_tx_failed is not counted"
+  grep -q 'xdp_tx_failed:.*link=b' "$TMP/user2.err" ||
+    { cat "$TMP/user2.err" >&2; fail "as a user with $caps: frames sent to b while h2 was down were not counted as xdp_tx_failed"; }
+  kill -TERM "$user_pid"; wait "$user_pid" || fail "as a user: exit status $? after SIGTERM"
+  [ "$(ours)" -eq 0 ] || fail "as a user: a program was left attached"
+  pass "unprivileged user with $caps (+ systemd/xdp_tx_failed.conf): frames dropped while h2 was down counted as xdp_tx_failed"
 fi

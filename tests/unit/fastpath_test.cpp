@@ -172,6 +172,71 @@ TEST_CASE("XDP fast path: a forward redirects every frame that fits and counts i
   CHECK(r.fp.stats(0).to_slow_path == 2);
 }
 
+// Runs the loaded program (slot 0) on `n` copies of `frame` as the kernel runs it on received
+// frames: a redirect really goes out (BPF_F_TEST_XDP_LIVE_FRAMES).
+void run_live(const XdpFastPath& fp, const Bytes& frame, std::uint32_t n) {
+  bpf_test_run_opts o{};
+  o.sz = sizeof o;
+  o.data_in = frame.data();
+  o.data_size_in = static_cast<__u32>(frame.size());
+  o.repeat = n;
+  o.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+  REQUIRE(bpf_prog_test_run_opts(fp.program_fd(), &o) == 0);
+}
+
+TEST_CASE("XDP fast path: frames the kernel drops after a redirect are counted as tx_failed") {
+  if (!root()) return;
+  Rig r;
+  r.forward(1518);
+  REQUIRE(r.fp.trace_error().empty());
+  const Bytes f = eth_udp(2, 1);
+  const auto sent_by_fpt0 = [] {
+    unsigned long long n = 0;
+    if (FILE* p = ::popen("ethtool -S fpt0 | awk '/tx_queue_0_xdp_xmit:/ {print $2}'", "r")) {
+      if (std::fscanf(p, "%llu", &n) != 1) n = 0;
+      ::pclose(p);
+    }
+    return n;
+  };
+
+  // fpt0's peer has GRO on: all 50 go out, none failed.
+  run_live(r.fp, f, 50);
+  CHECK(r.fp.stats(1).tx_packets == 50);
+  CHECK(r.fp.stats(1).tx_failed == 0);
+  CHECK(sent_by_fpt0() == 50);
+
+  // The peer loses GRO while fdlinkd still has fpt0 as the way out: the redirect fails
+  // (xdp_redirect_err).
+  REQUIRE(std::system("ethtool -K fpt1 gro off >/dev/null") == 0);
+  run_live(r.fp, f, 30);
+  CHECK(r.fp.stats(1).tx_packets == 80);
+  CHECK(r.fp.stats(1).tx_failed == 30);
+
+  // GRO back, the peer down: the device takes the frames into its queue and drops them on
+  // the flush (xdp_devmap_xmit).
+  REQUIRE(std::system("ethtool -K fpt1 gro on >/dev/null && ip link set fpt1 down") == 0);
+  run_live(r.fp, f, 20);
+  CHECK(r.fp.stats(1).tx_packets == 100);
+  CHECK(r.fp.stats(1).tx_failed == 50);
+  CHECK(sent_by_fpt0() == 50);
+
+  // What the tracepoint says of another DEVMAP, or of an index past the slots, is not ours.
+  __u64 args[7] = {0, 0, 0, static_cast<__u64>(-6), BPF_MAP_TYPE_DEVMAP, r.fp.tx_map_id() + 1, 1};
+  bpf_test_run_opts o{};
+  o.sz = sizeof o;
+  o.ctx_in = args;
+  o.ctx_size_in = sizeof args;
+  const int redirect_err = r.fp.trace_program_fd("fdlinkd_fp_redirect_err");
+  REQUIRE(bpf_prog_test_run_opts(redirect_err, &o) == 0);
+  args[5] = r.fp.tx_map_id();
+  args[6] = FDLINKD_FP_SLOTS;
+  REQUIRE(bpf_prog_test_run_opts(redirect_err, &o) == 0);
+  CHECK(r.fp.stats(1).tx_failed == 50);
+  args[6] = 1;  // (and of ours, it is)
+  REQUIRE(bpf_prog_test_run_opts(redirect_err, &o) == 0);
+  CHECK(r.fp.stats(1).tx_failed == 51);
+}
+
 TEST_CASE("XDP fast path: an unfinished TCP or UDP checksum is finished as fdlinkd would") {
   if (!root()) return;
   Rig r;
