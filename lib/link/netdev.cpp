@@ -1,5 +1,6 @@
 #include "link/netdev.hpp"
 
+#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/ethtool.h>
 #include <linux/genetlink.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 #include "link/link.hpp"
@@ -140,27 +142,83 @@ nlmsghdr* genl_request(char* buf, std::uint16_t family, std::uint8_t cmd, unsign
 
 }  // namespace
 
+namespace {
+
+// The netdev family's id and the id of its "mgmt" multicast group (0: none), asked on `nl`.
+struct NetdevFamily {
+  std::uint16_t id = 0;
+  std::uint32_t mgmt = 0;
+};
+bool netdev_family(mnl_socket* nl, NetdevFamily& f) {
+  char buf[256];
+  nlmsghdr* req = genl_request(buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
+  mnl_attr_put_strz(req, CTRL_ATTR_FAMILY_NAME, "netdev");
+  const bool found = genl_ask(
+      nl, req,
+      [](const nlattr* a, void* d) {
+        auto* fam = static_cast<NetdevFamily*>(d);
+        if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID && mnl_attr_validate(a, MNL_TYPE_U16) >= 0)
+          fam->id = mnl_attr_get_u16(a);
+        if (mnl_attr_get_type(a) == CTRL_ATTR_MCAST_GROUPS &&
+            mnl_attr_validate(a, MNL_TYPE_NESTED) >= 0) {
+          const auto* end =
+              static_cast<const char*>(mnl_attr_get_payload(a)) + mnl_attr_get_payload_len(a);
+          for (auto* group = static_cast<const nlattr*>(mnl_attr_get_payload(a));
+               mnl_attr_ok(group, static_cast<int>(end - reinterpret_cast<const char*>(group)));
+               group = mnl_attr_next(group)) {
+            struct Group {
+              const char* name = nullptr;
+              std::uint32_t id = 0;
+            } g;
+            mnl_attr_parse_nested(
+                group,
+                [](const nlattr* x, void* gd) {
+                  auto* gg = static_cast<Group*>(gd);
+                  if (mnl_attr_get_type(x) == CTRL_ATTR_MCAST_GRP_NAME &&
+                      mnl_attr_validate(x, MNL_TYPE_NUL_STRING) >= 0)
+                    gg->name = mnl_attr_get_str(x);
+                  if (mnl_attr_get_type(x) == CTRL_ATTR_MCAST_GRP_ID &&
+                      mnl_attr_validate(x, MNL_TYPE_U32) >= 0)
+                    gg->id = mnl_attr_get_u32(x);
+                  return MNL_CB_OK;
+                },
+                &g);
+            if (g.name && std::string_view(g.name) == "mgmt") fam->mgmt = g.id;
+          }
+        }
+        return MNL_CB_OK;
+      },
+      &f);
+  return found && f.id != 0;
+}
+
+}  // namespace
+
+mnl_socket* watch_xdp_features() {
+  mnl_socket* nl = mnl_socket_open2(NETLINK_GENERIC, SOCK_CLOEXEC);
+  if (!nl) return nullptr;
+  NetdevFamily family;
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) != 0 || !netdev_family(nl, family) ||
+      family.mgmt == 0 ||
+      mnl_socket_setsockopt(nl, NETLINK_ADD_MEMBERSHIP, &family.mgmt, sizeof family.mgmt) != 0) {
+    mnl_socket_close(nl);
+    return nullptr;
+  }
+  // (non-blocking from here: the caller drains it when it is readable)
+  const int fd = mnl_socket_get_fd(nl);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return nl;
+}
+
 std::optional<std::uint64_t> xdp_features(unsigned ifindex) {
   mnl_socket* nl = mnl_socket_open2(NETLINK_GENERIC, SOCK_CLOEXEC);
   if (!nl) return std::nullopt;
   std::optional<std::uint64_t> out;
   if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) == 0) {
     char buf[256];
-    // The family's id, by name.
-    nlmsghdr* req = genl_request(buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
-    mnl_attr_put_strz(req, CTRL_ATTR_FAMILY_NAME, "netdev");
-    std::uint16_t family = 0;
-    const bool found = genl_ask(
-        nl, req,
-        [](const nlattr* a, void* d) {
-          if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID &&
-              mnl_attr_validate(a, MNL_TYPE_U16) >= 0)
-            *static_cast<std::uint16_t*>(d) = mnl_attr_get_u16(a);
-          return MNL_CB_OK;
-        },
-        &family);
-    if (found && family != 0) {
-      req = genl_request(buf, family, kNetdevCmdDevGet, 2);
+    NetdevFamily family;
+    if (netdev_family(nl, family)) {
+      nlmsghdr* req = genl_request(buf, family.id, kNetdevCmdDevGet, 2);
       mnl_attr_put_u32(req, kNetdevAttrIfindex, ifindex);
       std::uint64_t features = 0;
       bool seen = false;

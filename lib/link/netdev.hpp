@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+struct mnl_socket;
+
 namespace fdlinkd::netdev {
 
 /// 0 when there is no such interface.
@@ -28,5 +30,9 @@ std::optional<std::uint64_t> xdp_features(unsigned ifindex);
 /// The bit of xdp_features: frames redirected in XDP can leave through the interface (a veth:
 /// only while its peer has GRO on or an XDP program of its own).
 inline constexpr std::uint64_t kXdpNdoXmit = 1u << 2;
+/// A generic netlink socket of the current network namespace that hears when any of its
+/// interfaces' xdp_features change (the netdev family's "mgmt" group, Linux 6.3+): a veth
+/// whose peer turns GRO on or off. Non-blocking; nullptr where the kernel has no such group.
+mnl_socket* watch_xdp_features();
 
 }  // namespace fdlinkd::netdev

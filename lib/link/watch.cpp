@@ -47,10 +47,17 @@ int msg_cb(const nlmsghdr* nlh, void* data) {
 
 }  // namespace
 
-InterfaceWatcher::InterfaceWatcher(asio::io_context& io, const std::string& netns, Callback cb)
-    : netns_(netns), desc_(io), cb_(std::move(cb)), buf_(MNL_SOCKET_BUFFER_SIZE * 4) {
+InterfaceWatcher::InterfaceWatcher(asio::io_context& io, const std::string& netns, Callback cb,
+                                   std::function<void()> xdp_changed)
+    : netns_(netns),
+      desc_(io),
+      cb_(std::move(cb)),
+      buf_(MNL_SOCKET_BUFFER_SIZE * 4),
+      xdp_desc_(io),
+      xdp_changed_(std::move(xdp_changed)) {
   {
     NetnsGuard ns(netns);
+    if (xdp_changed_) xdp_nl_ = netdev::watch_xdp_features();  // (nullptr: an older kernel)
     nl_ = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (!nl_) throw std::runtime_error(std::string("rtnetlink socket: ") + std::strerror(errno));
     if (mnl_socket_bind(nl_, RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0) {
@@ -62,15 +69,35 @@ InterfaceWatcher::InterfaceWatcher(asio::io_context& io, const std::string& netn
   }
   desc_.assign(mnl_socket_get_fd(nl_));
   wait();
+  if (xdp_nl_) {
+    xdp_desc_.assign(mnl_socket_get_fd(xdp_nl_));
+    wait_xdp();
+  }
 }
 
 InterfaceWatcher::~InterfaceWatcher() {
-  if (desc_.is_open()) {
-    boost::system::error_code ec;
-    desc_.cancel(ec);
-    desc_.release();
-  }
+  for (auto* d : {&desc_, &xdp_desc_})
+    if (d->is_open()) {
+      boost::system::error_code ec;
+      d->cancel(ec);
+      d->release();
+    }
   if (nl_) mnl_socket_close(nl_);
+  if (xdp_nl_) mnl_socket_close(xdp_nl_);
+}
+
+void InterfaceWatcher::wait_xdp() {
+  xdp_desc_.async_wait(asio::posix::stream_descriptor::wait_read,
+                       [this](const boost::system::error_code& ec) {
+                         if (ec) return;
+                         // What changed is asked afresh by the callback: the messages only
+                         // say that something did (and a full queue, ENOBUFS, says so too).
+                         while (mnl_socket_recvfrom(xdp_nl_, buf_.data(), buf_.size()) > 0 ||
+                                errno == EINTR || errno == ENOBUFS) {
+                         }
+                         xdp_changed_();
+                         wait_xdp();
+                       });
 }
 
 void InterfaceWatcher::wait() {

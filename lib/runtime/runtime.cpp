@@ -231,7 +231,10 @@ void Runtime::watch_interfaces() {
     watched_.push_back(ns);
     try {
       watchers_.push_back(std::make_unique<InterfaceWatcher>(
-          control_, ns, [this, ns](const InterfaceEvent& ev) { on_interface(ns, ev); }));
+          control_, ns, [this, ns](const InterfaceEvent& ev) { on_interface(ns, ev); },
+          [this] {  // (a way out may have begun or stopped taking redirected frames)
+            if (fastpath_ && fastpath_->ready() && !reloading_) plan_offload();
+          }));
     } catch (const std::runtime_error& e) {
       log::error("netlink_error", "cannot follow interfaces; links will not recover by themselves",
                  {{"netns", ns}, {"error", e.what()}});

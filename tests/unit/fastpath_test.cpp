@@ -9,7 +9,9 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -17,6 +19,8 @@
 #include "config/config.hpp"
 #include "frames.hpp"
 #include "link/fastpath.hpp"
+#include "link/netdev.hpp"
+#include "link/watch.hpp"
 #include "offload/checksum.hpp"
 #include "runtime/kinds.hpp"
 #include "sink/bridge.hpp"
@@ -235,6 +239,28 @@ TEST_CASE("XDP fast path: frames the kernel drops after a redirect are counted a
   args[6] = 1;  // (and of ours, it is)
   REQUIRE(bpf_prog_test_run_opts(redirect_err, &o) == 0);
   CHECK(r.fp.stats(1).tx_failed == 51);
+}
+
+TEST_CASE("interface watcher: a way out that stops or starts taking redirected frames is heard") {
+  if (!root()) return;
+  TestNetns ns;
+  boost::asio::io_context io;
+  int changes = 0;
+  InterfaceWatcher w(
+      io, "", [](const InterfaceEvent&) {}, [&] { ++changes; });
+  const auto heard = [&] {
+    for (int i = 0; i < 300 && changes == 0; ++i)
+      io.run_for(std::chrono::milliseconds(10));
+    const bool yes = changes > 0;
+    changes = 0;
+    return yes;
+  };
+  REQUIRE(std::system("ethtool -K fpt1 gro off >/dev/null") == 0);
+  CHECK(heard());
+  CHECK_FALSE(*netdev::xdp_features(ns.out) & netdev::kXdpNdoXmit);
+  REQUIRE(std::system("ethtool -K fpt1 gro on >/dev/null") == 0);
+  CHECK(heard());
+  CHECK(*netdev::xdp_features(ns.out) & netdev::kXdpNdoXmit);
 }
 
 TEST_CASE("XDP fast path: an unfinished TCP or UDP checksum is finished as fdlinkd would") {
