@@ -140,10 +140,6 @@ nlmsghdr* genl_request(char* buf, std::uint16_t family, std::uint8_t cmd, unsign
   return nlh;
 }
 
-}  // namespace
-
-namespace {
-
 // The netdev family's id and the id of its "mgmt" multicast group (0: none), asked on `nl`.
 struct NetdevFamily {
   std::uint16_t id = 0;

@@ -161,8 +161,8 @@ void Runtime::plan_offload() {
     const Link* l = slot < at.size() ? at[slot] : nullptr;
     if (!l || l->serial() != serial) continue;
     const std::uint64_t failed = fastpath_->stats(slot).tx_failed;
-    std::uint64_t& logged = tx_failed_logged_[slot];
-    if (failed < logged) logged = 0;  // (the slot's counters were reset)
+    auto& [of, logged] = tx_failed_logged_[slot];
+    if (of != serial) of = serial, logged = 0;  // (the slot's counters are another link's now)
     if (failed == logged) continue;
     log::warn("xdp_tx_failed",
               "the kernel dropped frames the XDP fast path had redirected to the link (its way "

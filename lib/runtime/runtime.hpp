@@ -167,10 +167,10 @@ class Runtime {
     bool quiet = false;   ///< its sink does not offload: in status, not in the log
   };
   std::vector<Offloaded> offloaded_;
-  std::map<std::size_t, std::uint64_t> fastpath_owner_;    ///< slot -> serial of the link its
-                                                           ///< counters are of
-  std::map<std::size_t, std::uint64_t> tx_failed_logged_;  ///< slot -> its xdp_tx_failed, as
-                                                           ///< last logged
+  std::map<std::size_t, std::uint64_t> fastpath_owner_;  ///< slot -> serial of the link its
+                                                         ///< counters are of
+  /// slot -> the serial of its link and its xdp_tx_failed, as last logged
+  std::map<std::size_t, std::pair<std::uint64_t, std::uint64_t>> tx_failed_logged_;
   bool trace_warned_ = false;  ///< said that xdp_tx_failed cannot be counted
   LinkSet links_;
   std::shared_ptr<Graph> graph_;
