@@ -155,14 +155,21 @@ void Runtime::plan_offload() {
                 {{"link", o.link}, {"sink", o.sink}, {"why", o.why_not}});
   }
   offloaded_ = std::move(now);
+}
 
+void Runtime::replan_offload() {
+  if (fastpath_ && fastpath_->ready() && !reloading_) plan_offload();
+}
+
+void Runtime::log_tx_failed() {
+  if (!fastpath_ || !fastpath_->ready()) return;
   // Frames the kernel dropped after a redirect, in the log as they grow (once a second at most).
-  for (const auto& [slot, serial] : fastpath_owner_) {
-    const Link* l = slot < at.size() ? at[slot] : nullptr;
-    if (!l || l->serial() != serial) continue;
-    const std::uint64_t failed = fastpath_->stats(slot).tx_failed;
-    auto& [of, logged] = tx_failed_logged_[slot];
-    if (of != serial) of = serial, logged = 0;  // (the slot's counters are another link's now)
+  for (const Link* l : links_.all()) {
+    const auto owner = fastpath_owner_.find(l->index());
+    if (owner == fastpath_owner_.end() || owner->second != l->serial()) continue;
+    const std::uint64_t failed = fastpath_->stats(l->index()).tx_failed;
+    auto& [of, logged] = tx_failed_logged_[l->index()];
+    if (of != l->serial()) of = l->serial(), logged = 0;  // (the slot was another link's)
     if (failed == logged) continue;
     log::warn("xdp_tx_failed",
               "the kernel dropped frames the XDP fast path had redirected to the link (its way "
@@ -176,7 +183,8 @@ void Runtime::schedule_offload_check() {
   offload_timer_.expires_after(std::chrono::seconds(1));
   offload_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    if (fastpath_ && fastpath_->ready() && !reloading_) plan_offload();
+    replan_offload();
+    log_tx_failed();
     schedule_offload_check();
   });
 }

@@ -232,9 +232,7 @@ void Runtime::watch_interfaces() {
     try {
       watchers_.push_back(std::make_unique<InterfaceWatcher>(
           control_, ns, [this, ns](const InterfaceEvent& ev) { on_interface(ns, ev); },
-          [this] {  // (a way out may have begun or stopped taking redirected frames)
-            if (fastpath_ && fastpath_->ready() && !reloading_) plan_offload();
-          }));
+          [this] { replan_offload(); }));  // (a way out may take redirected frames or not now)
     } catch (const std::runtime_error& e) {
       log::error("netlink_error", "cannot follow interfaces; links will not recover by themselves",
                  {{"netns", ns}, {"error", e.what()}});

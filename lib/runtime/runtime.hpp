@@ -130,6 +130,10 @@ class Runtime {
   /// and why (logged when that changes); instances of links that left are detached. Runs on
   /// the control thread after a start, a reload, and a link going down or up.
   void plan_offload();
+  /// plan_offload(), if the fast path is loaded and no reload is under way.
+  void replan_offload();
+  /// Logs each link's xdp_tx_failed that grew since the last call (xdp_tx_failed).
+  void log_tx_failed();
   /// Once a second while the fast path is loaded: plan_offload() again, so that a way out
   /// that starts or stops taking redirected frames (a veth peer's GRO) is followed.
   void schedule_offload_check();
